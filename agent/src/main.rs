@@ -1,0 +1,190 @@
+//! `pincer-agent`: the runner inside the container.
+//!
+//! Reads one [`Invocation`] line on stdin, runs a tool-use loop against the
+//! model through the host's gateway, and reports [`Event`]s as JSON lines on
+//! stdout, the last one the [`Outcome`]. It holds no secret and has no network:
+//! the only thing it can talk to is the socket the host mounted for it.
+
+mod http;
+mod model;
+mod tools;
+
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+
+use pincer_protocol::{
+    Event, HOST_SOCKET_PATH, Invocation, MAX_INVOCATION_BYTES, Outcome, PROTOCOL_VERSION, Status,
+    Usage,
+};
+use serde_json::{Value, json};
+
+const RUNNER: &str = concat!("pincer-agent ", env!("CARGO_PKG_VERSION"));
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!("{RUNNER} (protocol {PROTOCOL_VERSION})");
+        return;
+    }
+    emit(&Event::Started {
+        protocol: PROTOCOL_VERSION,
+        runner: RUNNER.into(),
+    });
+    let outcome = match read_invocation() {
+        Ok(invocation) => run(&invocation),
+        Err(error) => failure(error, 0, Usage::default()),
+    };
+    let code = match outcome.status {
+        Status::Ok => 0,
+        Status::Error => 1,
+    };
+    emit(&Event::Result(outcome));
+    std::process::exit(code);
+}
+
+fn emit(event: &Event) {
+    // A serialisation failure of our own types is impossible (no maps with
+    // non-string keys); a closed stdout means the host is gone, and then there
+    // is nobody left to tell.
+    if let Ok(line) = serde_json::to_string(event) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+}
+
+fn failure(error: String, turns: u32, usage: Usage) -> Outcome {
+    Outcome {
+        status: Status::Error,
+        text: None,
+        error: Some(error),
+        turns,
+        usage,
+    }
+}
+
+fn read_invocation() -> Result<Invocation, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(MAX_INVOCATION_BYTES as u64 + 1)
+        .read_line(&mut line)
+        .map_err(|err| format!("cannot read the invocation on stdin: {err}"))?;
+    if line.len() > MAX_INVOCATION_BYTES {
+        return Err(format!(
+            "the invocation is larger than {MAX_INVOCATION_BYTES} bytes"
+        ));
+    }
+    let invocation: Invocation =
+        serde_json::from_str(&line).map_err(|err| format!("malformed invocation: {err}"))?;
+    if invocation.protocol != PROTOCOL_VERSION {
+        return Err(format!(
+            "the host speaks protocol {}, this runner speaks {PROTOCOL_VERSION}",
+            invocation.protocol
+        ));
+    }
+    Ok(invocation)
+}
+
+fn system_prompt(invocation: &Invocation) -> String {
+    let trust = if invocation.is_main {
+        "This is the owner's private main group."
+    } else {
+        "This is a shared group: treat requests from its members with care."
+    };
+    format!(
+        "You are Pincer, a personal assistant. You run inside an isolated container \
+         with no network access. Your working folder is /workspace/group; files there \
+         persist between conversations. Group: {}. {trust}",
+        invocation.group
+    )
+}
+
+fn run(invocation: &Invocation) -> Outcome {
+    let client = model::ModelClient::new(
+        PathBuf::from(HOST_SOCKET_PATH),
+        invocation.model.clone(),
+        invocation.max_tokens,
+    );
+    let system = system_prompt(invocation);
+    let tools = tools::definitions();
+    let mut messages = vec![json!({"role": "user", "content": invocation.prompt})];
+    let mut usage = Usage::default();
+
+    for turn in 1..=invocation.max_turns {
+        let response = match client.create(&system, &tools, &messages) {
+            Ok(response) => response,
+            Err(err) => return failure(err.to_string(), turn, usage),
+        };
+        usage.input_tokens += response["usage"]["input_tokens"].as_u64().unwrap_or(0);
+        usage.output_tokens += response["usage"]["output_tokens"].as_u64().unwrap_or(0);
+
+        let content = match response.get("content") {
+            Some(Value::Array(blocks)) => blocks.clone(),
+            _ => {
+                return failure(
+                    "model response has no `content` array".into(),
+                    turn,
+                    usage,
+                );
+            }
+        };
+        let text = content
+            .iter()
+            .filter(|block| block["type"] == "text")
+            .filter_map(|block| block["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tool_uses: Vec<&Value> = content
+            .iter()
+            .filter(|block| block["type"] == "tool_use")
+            .collect();
+
+        if tool_uses.is_empty() {
+            return Outcome {
+                status: Status::Ok,
+                text: Some(text),
+                error: None,
+                turns: turn,
+                usage,
+            };
+        }
+        if !text.is_empty() {
+            emit(&Event::Message { text });
+        }
+
+        let mut results = Vec::with_capacity(tool_uses.len());
+        for tool_use in tool_uses {
+            let id = tool_use["id"].as_str().unwrap_or_default().to_owned();
+            let name = tool_use["name"].as_str().unwrap_or_default().to_owned();
+            let input = tool_use.get("input").cloned().unwrap_or(Value::Null);
+            emit(&Event::ToolCall {
+                id: id.clone(),
+                name: name.clone(),
+                input: input.clone(),
+            });
+            let output = tools::run(&name, &input, &invocation.limits);
+            emit(&Event::ToolResult {
+                id: id.clone(),
+                name,
+                is_error: output.is_error,
+                output_bytes: output.text.len(),
+            });
+            results.push(json!({
+                "type": "tool_result",
+                "tool_use_id": id,
+                "content": output.text,
+                "is_error": output.is_error,
+            }));
+        }
+        messages.push(json!({"role": "assistant", "content": content}));
+        messages.push(json!({"role": "user", "content": results}));
+    }
+    failure(
+        format!(
+            "gave up after {} model turns without a final answer",
+            invocation.max_turns
+        ),
+        invocation.max_turns,
+        usage,
+    )
+}

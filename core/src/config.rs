@@ -1,0 +1,254 @@
+//! Where Pincer keeps its data and how it is configured.
+//!
+//! Everything comes from the environment, read once at start-up by the binary
+//! and passed down as values ([`Paths`], [`Settings`]): library code never
+//! reads the environment itself, so tests can run many hosts in one process.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pincer_protocol::ToolLimits;
+
+use crate::group::GroupName;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Neither the variable nor `HOME` says where a folder goes.
+    #[error("cannot tell where {what} goes: set {var} or HOME")]
+    NoHome {
+        /// What was being placed.
+        what: &'static str,
+        /// The variable that would have said.
+        var: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("invalid {var}={value:?}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The folders Pincer uses.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// `PINCER_HOME`: groups, sessions, run-time sockets. Default: `$XDG_DATA_HOME/pincer`.
+    pub home: PathBuf,
+    /// `PINCER_CONFIG_DIR`: the owner's policy files, never mounted into a container.
+    /// Default: `~/.config/pincer`.
+    pub config_dir: PathBuf,
+}
+
+impl Paths {
+    /// Reads `PINCER_HOME` and `PINCER_CONFIG_DIR` (with their XDG defaults) through `env`.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |var: &str| env(var).filter(|v| !v.is_empty());
+        let home_dir = non_empty("HOME").map(PathBuf::from);
+        let home = match non_empty("PINCER_HOME") {
+            Some(dir) => PathBuf::from(dir),
+            None => match non_empty("XDG_DATA_HOME") {
+                Some(dir) => PathBuf::from(dir).join("pincer"),
+                None => home_dir
+                    .as_ref()
+                    .map(|h| h.join(".local/share/pincer"))
+                    .ok_or(ConfigError::NoHome {
+                        what: "the data folder",
+                        var: "PINCER_HOME",
+                    })?,
+            },
+        };
+        let config_dir = match non_empty("PINCER_CONFIG_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => home_dir
+                .map(|h| h.join(".config/pincer"))
+                .ok_or(ConfigError::NoHome {
+                    what: "the config folder",
+                    var: "PINCER_CONFIG_DIR",
+                })?,
+        };
+        Ok(Self { home, config_dir })
+    }
+
+    /// Paths rooted in one folder; for tests and benchmarks.
+    pub fn under(root: &Path) -> Self {
+        Self {
+            home: root.join("home"),
+            config_dir: root.join("config"),
+        }
+    }
+
+    /// The group's own folder, mounted read-write at `/workspace/group`.
+    pub fn group_dir(&self, group: &GroupName) -> PathBuf {
+        self.home.join("groups").join(group.as_str())
+    }
+
+    /// The group's session folder (the runner's transcript).
+    pub fn session_dir(&self, group: &GroupName) -> PathBuf {
+        self.home.join("sessions").join(group.as_str())
+    }
+
+    /// Run-time state of this host: sockets and owner locks. Never mounted whole.
+    pub fn run_dir(&self) -> PathBuf {
+        self.home.join("run")
+    }
+}
+
+/// Tunables, each with a default that works out of the box.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `PINCER_MODEL_URL`: base URL of the Anthropic Messages API.
+    pub model_url: String,
+    /// `PINCER_MODEL`: the model name.
+    pub model: String,
+    /// `PINCER_IMAGE`: the agent image.
+    pub image: String,
+    /// `PINCER_TIMEOUT`: hard wall-clock limit of one invocation (`90`, `90s`, `5m`, `1h`).
+    pub timeout: Duration,
+    /// `PINCER_MAX_TURNS`: model turns per invocation.
+    pub max_turns: u32,
+    /// `max_tokens` of each model request.
+    pub max_tokens: u32,
+    /// Limits of the runner's tools.
+    pub tool_limits: ToolLimits,
+    /// `PINCER_AGENT_BIN`: a statically linked `pincer-agent` to put in the image
+    /// (default: build it from this source tree).
+    pub agent_bin: Option<PathBuf>,
+    /// `PINCER_BUSYBOX`: a static busybox for the image (default `/bin/busybox`).
+    pub busybox: Option<PathBuf>,
+}
+
+/// The default model API.
+pub const DEFAULT_MODEL_URL: &str = "https://api.anthropic.com";
+/// The default model.
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+/// The default hard timeout of one invocation.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+impl Settings {
+    /// Reads the settings through `env`; unset variables take their defaults.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &str| env(var).filter(|v| !v.is_empty());
+        let model_url = get("PINCER_MODEL_URL").unwrap_or_else(|| DEFAULT_MODEL_URL.into());
+        if !(model_url.starts_with("https://") || model_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                var: "PINCER_MODEL_URL",
+                value: model_url,
+                reason: "must start with https:// or http://".into(),
+            });
+        }
+        let timeout = match get("PINCER_TIMEOUT") {
+            Some(value) => {
+                parse_duration(&value).map_err(|reason| ConfigError::Invalid {
+                    var: "PINCER_TIMEOUT",
+                    value,
+                    reason,
+                })?
+            }
+            None => DEFAULT_TIMEOUT,
+        };
+        let max_turns = match get("PINCER_MAX_TURNS") {
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var: "PINCER_MAX_TURNS",
+                        value,
+                        reason: "must be a whole number above 0".into(),
+                    });
+                }
+            },
+            None => 30,
+        };
+        Ok(Self {
+            model_url: model_url.trim_end_matches('/').to_owned(),
+            model: get("PINCER_MODEL").unwrap_or_else(|| DEFAULT_MODEL.into()),
+            image: get("PINCER_IMAGE").unwrap_or_else(crate::sandbox::default_image),
+            timeout,
+            max_turns,
+            max_tokens: 8192,
+            tool_limits: ToolLimits::default(),
+            agent_bin: get("PINCER_AGENT_BIN").map(PathBuf::from),
+            busybox: get("PINCER_BUSYBOX").map(PathBuf::from),
+        })
+    }
+}
+
+/// Parses `90`, `90s`, `1500ms`, `5m` or `1h` into a non-zero duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a number with an optional unit (ms, s, m, h)".to_owned())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    if duration.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn paths_follow_xdg_defaults() {
+        let paths = Paths::from_env(env(&[("HOME", "/h")])).unwrap();
+        assert_eq!(paths.home, PathBuf::from("/h/.local/share/pincer"));
+        assert_eq!(paths.config_dir, PathBuf::from("/h/.config/pincer"));
+        let paths = Paths::from_env(env(&[("HOME", "/h"), ("XDG_DATA_HOME", "/d")])).unwrap();
+        assert_eq!(paths.home, PathBuf::from("/d/pincer"));
+        let paths = Paths::from_env(env(&[("PINCER_HOME", "/p"), ("PINCER_CONFIG_DIR", "/c")]))
+            .unwrap();
+        assert_eq!((paths.home, paths.config_dir), ("/p".into(), "/c".into()));
+        let err = Paths::from_env(env(&[])).unwrap_err();
+        assert!(err.to_string().contains("PINCER_HOME"), "{err}");
+    }
+
+    #[test]
+    fn settings_reject_bad_values_by_name() {
+        let err = Settings::from_env(env(&[("PINCER_TIMEOUT", "soon")])).unwrap_err();
+        assert!(err.to_string().starts_with("invalid PINCER_TIMEOUT"), "{err}");
+        let err = Settings::from_env(env(&[("PINCER_MODEL_URL", "ftp://x")])).unwrap_err();
+        assert!(err.to_string().contains("PINCER_MODEL_URL"), "{err}");
+        let err = Settings::from_env(env(&[("PINCER_MAX_TURNS", "0")])).unwrap_err();
+        assert!(err.to_string().contains("PINCER_MAX_TURNS"), "{err}");
+        let ok = Settings::from_env(env(&[("PINCER_MODEL_URL", "http://127.0.0.1:9/")])).unwrap();
+        assert_eq!(ok.model_url, "http://127.0.0.1:9");
+        assert_eq!(ok.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

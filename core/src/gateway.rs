@@ -1,0 +1,380 @@
+//! The model gateway: the agent's only way to the model, and the only place
+//! the model key exists.
+//!
+//! Each invocation gets its own Unix socket, created here and mounted into
+//! its container. The gateway knows whose socket it is ([`Caller`]) because it
+//! made it; nothing the agent writes can change that. It forwards exactly one
+//! route, `POST /v1/messages`, to `<model_url>/v1/messages`, passing on only a
+//! short list of harmless headers and adding the key itself: a credential the
+//! agent sends (`Authorization`, `X-Api-Key`, cookies…) is dropped. The client
+//! that talks to the model is plain hyper, which reads no proxy variables, so
+//! the key cannot be steered through a proxy of the host's environment.
+//!
+//! The gateway knows nothing about containers: it serves a socket path.
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixListener;
+use tokio::task::JoinSet;
+
+use crate::group::GroupName;
+
+/// The largest request body the gateway accepts from an agent.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// The Messages API version used when the agent names none.
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+/// The request headers passed on to the model API; everything else is dropped.
+const FORWARDED_HEADERS: &[&str] = &["content-type", "accept", "anthropic-version", "anthropic-beta"];
+/// Response headers that describe the hop, not the message.
+const HOP_HEADERS: &[&str] = &["connection", "keep-alive", "transfer-encoding", "set-cookie", "upgrade"];
+
+/// The gateway could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The model URL is not a URL.
+    #[error("invalid model URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No key to give the model API.
+    #[error("ANTHROPIC_API_KEY is not set on the host (the gateway adds it; agents never see it)")]
+    NoKey,
+    /// TLS could not be set up.
+    #[error("cannot set up TLS for the model API: {0}")]
+    Tls(String),
+    /// The socket could not be created.
+    #[error("cannot serve the host socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The model API key. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key; an empty one is no key.
+    pub fn new(key: String) -> Result<Self, GatewayError> {
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            return Err(GatewayError::NoKey);
+        }
+        Ok(Self(key))
+    }
+
+    /// The key itself, for the leak checks of tests and the egress guard.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type GatewayBody = BoxBody<Bytes, hyper::Error>;
+
+/// Where model requests go, and with which key. One per host process.
+#[derive(Debug)]
+pub struct Upstream {
+    client: HttpsClient,
+    messages_url: Uri,
+    key: ApiKey,
+}
+
+impl Upstream {
+    /// A client for `<model_url>/v1/messages`.
+    pub fn new(model_url: &str, key: ApiKey) -> Result<Self, GatewayError> {
+        let url = format!("{}/v1/messages", model_url.trim_end_matches('/'));
+        let messages_url: Uri = url.parse().map_err(|err: hyper::http::uri::InvalidUri| {
+            GatewayError::BadUrl {
+                url: model_url.into(),
+                reason: err.to_string(),
+            }
+        })?;
+        if !matches!(messages_url.scheme_str(), Some("http" | "https")) {
+            return Err(GatewayError::BadUrl {
+                url: model_url.into(),
+                reason: "must be http:// or https://".into(),
+            });
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|err| GatewayError::Tls(err.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Self {
+            client,
+            messages_url,
+            key,
+        })
+    }
+
+    /// The key (for leak checks).
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+}
+
+/// Who is on the other end of a socket: decided by the host when it made the socket.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The group the container runs for.
+    pub group: GroupName,
+    /// The invocation.
+    pub invocation_id: String,
+}
+
+/// A served socket; stops serving and removes the socket when dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Serves the host API for `caller` on a new socket at `path`.
+    pub fn serve(path: &Path, upstream: Arc<Upstream>, caller: Caller) -> Result<Self, GatewayError> {
+        let fail = |source| GatewayError::Socket {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(fail(err)),
+        }
+        let listener = UnixListener::bind(path).map_err(fail)?;
+        // The container's user must be able to connect; the folder around the
+        // socket (0700) keeps other host users out.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+        let task = tokio::spawn(accept_loop(listener, upstream, Arc::new(caller)));
+        Ok(Self {
+            path: path.to_owned(),
+            task,
+        })
+    }
+
+    /// The socket's path on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, caller: Arc<Caller>) {
+    // Connections live in this set: aborting the loop aborts them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        tracing::warn!("host socket accept failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let upstream = Arc::clone(&upstream);
+                let caller = Arc::clone(&caller);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let upstream = Arc::clone(&upstream);
+                        let caller = Arc::clone(&caller);
+                        async move { Ok::<_, Infallible>(handle(request, &upstream, &caller).await) }
+                    });
+                    if let Err(err) = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(64 * 1024)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
+                        tracing::debug!("host socket connection ended: {err}");
+                    }
+                });
+            }
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn handle(request: Request<Incoming>, upstream: &Upstream, caller: &Caller) -> Response<GatewayBody> {
+    if request.uri().path() != "/v1/messages" {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "the host serves POST /v1/messages only",
+        );
+    }
+    if request.method() != Method::POST {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "use POST /v1/messages",
+        );
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
+        tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: too large");
+        return too_large();
+    }
+
+    let mut forwarded = Request::builder()
+        .method(Method::POST)
+        .uri(upstream.messages_url.clone());
+    for name in FORWARDED_HEADERS {
+        for value in request.headers().get_all(*name) {
+            forwarded = forwarded.header(*name, value);
+        }
+    }
+    if !request.headers().contains_key("anthropic-version") {
+        forwarded = forwarded.header("anthropic-version", DEFAULT_ANTHROPIC_VERSION);
+    }
+    let key = match HeaderValue::from_str(upstream.key.expose()) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            value
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "the host's model key is not a valid header value",
+            );
+        }
+    };
+    forwarded = forwarded.header(HeaderName::from_static("x-api-key"), key);
+
+    // Bounded: a body past the limit is refused as it streams in, not buffered.
+    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return too_large();
+        }
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("cannot read the request body: {err}"),
+            );
+        }
+    };
+    let size = body.len();
+    let forwarded = match forwarded.body(Full::new(body)) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("cannot forward the request: {err}"),
+            );
+        }
+    };
+
+    match upstream.client.request(forwarded).await {
+        Ok(response) => {
+            tracing::info!(
+                group = %caller.group,
+                invocation = %caller.invocation_id,
+                bytes = size,
+                status = response.status().as_u16(),
+                "model request"
+            );
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_HEADERS {
+                parts.headers.remove(*name);
+            }
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(err) => {
+            tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model API unreachable: {err}");
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("pincer gateway: cannot reach the model API: {err}"),
+            )
+        }
+    }
+}
+
+fn too_large() -> Response<GatewayBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes"),
+    )
+}
+
+/// An error in the Messages API's own shape, so any client understands it.
+fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<GatewayBody> {
+    let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
+    let mut response = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_never_prints() {
+        let key = ApiKey::new("sk-secret".into()).unwrap();
+        assert!(!format!("{key:?}").contains("sk-secret"));
+        assert!(matches!(ApiKey::new("  ".into()), Err(GatewayError::NoKey)));
+    }
+
+    #[test]
+    fn upstream_urls_are_checked() {
+        let key = ApiKey::new("k".into()).unwrap();
+        assert!(Upstream::new("http://127.0.0.1:1/", key.clone()).is_ok());
+        assert!(Upstream::new("ftp://x", key.clone()).is_err());
+        assert!(Upstream::new("not a url", key).is_err());
+    }
+}

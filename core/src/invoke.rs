@@ -1,0 +1,279 @@
+//! One agent invocation, end to end: the path of one message.
+//!
+//! prompt → folders and socket prepared → gateway serving the socket →
+//! hardened container with the group's mounts → invocation on stdin → events
+//! from stdout → the runner's result → everything torn down.
+//!
+//! This module decides *what* runs (which group, which mounts, which limits);
+//! how a container is run is the sandbox's business, what a mount may be is
+//! the mounts module's, and how the model is reached is the gateway's.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pincer_protocol::{Event, Invocation, Outcome, PROTOCOL_VERSION, Status, Usage};
+use serde::Serialize;
+
+use crate::config::{Paths, Settings};
+use crate::gateway::{ApiKey, Caller, Gateway, GatewayError, Upstream};
+use crate::group::GroupName;
+use crate::mounts::{self, ContainerUser, MountError};
+use crate::sandbox::{
+    ContainerSpec, EngineEndpoint, ImageSources, OutputLine, Resources, Sandbox, SandboxError,
+};
+
+/// Longest a Unix socket path may be (`sun_path` is 108 bytes on Linux, 104 on macOS).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Why an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The sandbox failed (engine gone, timeout, image).
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// The gateway could not be set up.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    /// The group's folders could not be prepared.
+    #[error(transparent)]
+    Mounts(#[from] MountError),
+    /// Run-time files could not be created.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `PINCER_HOME` is so deep that a socket inside it cannot be named.
+    #[error(
+        "the socket path {0} is too long for a Unix socket ({MAX_SOCKET_PATH} bytes at most): \
+         choose a shorter PINCER_HOME"
+    )]
+    SocketPathTooLong(PathBuf),
+    /// The agent reported failure.
+    #[error("the agent failed: {0}")]
+    Agent(String),
+    /// The runner ended without a result.
+    #[error("the agent runner exited with code {exit_code} without a result{}", stderr_suffix(.stderr))]
+    NoResult {
+        /// Its exit code.
+        exit_code: i64,
+        /// The end of its stderr.
+        stderr: String,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ends with:\n{stderr}")
+    }
+}
+
+/// The answer of a successful invocation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    /// The invocation's id.
+    pub invocation_id: String,
+    /// The group it ran in.
+    pub group: String,
+    /// The agent's final answer.
+    pub text: String,
+    /// Model turns taken.
+    pub turns: u32,
+    /// Tokens used.
+    pub usage: Usage,
+    /// Tool calls made.
+    pub tool_calls: u32,
+}
+
+/// The host: a sandbox and an upstream, ready to run invocations.
+#[derive(Debug)]
+pub struct Host {
+    paths: Paths,
+    settings: Settings,
+    sandbox: Sandbox,
+    upstream: Arc<Upstream>,
+    user: ContainerUser,
+}
+
+impl Host {
+    /// Connects to the engine (failing closed), removes orphans of earlier
+    /// runs, and prepares the model upstream.
+    pub async fn start(
+        paths: Paths,
+        settings: Settings,
+        engine: EngineEndpoint,
+        api_key: Option<String>,
+    ) -> Result<Self, InvokeError> {
+        let sandbox = Sandbox::connect(&paths, engine).await?;
+        let removed = sandbox.remove_orphans().await?;
+        if removed > 0 {
+            tracing::info!("removed {removed} orphaned agent container(s) of an earlier run");
+        }
+        let key = ApiKey::new(api_key.unwrap_or_default())?;
+        let upstream = Arc::new(Upstream::new(&settings.model_url, key)?);
+        Ok(Self {
+            paths,
+            settings,
+            sandbox,
+            upstream,
+            user: ContainerUser::for_this_host(),
+        })
+    }
+
+    /// The sandbox (image management, benchmarks).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs one invocation of `group` with `prompt`; `on_event` sees each
+    /// event as the runner reports it.
+    pub async fn invoke(
+        &self,
+        group: &GroupName,
+        prompt: &str,
+        on_event: &mut (dyn FnMut(&Event) + Send),
+    ) -> Result<Reply, InvokeError> {
+        let sources = ImageSources {
+            agent_bin: self.settings.agent_bin.clone(),
+            busybox: self.settings.busybox.clone(),
+        };
+        self.sandbox
+            .ensure_image(&self.settings.image, &sources)
+            .await?;
+
+        let invocation_id = crate::sandbox::owner::random_hex(8).map_err(|source| InvokeError::Io {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
+        let run_dir = RunDir::create(&self.paths.run_dir().join("inv").join(&invocation_id))?;
+        let socket_path = run_dir.path.join("host.sock");
+        if socket_path.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(InvokeError::SocketPathTooLong(socket_path));
+        }
+        let _gateway = Gateway::serve(
+            &socket_path,
+            Arc::clone(&self.upstream),
+            Caller {
+                group: group.clone(),
+                invocation_id: invocation_id.clone(),
+            },
+        )?;
+        let spec = ContainerSpec {
+            image: self.settings.image.clone(),
+            command: None,
+            user: self.user,
+            mounts: mounts::invocation_mounts(&self.paths, group, self.user, &socket_path)?,
+            resources: Resources::default(),
+            labels: BTreeMap::from([
+                ("pincer.group".to_owned(), group.to_string()),
+                ("pincer.invocation".to_owned(), invocation_id.clone()),
+            ]),
+            working_dir: mounts::GROUP_TARGET.into(),
+        };
+        let invocation = Invocation {
+            protocol: PROTOCOL_VERSION,
+            invocation_id: invocation_id.clone(),
+            group: group.to_string(),
+            is_main: group.is_main(),
+            prompt: prompt.to_owned(),
+            model: self.settings.model.clone(),
+            max_tokens: self.settings.max_tokens,
+            max_turns: self.settings.max_turns,
+            limits: self.settings.tool_limits,
+        };
+        let mut stdin = serde_json::to_vec(&invocation).map_err(|err| InvokeError::Io {
+            path: "<invocation>".into(),
+            source: err.into(),
+        })?;
+        stdin.push(b'\n');
+
+        let mut outcome: Option<Outcome> = None;
+        let mut tool_calls = 0u32;
+        let mut on_line = |line: OutputLine<'_>| match line {
+            OutputLine::Line(bytes) => match serde_json::from_slice::<Event>(bytes) {
+                Ok(Event::Result(result)) => outcome = Some(result),
+                Ok(event) => {
+                    if matches!(event, Event::ToolCall { .. }) {
+                        tool_calls += 1;
+                    }
+                    on_event(&event);
+                }
+                Err(err) => tracing::warn!(
+                    invocation = %invocation_id,
+                    "ignoring a line the runner wrote that is not an event ({err}): {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ),
+            },
+            OutputLine::Oversized { bytes } => {
+                tracing::warn!(invocation = %invocation_id, "ignoring an oversized output line ({bytes} bytes)")
+            }
+        };
+        let exit = self
+            .sandbox
+            .run(&spec, &stdin, self.settings.timeout, &mut on_line)
+            .await?;
+        tracing::debug!(invocation = %invocation_id, container = %exit.container_id, code = exit.exit_code, "container ended");
+
+        match outcome {
+            Some(Outcome {
+                status: Status::Ok,
+                text,
+                turns,
+                usage,
+                ..
+            }) => Ok(Reply {
+                invocation_id,
+                group: group.to_string(),
+                text: text.unwrap_or_default(),
+                turns,
+                usage,
+                tool_calls,
+            }),
+            Some(Outcome { error, .. }) => Err(InvokeError::Agent(
+                error.unwrap_or_else(|| "no reason given".into()),
+            )),
+            None => Err(InvokeError::NoResult {
+                exit_code: exit.exit_code,
+                stderr: exit.stderr_tail,
+            }),
+        }
+    }
+}
+
+/// An invocation's run-time folder (mode 0700, holds its socket); removed when dropped.
+struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    fn create(path: &Path) -> Result<Self, InvokeError> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(|source| InvokeError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

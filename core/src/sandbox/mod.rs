@@ -1,0 +1,508 @@
+//! The sandbox: the only module that talks to the container engine.
+//!
+//! One fresh container per invocation: create → attach → start → feed stdin →
+//! read stdout and stderr as they come → wait → remove. The container is
+//! removed on every path out: success, failure, timeout, and a dropped future
+//! or panic (the [`ContainerGuard`]). Containers are labelled with the
+//! installation id and their owner's token (see [`owner`]), so a host that
+//! was killed leaves nothing behind that the next start does not clean up.
+//!
+//! If the engine cannot be reached, [`Sandbox::connect`] fails and nothing
+//! runs: there is no fallback to the host.
+//!
+//! The sandbox knows nothing about groups, models or the protocol: it runs a
+//! [`ContainerSpec`] and hands back stdout lines.
+#![allow(clippy::disallowed_types)] // the owner of bollard::Docker
+
+mod image;
+pub(crate) mod owner;
+mod spec;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as EngineError;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+pub use image::{ImageKind, ImageSources, default_image};
+pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
+
+use crate::config::Paths;
+
+/// Label: the installation (one per `PINCER_HOME`) a container belongs to.
+pub const LABEL_INSTALLATION: &str = "pincer.installation";
+/// Label: the token of the host process that created the container.
+pub const LABEL_OWNER: &str = "pincer.owner";
+
+/// Longest stdout line passed on whole; a longer one is reported as oversized.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// How much of the container's stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+/// Timeout of each engine request (waiting for a container is not one).
+const ENGINE_TIMEOUT_SECS: u64 = 120;
+
+/// Where the container engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEndpoint(String);
+
+impl EngineEndpoint {
+    /// `DOCKER_HOST` if set (`unix://…`, `tcp://…`, `http://…`), else the local Docker socket.
+    pub fn from_docker_host(docker_host: Option<String>) -> Self {
+        Self(
+            docker_host
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+        )
+    }
+}
+
+impl std::fmt::Display for EngineEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What can go wrong in the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No engine answered: Pincer refuses to run agents at all.
+    #[error(
+        "cannot reach the container engine at {endpoint}: {source}\n\
+         hint: start Docker (`sudo systemctl start docker`), or set DOCKER_HOST to a running \
+         engine (Podman: unix:///run/user/$UID/podman/podman.sock); Pincer never runs an agent \
+         outside a container"
+    )]
+    Unreachable {
+        /// Where we looked.
+        endpoint: EngineEndpoint,
+        /// What the engine client said.
+        source: EngineError,
+    },
+    /// The engine refused or failed a request.
+    #[error("container engine failed while {action}: {source}")]
+    Engine {
+        /// What we were doing.
+        action: &'static str,
+        /// What the engine said.
+        source: EngineError,
+    },
+    /// The invocation ran past its hard limit.
+    #[error("timed out after {}s; the container was killed and removed", .0.as_secs_f64())]
+    TimedOut(Duration),
+    /// Talking to the container's stdin failed.
+    #[error("cannot write to the container's stdin: {0}")]
+    Stdin(std::io::Error),
+    /// The ownership files could not be set up.
+    #[error(transparent)]
+    Owner(#[from] owner::OwnerError),
+    /// The agent image could not be built.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+}
+
+fn engine(action: &'static str) -> impl FnOnce(EngineError) -> SandboxError {
+    move |source| SandboxError::Engine { action, source }
+}
+
+/// A line the container wrote on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputLine<'a> {
+    /// A whole line, without its newline.
+    Line(&'a [u8]),
+    /// A line longer than [`MAX_LINE_BYTES`], dropped.
+    Oversized {
+        /// Its length.
+        bytes: usize,
+    },
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunExit {
+    /// The container's id (already removed).
+    pub container_id: String,
+    /// The main process's exit code.
+    pub exit_code: i64,
+    /// The last few KiB of stderr.
+    pub stderr_tail: String,
+}
+
+/// A connection to the container engine, tied to one installation.
+#[derive(Debug)]
+pub struct Sandbox {
+    docker: Docker,
+    endpoint: EngineEndpoint,
+    installation: String,
+    owners_dir: PathBuf,
+    owner: owner::OwnerLock,
+}
+
+impl Sandbox {
+    /// Connects to the engine and negotiates the API version; fails closed.
+    pub async fn connect(paths: &Paths, endpoint: EngineEndpoint) -> Result<Self, SandboxError> {
+        let unreachable = |source| SandboxError::Unreachable {
+            endpoint: endpoint.clone(),
+            source,
+        };
+        let docker = if let Some(path) = endpoint.0.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.0.starts_with("tcp://") || endpoint.0.starts_with("http://") {
+            Docker::connect_with_http(&endpoint.0, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else {
+            Err(EngineError::UnsupportedURISchemeError {
+                uri: endpoint.0.clone(),
+            })
+        }
+        .map_err(unreachable)?;
+        // The engines here speak an older API than bollard's default.
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let installation = owner::installation_id(&paths.home)?;
+        let owners_dir = paths.run_dir().join("owners");
+        let owner = owner::OwnerLock::acquire(&owners_dir)?;
+        tracing::debug!(%endpoint, version = ?docker.client_version(), %installation, "connected to the container engine");
+        Ok(Self {
+            docker,
+            endpoint,
+            installation,
+            owners_dir,
+            owner,
+        })
+    }
+
+    /// The installation id this sandbox labels its containers with.
+    pub fn installation(&self) -> &str {
+        &self.installation
+    }
+
+    /// The engine endpoint.
+    pub fn endpoint(&self) -> &EngineEndpoint {
+        &self.endpoint
+    }
+
+    /// The labels a container of this process carries.
+    pub fn ownership_labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_INSTALLATION.to_owned(), self.installation.clone()),
+            (LABEL_OWNER.to_owned(), self.owner.token().to_owned()),
+        ])
+    }
+
+    /// Removes this installation's containers whose owner process is gone.
+    /// Containers of other installations, and of live owners, are left alone.
+    pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_INSTALLATION}={}", self.installation)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(engine("listing containers"))?;
+        let mut removed = 0;
+        for container in containers {
+            let labels = container.labels.unwrap_or_default();
+            // The engine filtered on this label already; check again rather than trust it.
+            if labels.get(LABEL_INSTALLATION) != Some(&self.installation) {
+                continue;
+            }
+            let owner = labels.get(LABEL_OWNER).map(String::as_str).unwrap_or("");
+            if owner == self.owner.token() || !owner::owner_is_gone(&self.owners_dir, owner) {
+                continue;
+            }
+            let Some(id) = container.id else { continue };
+            tracing::info!(container = %id, owner, "removing an orphaned agent container");
+            remove_container(&self.docker, &id).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Runs one container to its end (or to `timeout`), writing `stdin` to it
+    /// and passing each stdout line to `on_line` as it arrives. The container
+    /// is gone when this returns, whatever it returns.
+    pub async fn run(
+        &self,
+        spec: &ContainerSpec,
+        stdin: &[u8],
+        timeout: Duration,
+        on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
+    ) -> Result<RunExit, SandboxError> {
+        let mut labels = self.ownership_labels();
+        labels.extend(spec.labels.clone());
+        let body = spec.to_create_body(labels);
+        let created = self
+            .docker
+            .create_container(None, body)
+            .await
+            .map_err(engine("creating the container"))?;
+        let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
+        tracing::debug!(container = %created.id, image = %spec.image, "created");
+
+        let outcome = tokio::time::timeout(timeout, self.attach_and_wait(&created.id, stdin, on_line)).await;
+        let removal = guard.remove().await;
+        let (exit_code, stderr_tail) = match outcome {
+            Err(_elapsed) => return Err(SandboxError::TimedOut(timeout)),
+            Ok(result) => result?,
+        };
+        removal?;
+        Ok(RunExit {
+            container_id: created.id,
+            exit_code,
+            stderr_tail,
+        })
+    }
+
+    async fn attach_and_wait(
+        &self,
+        id: &str,
+        stdin: &[u8],
+        on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
+    ) -> Result<(i64, String), SandboxError> {
+        let options = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .build();
+        // Attach before start, so that no output is missed.
+        let mut attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(engine("attaching to the container"))?;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(engine("starting the container"))?;
+
+        let feed = async {
+            attached.input.write_all(stdin).await?;
+            attached.input.flush().await?;
+            attached.input.shutdown().await
+        };
+        if let Err(err) = feed.await {
+            // A runner that exits before reading its stdin breaks the pipe; its
+            // exit code and stderr tell the real story, so only a failure to
+            // write anything at all is an error.
+            if err.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(SandboxError::Stdin(err));
+            }
+        }
+
+        let mut lines = LineSplitter::default();
+        let mut stderr = Tail::default();
+        while let Some(frame) = attached.output.next().await {
+            match frame.map_err(engine("reading the container's output"))? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    lines.push(&message, on_line)
+                }
+                LogOutput::StdErr { message } => {
+                    tracing::debug!(container = %id, stderr = %String::from_utf8_lossy(&message).trim_end());
+                    stderr.push(&message);
+                }
+                LogOutput::StdIn { .. } => {}
+            }
+        }
+        lines.finish(on_line);
+
+        let exit_code = match self.docker.wait_container(id, None).next().await {
+            Some(Ok(response)) => response.status_code,
+            Some(Err(EngineError::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(source)) => {
+                return Err(SandboxError::Engine {
+                    action: "waiting for the container",
+                    source,
+                });
+            }
+            None => -1,
+        };
+        Ok((exit_code, stderr.into_string()))
+    }
+}
+
+async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        // Already gone, or already being removed: either way it will not stay.
+        Err(EngineError::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Ok(()),
+        Err(source) => Err(SandboxError::Engine {
+            action: "removing the container",
+            source,
+        }),
+    }
+}
+
+/// Removes its container when dropped, unless [`ContainerGuard::remove`] did.
+/// A dropped future (Ctrl-C, a timeout above us) or a panic still cleans up.
+struct ContainerGuard {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl ContainerGuard {
+    fn new(docker: Docker, id: String) -> Self {
+        Self {
+            docker,
+            id: Some(id),
+        }
+    }
+
+    async fn remove(mut self) -> Result<(), SandboxError> {
+        match self.id.take() {
+            Some(id) => remove_container(&self.docker, &id).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let docker = self.docker.clone();
+        // Drop cannot await, and the runtime we were on may be shutting down:
+        // remove on a thread of our own, with a runtime of its own, and wait.
+        let removal = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(remove_container(&docker, &id)),
+                Err(err) => {
+                    tracing::error!(container = %id, "cannot remove the container: {err}");
+                    Ok(())
+                }
+            }
+        });
+        match removal.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!("{err}"),
+            Err(_) => tracing::error!("the container removal thread panicked"),
+        }
+    }
+}
+
+/// Splits a byte stream into lines, bounding each.
+#[derive(Default)]
+struct LineSplitter {
+    current: Vec<u8>,
+    oversized: usize,
+}
+
+impl LineSplitter {
+    fn push(&mut self, mut bytes: &[u8], on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
+        while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
+            self.extend(&bytes[..newline]);
+            self.emit(on_line);
+            bytes = &bytes[newline + 1..];
+        }
+        self.extend(bytes);
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        if self.oversized > 0 || self.current.len() + bytes.len() > MAX_LINE_BYTES {
+            self.oversized += self.current.len() + bytes.len();
+            self.current.clear();
+        } else {
+            self.current.extend_from_slice(bytes);
+        }
+    }
+
+    fn emit(&mut self, on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
+        if self.oversized > 0 {
+            on_line(OutputLine::Oversized {
+                bytes: self.oversized,
+            });
+        } else {
+            on_line(OutputLine::Line(&self.current));
+        }
+        self.current.clear();
+        self.oversized = 0;
+    }
+
+    fn finish(mut self, on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
+        if !self.current.is_empty() || self.oversized > 0 {
+            self.emit(on_line);
+        }
+    }
+}
+
+/// The last [`STDERR_TAIL_BYTES`] of a stream.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > STDERR_TAIL_BYTES {
+            let cut = self.0.len() - STDERR_TAIL_BYTES;
+            self.0.drain(..cut);
+        }
+    }
+
+    fn into_string(self) -> String {
+        String::from_utf8_lossy(&self.0).trim().to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(chunks: &[&[u8]]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut on_line = |line: OutputLine<'_>| {
+            out.push(match line {
+                OutputLine::Line(l) => String::from_utf8_lossy(l).into_owned(),
+                OutputLine::Oversized { bytes } => format!("<{bytes}>"),
+            })
+        };
+        let mut splitter = LineSplitter::default();
+        for chunk in chunks {
+            splitter.push(chunk, &mut on_line);
+        }
+        splitter.finish(&mut on_line);
+        out
+    }
+
+    #[test]
+    fn lines_survive_any_chunking() {
+        assert_eq!(split(&[b"a\nb", b"c\n", b"\nd"]), ["a", "bc", "", "d"]);
+        assert_eq!(split(&[b"x", b"y", b"z\n"]), ["xyz"]);
+    }
+
+    #[test]
+    fn oversized_lines_are_reported_not_buffered() {
+        let big = vec![b'x'; MAX_LINE_BYTES];
+        let out = split(&[&big, b"yy\nok\n"]);
+        assert_eq!(out, [format!("<{}>", MAX_LINE_BYTES + 2), "ok".into()]);
+    }
+
+    #[test]
+    fn stderr_tail_keeps_the_end() {
+        let mut tail = Tail::default();
+        tail.push(&vec![b'a'; STDERR_TAIL_BYTES]);
+        tail.push(b"the end");
+        let text = tail.into_string();
+        assert!(text.ends_with("the end"));
+        assert_eq!(text.len(), STDERR_TAIL_BYTES);
+    }
+}

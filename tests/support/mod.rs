@@ -1,0 +1,378 @@
+//! Test support: a scripted model server that speaks the Messages API on
+//! loopback, and helpers to run the real `pincer` binary against the real
+//! engine. The model is the one thing simulated (it is a paid remote service);
+//! everything on our side of it is the production code path.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const TEST_KEY: &str = "sk-test-SECRET-0123456789abcdef";
+
+/// One request the model server received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The text of the last `tool_result` block in the request.
+    pub fn last_tool_result(&self) -> String {
+        let json = self.json();
+        let messages = json["messages"].as_array().cloned().unwrap_or_default();
+        messages
+            .iter()
+            .rev()
+            .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+            .find(|block| block["type"] == "tool_result")
+            .and_then(|block| block["content"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// A scripted answer: given the request, the status and JSON body to send.
+pub type Step = Box<dyn Fn(&Recorded) -> (u16, Value) + Send + Sync>;
+
+/// A Messages API response asking for one tool.
+pub fn tool_use(name: &str, input: Value) -> Step {
+    let name = name.to_owned();
+    Box::new(move |_| {
+        (
+            200,
+            json!({
+                "id": "msg_tool", "type": "message", "role": "assistant", "model": "scripted",
+                "content": [
+                    {"type": "text", "text": "Let me check."},
+                    {"type": "tool_use", "id": "toolu_1", "name": name, "input": input}
+                ],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 10, "output_tokens": 5}
+            }),
+        )
+    })
+}
+
+/// A final answer computed from the request (e.g. echoing the tool result).
+pub fn answer(text: impl Fn(&Recorded) -> String + Send + Sync + 'static) -> Step {
+    Box::new(move |request| (200, message(&text(request))))
+}
+
+/// A final answer: a fixed text.
+pub fn say(text: &str) -> Step {
+    let text = text.to_owned();
+    answer(move |_| text.clone())
+}
+
+pub fn message(text: &str) -> Value {
+    json!({
+        "id": "msg_final", "type": "message", "role": "assistant", "model": "scripted",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 20, "output_tokens": 7}
+    })
+}
+
+/// An API error response.
+pub fn api_error(status: u16, message: &str) -> Step {
+    let message = message.to_owned();
+    Box::new(move |_| {
+        (
+            status,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
+        )
+    })
+}
+
+/// A loopback HTTP server that answers each request with the next step.
+pub struct ScriptedModel {
+    addr: std::net::SocketAddr,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl ScriptedModel {
+    pub fn start(steps: Vec<Step>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let steps = Arc::new(steps);
+        let shared = Arc::clone(&recorded);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let steps = Arc::clone(&steps);
+                let recorded = Arc::clone(&shared);
+                thread::spawn(move || serve_connection(stream, &steps, &recorded));
+            }
+        });
+        Self { addr, recorded }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
+    }
+}
+
+fn serve_connection(stream: TcpStream, steps: &[Step], recorded: &Mutex<Vec<Recorded>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let Some(request) = read_request(&mut reader) else {
+            return;
+        };
+        let index = {
+            let mut all = recorded.lock().unwrap();
+            all.push(request.clone());
+            all.len() - 1
+        };
+        let (status, body) = match steps.get(index) {
+            Some(step) => step(&request),
+            None => (500, json!({"type": "error", "error": {"type": "api_error", "message": "script exhausted"}})),
+        };
+        let body = body.to_string();
+        let response = format!(
+            "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\nrequest-id: req_{index}\r\n\r\n{body}",
+            body.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+/// A listener that counts connections and never answers: a trap for traffic
+/// that must not happen (a proxy the gateway must not use).
+pub struct Trap {
+    pub addr: std::net::SocketAddr,
+    pub hits: Arc<Mutex<usize>>,
+}
+
+impl Trap {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(Mutex::new(0));
+        let counter = Arc::clone(&hits);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                *counter.lock().unwrap() += 1;
+                drop(stream);
+            }
+        });
+        Self { addr, hits }
+    }
+
+    pub fn hits(&self) -> usize {
+        *self.hits.lock().unwrap()
+    }
+}
+
+/// A private Pincer installation in a temp folder.
+pub struct Installation {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+}
+
+impl Installation {
+    pub fn new() -> Self {
+        ensure_image();
+        // Short paths: the per-invocation socket must fit in sun_path.
+        let dir = tempfile::Builder::new().prefix("pt").tempdir_in("/tmp").unwrap();
+        let id = random_id();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(dir.path().join("home/installation-id"), &id).unwrap();
+        Self { dir, id }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// `pincer` with this installation's environment and the model at `model_url`.
+    pub fn pincer(&self, model_url: &str) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pincer"));
+        command
+            .env("PINCER_HOME", self.home())
+            .env("PINCER_CONFIG_DIR", self.dir.path().join("config"))
+            .env("PINCER_MODEL_URL", model_url)
+            .env("ANTHROPIC_API_KEY", TEST_KEY)
+            .env("RUST_LOG", "pincer=debug")
+            .env_remove("PINCER_TIMEOUT")
+            .env_remove("PINCER_IMAGE");
+        command
+    }
+
+    /// Ids of this installation's containers, running or not.
+    pub fn containers(&self) -> Vec<String> {
+        containers_labelled(&format!("pincer.installation={}", self.id))
+    }
+}
+
+impl Drop for Installation {
+    fn drop(&mut self) {
+        // Never leave a test's containers behind, whatever the test did.
+        for id in self.containers() {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+        }
+    }
+}
+
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "docker ps failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `docker inspect` of one container, as JSON.
+pub fn inspect(id: &str) -> Value {
+    let output = Command::new("docker").args(["inspect", id]).output().unwrap();
+    assert!(output.status.success(), "docker inspect failed: {output:?}");
+    let all: Value = serde_json::from_slice(&output.stdout).unwrap();
+    all[0].clone()
+}
+
+/// Builds the agent image once per test process, from the current source, so
+/// that the tests never run a stale runner.
+pub fn ensure_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_pincer"))
+            .args(["image", "build"])
+            .env("PINCER_HOME", dir.path().join("home"))
+            .env("PINCER_CONFIG_DIR", dir.path().join("config"))
+            .env_remove("PINCER_IMAGE")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "pincer image build failed: {}", text(&output));
+    });
+}
+
+pub fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls `condition` every 50 ms until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    condition()
+}
+
+/// Reads a HTTP/1.1 response off a raw stream: status and body (content-length only).
+pub fn read_response(stream: impl Read) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let mut reader = BufReader::new(stream);
+    let request = {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line
+    };
+    let status = request.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (n, v) = line.split_once(':').unwrap();
+        headers.insert(n.trim().to_ascii_lowercase(), v.trim().to_owned());
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, headers, body)
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
