@@ -1,0 +1,199 @@
+//! The model gateway on its real Unix socket, driven by raw HTTP the way a
+//! hostile agent would: forged credentials, other routes, huge and broken
+//! requests. The model behind it is the scripted loopback server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use pincer::gateway::{ApiKey, Caller, Gateway, MAX_REQUEST_BYTES, Upstream};
+use pincer::group::GroupName;
+use support::*;
+
+fn serve(dir: &Path, model_url: &str) -> Gateway {
+    let upstream = Upstream::new(model_url, ApiKey::new(TEST_KEY.into()).unwrap()).unwrap();
+    Gateway::serve(
+        &dir.join("host.sock"),
+        Arc::new(upstream),
+        Caller {
+            group: GroupName::new("family").unwrap(),
+            invocation_id: "test".into(),
+        },
+    )
+    .unwrap()
+}
+
+/// Sends raw bytes on a fresh connection and reads one response (blocking,
+/// on a thread of its own so the gateway's runtime keeps going).
+async fn raw(socket: &Path, request: Vec<u8>) -> (u16, Vec<u8>) {
+    let socket = socket.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        // The gateway may answer (and close) before taking the whole body.
+        let _ = stream.write_all(&request);
+        let (status, _, body) = read_response(&mut stream);
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+fn post(path: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn forged_credentials_are_dropped_and_the_hosts_key_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![say("hello")]);
+    let gateway = serve(dir.path(), &model.url());
+    let forged = "Authorization: Bearer stolen\r\nX-Api-Key: forged-key\r\nCookie: session=1\r\n\
+                  Proxy-Authorization: Basic eDp5\r\nX-Forwarded-For: 10.0.0.1\r\n\
+                  Anthropic-Beta: tools-2024\r\nAnthropic-Version: 2023-06-01\r\n";
+    let (status, body) = raw(
+        gateway.path(),
+        post("/v1/messages", forged, r#"{"model":"m"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("hello"));
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1);
+    let seen = &requests[0];
+    assert_eq!(seen.path, "/v1/messages");
+    assert_eq!(seen.body, br#"{"model":"m"}"#);
+    let keys: Vec<_> = seen
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "x-api-key")
+        .collect();
+    assert_eq!(keys.len(), 1, "{:?}", seen.headers);
+    assert_eq!(seen.header("x-api-key"), Some(TEST_KEY));
+    for dropped in [
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+        "x-forwarded-for",
+    ] {
+        assert_eq!(seen.header(dropped), None, "{dropped} was forwarded");
+    }
+    assert_eq!(seen.header("anthropic-beta"), Some("tools-2024"));
+    assert_eq!(seen.header("anthropic-version"), Some("2023-06-01"));
+}
+
+#[tokio::test]
+async fn only_post_v1_messages_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![]);
+    let gateway = serve(dir.path(), &model.url());
+    let get = b"GET /v1/messages HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    assert_eq!(raw(gateway.path(), get).await.0, 405);
+    for path in [
+        "/v1/complete",
+        "/",
+        "/v1/messages/../../admin",
+        "/v1/models",
+    ] {
+        let (status, body) = raw(gateway.path(), post(path, "", "{}")).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains("not_found_error"));
+    }
+    let absolute = post("http://169.254.169.254/latest/meta-data", "", "{}");
+    assert_eq!(raw(gateway.path(), absolute).await.0, 404);
+    assert!(
+        model.requests().is_empty(),
+        "a refused request reached the model"
+    );
+}
+
+#[tokio::test]
+async fn huge_requests_are_refused_without_being_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![]);
+    let gateway = serve(dir.path(), &model.url());
+    // Declared too large: refused from the head alone.
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        MAX_REQUEST_BYTES + 1
+    );
+    let (status, body) = raw(gateway.path(), head.into_bytes()).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    // Chunked, with no declared size: refused once the limit is crossed.
+    let mut chunked =
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b'a'; 1024 * 1024];
+    for _ in 0..(MAX_REQUEST_BYTES / chunk.len() + 2) {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(raw(gateway.path(), chunked).await.0, 413);
+    assert!(model.requests().is_empty());
+}
+
+#[tokio::test]
+async fn garbage_gets_a_400_and_the_gateway_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![say("still here")]);
+    let gateway = serve(dir.path(), &model.url());
+    let (status, _) = raw(
+        gateway.path(),
+        b"\x16\x03\x01 this is not http\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = raw(gateway.path(), post("/v1/messages", "", "{}")).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("still here"));
+}
+
+#[tokio::test]
+async fn an_unreachable_model_is_a_502_in_the_apis_error_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gateway = serve(dir.path(), &format!("http://127.0.0.1:{port}"));
+    let (status, body) = raw(gateway.path(), post("/v1/messages", "", "{}")).await;
+    assert_eq!(status, 502);
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["type"], "error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the model API")
+    );
+    assert!(!String::from_utf8_lossy(&body).contains(TEST_KEY));
+}
+
+#[tokio::test]
+async fn the_socket_is_reachable_by_the_container_user_and_gone_after_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![]);
+    let gateway = serve(dir.path(), &model.url());
+    let path = gateway.path().to_owned();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o666);
+    drop(gateway);
+    assert!(!path.exists());
+    tokio::task::spawn_blocking(move || {
+        assert!(UnixStream::connect(&path).is_err());
+    })
+    .await
+    .unwrap();
+}

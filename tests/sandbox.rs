@@ -56,7 +56,10 @@ fn bash_runs_inside_the_container_and_the_answer_comes_out() {
         "GROUP_WRITABLE",
         "[exit code: 0]",
     ] {
-        assert!(answer.contains(expected), "missing {expected:?} in:\n{answer}");
+        assert!(
+            answer.contains(expected),
+            "missing {expected:?} in:\n{answer}"
+        );
     }
     // The file the agent wrote is in the group's folder on the host.
     let note = std::fs::read_to_string(install.home().join("groups/main/note.txt")).unwrap();
@@ -64,8 +67,16 @@ fn bash_runs_inside_the_container_and_the_answer_comes_out() {
     // Two model turns, both through the gateway, neither through the proxy.
     let requests = model.requests();
     assert_eq!(requests.len(), 2);
-    assert_eq!(trap.hits(), 0, "the gateway used the host's proxy variables");
-    assert!(requests.iter().all(|r| r.method == "POST" && r.path == "/v1/messages"));
+    assert_eq!(
+        trap.hits(),
+        0,
+        "the gateway used the host's proxy variables"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.method == "POST" && r.path == "/v1/messages")
+    );
     // The container is gone.
     assert_eq!(install.containers(), Vec::<String>::new());
 }
@@ -93,8 +104,14 @@ fn the_model_key_is_nowhere_in_the_container() {
     assert!(output.status.success(), "{}", text(&output));
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     let seen = result["text"].as_str().unwrap();
-    assert!(seen.contains("HUNT_DONE") && seen.contains("PATH="), "{seen}");
-    assert!(seen.contains("--- files\nHUNT_DONE"), "a file holds the key:\n{seen}");
+    assert!(
+        seen.contains("HUNT_DONE") && seen.contains("PATH="),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("--- files\nHUNT_DONE"),
+        "a file holds the key:\n{seen}"
+    );
     assert!(!seen.contains(TEST_KEY), "the agent found the key:\n{seen}");
     assert!(!seen.contains("ANTHROPIC"), "{seen}");
 
@@ -154,7 +171,11 @@ fn a_created_container_has_every_hardening_item() {
     // Limits (CIS 5.10, 5.11, 5.28).
     let memory = host["Memory"].as_i64().unwrap();
     assert!(memory > 0);
-    assert_eq!(host["MemorySwap"].as_i64().unwrap(), memory, "no swap beyond the limit");
+    assert_eq!(
+        host["MemorySwap"].as_i64().unwrap(),
+        memory,
+        "no swap beyond the limit"
+    );
     assert!(host["NanoCpus"].as_i64().unwrap() > 0);
     assert!(host["PidsLimit"].as_i64().unwrap() > 0);
     let tmp = host["Tmpfs"]["/tmp"].as_str().unwrap();
@@ -168,8 +189,18 @@ fn a_created_container_has_every_hardening_item() {
     // ones non-recursive; no engine socket.
     assert!(host["Binds"].is_null(), "{}", host["Binds"]);
     let mounts = container["HostConfig"]["Mounts"].as_array().unwrap();
-    let targets: Vec<&str> = mounts.iter().map(|m| m["Target"].as_str().unwrap()).collect();
-    assert_eq!(targets, ["/workspace/group", "/workspace/session", "/run/pincer/host.sock"]);
+    let targets: Vec<&str> = mounts
+        .iter()
+        .map(|m| m["Target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "/workspace/group",
+            "/workspace/session",
+            "/run/pincer/host.sock"
+        ]
+    );
     for mount in mounts {
         assert_eq!(mount["Type"], "bind");
         let source = mount["Source"].as_str().unwrap();
@@ -200,7 +231,10 @@ fn the_container_is_removed_after_an_agent_failure() {
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(result["status"], "error");
     let error = result["error"].as_str().unwrap();
-    assert!(error.contains("the agent failed") && error.contains("prompt is too long"), "{error}");
+    assert!(
+        error.contains("the agent failed") && error.contains("prompt is too long"),
+        "{error}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("error: the agent failed"), "{stderr}");
     assert_eq!(install.containers(), Vec::<String>::new());
@@ -210,7 +244,10 @@ fn the_container_is_removed_after_an_agent_failure() {
 fn a_timed_out_invocation_is_killed_and_removed() {
     let install = Installation::new();
     let model = ScriptedModel::start(vec![
-        tool_use("bash", json!({"command": "sleep 300", "timeout_ms": 600000})),
+        tool_use(
+            "bash",
+            json!({"command": "sleep 300", "timeout_ms": 600000}),
+        ),
         say("never reached"),
     ]);
     let output = install
@@ -230,7 +267,10 @@ fn a_timed_out_invocation_is_killed_and_removed() {
 fn orphans_of_a_killed_host_are_removed_at_the_next_start_and_nothing_else() {
     let install = Installation::new();
     let model = ScriptedModel::start(vec![
-        tool_use("bash", json!({"command": "sleep 300", "timeout_ms": 600000})),
+        tool_use(
+            "bash",
+            json!({"command": "sleep 300", "timeout_ms": 600000}),
+        ),
         // The killed host never gets its answer: the next request is the second host's.
         say("second host done"),
     ]);
@@ -250,12 +290,21 @@ fn orphans_of_a_killed_host_are_removed_at_the_next_start_and_nothing_else() {
     // kill -9: no drop guard, no cleanup of any kind runs.
     host.kill().unwrap();
     host.wait().unwrap();
-    assert_eq!(install.containers(), orphans, "the container outlived its host");
+    assert_eq!(
+        install.containers(),
+        orphans,
+        "the container outlived its host"
+    );
 
     // Another installation's container must survive our clean-up.
     let other = random_id();
     let decoy = std::process::Command::new("docker")
-        .args(["create", "--label", &format!("pincer.installation={other}"), "--label"])
+        .args([
+            "create",
+            "--label",
+            &format!("pincer.installation={other}"),
+            "--label",
+        ])
         .arg("pincer.owner=0000")
         .arg(format!("pincer-agent:{}", env!("CARGO_PKG_VERSION")))
         .output()
@@ -270,12 +319,21 @@ fn orphans_of_a_killed_host_are_removed_at_the_next_start_and_nothing_else() {
         .output()
         .unwrap();
     let decoy_alive = containers_labelled(&format!("pincer.installation={other}"));
-    let _ = std::process::Command::new("docker").args(["rm", "-f", &decoy_id]).output();
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &decoy_id])
+        .output();
     assert!(next.status.success(), "{}", text(&next));
-    assert_eq!(String::from_utf8_lossy(&next.stdout).trim(), "second host done");
+    assert_eq!(
+        String::from_utf8_lossy(&next.stdout).trim(),
+        "second host done"
+    );
     assert!(String::from_utf8_lossy(&next.stderr).contains("removed 1 orphaned"));
     assert_eq!(install.containers(), Vec::<String>::new());
-    assert_eq!(decoy_alive, [decoy_id], "another installation's container was touched");
+    assert_eq!(
+        decoy_alive,
+        [decoy_id],
+        "another installation's container was touched"
+    );
 }
 
 #[test]
@@ -294,9 +352,16 @@ fn a_live_hosts_containers_survive_another_hosts_start() {
         .unwrap();
     assert!(wait_for(Duration::from_secs(60), || model.requests().len() == 1));
     // A second host of the same installation starts and cleans up orphans.
-    let cleanup = install.pincer(&model.url()).arg("cleanup").output().unwrap();
+    let cleanup = install
+        .pincer(&model.url())
+        .arg("cleanup")
+        .output()
+        .unwrap();
     assert!(cleanup.status.success(), "{}", text(&cleanup));
-    assert_eq!(String::from_utf8_lossy(&cleanup.stdout).trim(), "removed 0 orphaned container(s)");
+    assert_eq!(
+        String::from_utf8_lossy(&cleanup.stdout).trim(),
+        "removed 0 orphaned container(s)"
+    );
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
     assert!(String::from_utf8_lossy(&first.stdout).contains("SLEPT"));
@@ -319,11 +384,22 @@ fn no_reachable_engine_is_a_clear_error_and_nothing_runs() {
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "{}", text(&output));
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(&format!("cannot reach the container engine at {docker_host}")), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "cannot reach the container engine at {docker_host}"
+            )),
+            "{stderr}"
+        );
         assert!(stderr.contains("start Docker"), "{stderr}");
-        assert!(stderr.contains("never runs an agent outside a container"), "{stderr}");
+        assert!(
+            stderr.contains("never runs an agent outside a container"),
+            "{stderr}"
+        );
     }
-    assert!(model.requests().is_empty(), "an agent ran without an engine");
+    assert!(
+        model.requests().is_empty(),
+        "an agent ran without an engine"
+    );
     assert!(!marker.exists());
 }
 
@@ -361,9 +437,15 @@ fn bad_configuration_is_a_usage_error_naming_the_variable() {
 fn groups_run_in_their_own_folders() {
     let install = Installation::new();
     let model = ScriptedModel::start(vec![
-        tool_use("bash", json!({"command": "echo family-secret > mine.txt; ls /workspace/group"})),
+        tool_use(
+            "bash",
+            json!({"command": "echo family-secret > mine.txt; ls /workspace/group"}),
+        ),
         say("wrote"),
-        tool_use("bash", json!({"command": "ls /workspace/group; cat /workspace/group/mine.txt"})),
+        tool_use(
+            "bash",
+            json!({"command": "ls /workspace/group; cat /workspace/group/mine.txt"}),
+        ),
         answer(|request| request.last_tool_result()),
     ]);
     let first = install
@@ -372,7 +454,11 @@ fn groups_run_in_their_own_folders() {
         .output()
         .unwrap();
     assert!(first.status.success(), "{}", text(&first));
-    assert_eq!(model.requests()[0].json()["system"].as_str().unwrap().contains("Group: family"), true);
+    let system = model.requests()[0].json()["system"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(system.contains("Group: family"), "{system}");
     let second = install
         .pincer(&model.url())
         .args(["run-once", "--group", "work", "read"])

@@ -85,7 +85,9 @@ fn read_response(mut reader: impl BufRead) -> Result<Response, HttpError> {
             return Err(HttpError::Malformed("response head too large".into()));
         }
         if read == 0 {
-            return Err(HttpError::Malformed("connection closed inside the head".into()));
+            return Err(HttpError::Malformed(
+                "connection closed inside the head".into(),
+            ));
         }
         let line = line.trim_end_matches(['\r', '\n']);
         if line.is_empty() {
@@ -144,7 +146,9 @@ fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, HttpError> {
     loop {
         let mut size_line = String::new();
         if reader.read_line(&mut size_line)? == 0 {
-            return Err(HttpError::Malformed("connection closed inside a chunk".into()));
+            return Err(HttpError::Malformed(
+                "connection closed inside a chunk".into(),
+            ));
         }
         let size_text = size_line.trim().split(';').next().unwrap_or_default();
         let size = usize::from_str_radix(size_text, 16)

@@ -121,11 +121,7 @@ fn run(invocation: &Invocation) -> Outcome {
         let content = match response.get("content") {
             Some(Value::Array(blocks)) => blocks.clone(),
             _ => {
-                return failure(
-                    "model response has no `content` array".into(),
-                    turn,
-                    usage,
-                );
+                return failure("model response has no `content` array".into(), turn, usage);
             }
         };
         let text = content

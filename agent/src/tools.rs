@@ -6,8 +6,8 @@
 //! hang the runner (timeouts) or flood the model's context (output caps).
 
 use std::io::Read;
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -156,8 +156,14 @@ fn bash(input: &Value, limits: &ToolLimits) -> Result<ToolOutput, String> {
     let (done_tx, done_rx) = mpsc::channel();
     let mut readers = 0;
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -275,7 +281,10 @@ fn read_file(input: &Value, limits: &ToolLimits) -> Result<ToolOutput, String> {
 fn write_file(input: &Value) -> Result<ToolOutput, String> {
     let path = string_arg(input, "path")?;
     let content = string_arg(input, "content")?;
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .map_err(|err| format!("cannot create {}: {err}", parent.display()))?;
     }
@@ -347,9 +356,17 @@ mod tests {
 
     #[test]
     fn bash_reports_output_and_exit_code() {
-        let out = run("bash", &json!({"command": "echo hi; echo err >&2; exit 3"}), &limits());
+        let out = run(
+            "bash",
+            &json!({"command": "echo hi; echo err >&2; exit 3"}),
+            &limits(),
+        );
         assert!(out.is_error);
-        assert!(out.text.contains("hi") && out.text.contains("err"), "{}", out.text);
+        assert!(
+            out.text.contains("hi") && out.text.contains("err"),
+            "{}",
+            out.text
+        );
         assert!(out.text.ends_with("[exit code: 3]"), "{}", out.text);
     }
 
@@ -360,12 +377,19 @@ mod tests {
         let marker = dir.join("survived");
         let command = format!("(sleep 1; touch {}) & sleep 30", marker.display());
         let started = Instant::now();
-        let out = run("bash", &json!({"command": command, "timeout_ms": 200}), &limits());
+        let out = run(
+            "bash",
+            &json!({"command": command, "timeout_ms": 200}),
+            &limits(),
+        );
         assert!(out.is_error);
         assert!(out.text.contains("timed out after 200 ms"), "{}", out.text);
         assert!(started.elapsed() < Duration::from_secs(30));
         thread::sleep(Duration::from_millis(1500));
-        assert!(!marker.exists(), "a child of the timed-out command kept running");
+        assert!(
+            !marker.exists(),
+            "a child of the timed-out command kept running"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -383,15 +407,35 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pincer-agent-files-{}", std::process::id()));
         let path = dir.join("a/b.txt");
         let path_str = path.to_str().unwrap();
-        let w = run("write_file", &json!({"path": path_str, "content": "one two two"}), &limits());
+        let w = run(
+            "write_file",
+            &json!({"path": path_str, "content": "one two two"}),
+            &limits(),
+        );
         assert!(!w.is_error, "{}", w.text);
-        let twice = run("edit_file", &json!({"path": path_str, "old": "two", "new": "3"}), &limits());
-        assert!(twice.is_error && twice.text.contains("2 times"), "{}", twice.text);
-        let once = run("edit_file", &json!({"path": path_str, "old": "one", "new": "1"}), &limits());
+        let twice = run(
+            "edit_file",
+            &json!({"path": path_str, "old": "two", "new": "3"}),
+            &limits(),
+        );
+        assert!(
+            twice.is_error && twice.text.contains("2 times"),
+            "{}",
+            twice.text
+        );
+        let once = run(
+            "edit_file",
+            &json!({"path": path_str, "old": "one", "new": "1"}),
+            &limits(),
+        );
         assert!(!once.is_error, "{}", once.text);
         let r = run("read_file", &json!({"path": path_str}), &limits());
         assert_eq!(r.text, "1 two two");
-        let l = run("list_files", &json!({"path": dir.to_str().unwrap()}), &limits());
+        let l = run(
+            "list_files",
+            &json!({"path": dir.to_str().unwrap()}),
+            &limits(),
+        );
         assert_eq!(l.text, "a/");
         let missing = run("read_file", &json!({"path": "/nonexistent/x"}), &limits());
         assert!(missing.is_error);
@@ -401,7 +445,14 @@ mod tests {
     #[test]
     fn bad_arguments_are_tool_errors() {
         assert!(run("bash", &json!({}), &limits()).is_error);
-        assert!(run("bash", &json!({"command": "true", "timeout_ms": "soon"}), &limits()).is_error);
+        assert!(
+            run(
+                "bash",
+                &json!({"command": "true", "timeout_ms": "soon"}),
+                &limits()
+            )
+            .is_error
+        );
         assert!(run("launch_missiles", &json!({}), &limits()).is_error);
     }
 }

@@ -142,13 +142,11 @@ impl Settings {
             });
         }
         let timeout = match get("PINCER_TIMEOUT") {
-            Some(value) => {
-                parse_duration(&value).map_err(|reason| ConfigError::Invalid {
-                    var: "PINCER_TIMEOUT",
-                    value,
-                    reason,
-                })?
-            }
+            Some(value) => parse_duration(&value).map_err(|reason| ConfigError::Invalid {
+                var: "PINCER_TIMEOUT",
+                value,
+                reason,
+            })?,
             None => DEFAULT_TIMEOUT,
         };
         let max_turns = match get("PINCER_MAX_TURNS") {
@@ -221,8 +219,8 @@ mod tests {
         assert_eq!(paths.config_dir, PathBuf::from("/h/.config/pincer"));
         let paths = Paths::from_env(env(&[("HOME", "/h"), ("XDG_DATA_HOME", "/d")])).unwrap();
         assert_eq!(paths.home, PathBuf::from("/d/pincer"));
-        let paths = Paths::from_env(env(&[("PINCER_HOME", "/p"), ("PINCER_CONFIG_DIR", "/c")]))
-            .unwrap();
+        let paths =
+            Paths::from_env(env(&[("PINCER_HOME", "/p"), ("PINCER_CONFIG_DIR", "/c")])).unwrap();
         assert_eq!((paths.home, paths.config_dir), ("/p".into(), "/c".into()));
         let err = Paths::from_env(env(&[])).unwrap_err();
         assert!(err.to_string().contains("PINCER_HOME"), "{err}");
@@ -231,7 +229,10 @@ mod tests {
     #[test]
     fn settings_reject_bad_values_by_name() {
         let err = Settings::from_env(env(&[("PINCER_TIMEOUT", "soon")])).unwrap_err();
-        assert!(err.to_string().starts_with("invalid PINCER_TIMEOUT"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid PINCER_TIMEOUT"),
+            "{err}"
+        );
         let err = Settings::from_env(env(&[("PINCER_MODEL_URL", "ftp://x")])).unwrap_err();
         assert!(err.to_string().contains("PINCER_MODEL_URL"), "{err}");
         let err = Settings::from_env(env(&[("PINCER_MAX_TURNS", "0")])).unwrap_err();
@@ -244,7 +245,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0s").is_err());

@@ -38,9 +38,20 @@ pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 /// The Messages API version used when the agent names none.
 const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 /// The request headers passed on to the model API; everything else is dropped.
-const FORWARDED_HEADERS: &[&str] = &["content-type", "accept", "anthropic-version", "anthropic-beta"];
+const FORWARDED_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "anthropic-version",
+    "anthropic-beta",
+];
 /// Response headers that describe the hop, not the message.
-const HOP_HEADERS: &[&str] = &["connection", "keep-alive", "transfer-encoding", "set-cookie", "upgrade"];
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "set-cookie",
+    "upgrade",
+];
 
 /// The gateway could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -110,12 +121,12 @@ impl Upstream {
     /// A client for `<model_url>/v1/messages`.
     pub fn new(model_url: &str, key: ApiKey) -> Result<Self, GatewayError> {
         let url = format!("{}/v1/messages", model_url.trim_end_matches('/'));
-        let messages_url: Uri = url.parse().map_err(|err: hyper::http::uri::InvalidUri| {
-            GatewayError::BadUrl {
-                url: model_url.into(),
-                reason: err.to_string(),
-            }
-        })?;
+        let messages_url: Uri =
+            url.parse()
+                .map_err(|err: hyper::http::uri::InvalidUri| GatewayError::BadUrl {
+                    url: model_url.into(),
+                    reason: err.to_string(),
+                })?;
         if !matches!(messages_url.scheme_str(), Some("http" | "https")) {
             return Err(GatewayError::BadUrl {
                 url: model_url.into(),
@@ -163,7 +174,11 @@ pub struct Gateway {
 
 impl Gateway {
     /// Serves the host API for `caller` on a new socket at `path`.
-    pub fn serve(path: &Path, upstream: Arc<Upstream>, caller: Caller) -> Result<Self, GatewayError> {
+    pub fn serve(
+        path: &Path,
+        upstream: Arc<Upstream>,
+        caller: Caller,
+    ) -> Result<Self, GatewayError> {
         let fail = |source| GatewayError::Socket {
             path: path.to_owned(),
             source,
@@ -233,7 +248,11 @@ async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, caller: Ar
     }
 }
 
-async fn handle(request: Request<Incoming>, upstream: &Upstream, caller: &Caller) -> Response<GatewayBody> {
+async fn handle(
+    request: Request<Incoming>,
+    upstream: &Upstream,
+    caller: &Caller,
+) -> Response<GatewayBody> {
     if request.uri().path() != "/v1/messages" {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -285,9 +304,16 @@ async fn handle(request: Request<Incoming>, upstream: &Upstream, caller: &Caller
     forwarded = forwarded.header(HeaderName::from_static("x-api-key"), key);
 
     // Bounded: a body past the limit is refused as it streams in, not buffered.
-    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return too_large();
         }
         Err(err) => {
@@ -353,9 +379,10 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<Gat
             .boxed(),
     );
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

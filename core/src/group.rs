@@ -86,8 +86,21 @@ mod tests {
     #[test]
     fn rejects_names_that_could_be_paths() {
         for name in [
-            "", "..", ".", "a/b", "../main", "-x", "_x", "a b", "a\0b", "global", "GLOBAL",
-            "é", &"x".repeat(65), "a:b", "a\nb",
+            "",
+            "..",
+            ".",
+            "a/b",
+            "../main",
+            "-x",
+            "_x",
+            "a b",
+            "a\0b",
+            "global",
+            "GLOBAL",
+            "é",
+            &"x".repeat(65),
+            "a:b",
+            "a\nb",
         ] {
             assert!(GroupName::new(name).is_err(), "{name:?}");
         }

@@ -152,10 +152,11 @@ impl Host {
             .ensure_image(&self.settings.image, &sources)
             .await?;
 
-        let invocation_id = crate::sandbox::owner::random_hex(8).map_err(|source| InvokeError::Io {
-            path: "/dev/urandom".into(),
-            source,
-        })?;
+        let invocation_id =
+            crate::sandbox::owner::random_hex(8).map_err(|source| InvokeError::Io {
+                path: "/dev/urandom".into(),
+                source,
+            })?;
         let run_dir = RunDir::create(&self.paths.run_dir().join("inv").join(&invocation_id))?;
         let socket_path = run_dir.path.join("host.sock");
         if socket_path.as_os_str().len() > MAX_SOCKET_PATH {

@@ -15,7 +15,11 @@ use pincer::sandbox::{EngineEndpoint, ImageKind, ImageSources, Sandbox};
 use pincer_protocol::Event;
 
 #[derive(Parser)]
-#[command(name = "pincer", version, about = "A personal AI assistant that treats its own agents as untrusted")]
+#[command(
+    name = "pincer",
+    version,
+    about = "A personal AI assistant that treats its own agents as untrusted"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,13 +93,14 @@ fn report(err: &anyhow::Error) {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let (paths, settings) = match Paths::from_env(env).and_then(|p| Ok((p, Settings::from_env(env)?))) {
-        Ok(config) => config,
-        Err(err) => {
-            report(&err.into());
-            return ExitCode::from(2);
-        }
-    };
+    let (paths, settings) =
+        match Paths::from_env(env).and_then(|p| Ok((p, Settings::from_env(env)?))) {
+            Ok(config) => config,
+            Err(err) => {
+                report(&err.into());
+                return ExitCode::from(2);
+            }
+        };
     let engine = EngineEndpoint::from_docker_host(env("DOCKER_HOST"));
     let result = match cli.command {
         Command::RunOnce {
@@ -166,7 +171,10 @@ async fn run_once(
         }
         Err(err) => {
             if json {
-                println!("{}", serde_json::json!({"status": "error", "error": err.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "error", "error": err.to_string()})
+                );
             }
             report(&err.into());
             ExitCode::from(1)
@@ -183,7 +191,11 @@ async fn build_image(
 ) -> anyhow::Result<()> {
     let sandbox = Sandbox::connect(paths, engine).await?;
     let tag = tag.unwrap_or_else(|| settings.image.clone());
-    let kind = if full { ImageKind::Full } else { ImageKind::Minimal };
+    let kind = if full {
+        ImageKind::Full
+    } else {
+        ImageKind::Minimal
+    };
     let sources = ImageSources {
         agent_bin: settings.agent_bin.clone(),
         busybox: settings.busybox.clone(),

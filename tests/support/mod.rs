@@ -2,7 +2,13 @@
 //! loopback, and helpers to run the real `pincer` binary against the real
 //! engine. The model is the one thing simulated (it is a paid remote service);
 //! everything on our side of it is the production code path.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, unreachable_pub)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub
+)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -153,7 +159,10 @@ fn serve_connection(stream: TcpStream, steps: &[Step], recorded: &Mutex<Vec<Reco
         };
         let (status, body) = match steps.get(index) {
             Some(step) => step(&request),
-            None => (500, json!({"type": "error", "error": {"type": "api_error", "message": "script exhausted"}})),
+            None => (
+                500,
+                json!({"type": "error", "error": {"type": "api_error", "message": "script exhausted"}}),
+            ),
         };
         let body = body.to_string();
         let response = format!(
@@ -237,7 +246,10 @@ impl Installation {
     pub fn new() -> Self {
         ensure_image();
         // Short paths: the per-invocation socket must fit in sun_path.
-        let dir = tempfile::Builder::new().prefix("pt").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("pt")
+            .tempdir_in("/tmp")
+            .unwrap();
         let id = random_id();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::write(dir.path().join("home/installation-id"), &id).unwrap();
@@ -279,7 +291,13 @@ impl Drop for Installation {
 
 pub fn containers_labelled(label: &str) -> Vec<String> {
     let output = Command::new("docker")
-        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
+        .args([
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "docker ps failed: {output:?}");
@@ -300,7 +318,10 @@ pub fn random_id() -> String {
 
 /// `docker inspect` of one container, as JSON.
 pub fn inspect(id: &str) -> Value {
-    let output = Command::new("docker").args(["inspect", id]).output().unwrap();
+    let output = Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "docker inspect failed: {output:?}");
     let all: Value = serde_json::from_slice(&output.stdout).unwrap();
     all[0].clone()
@@ -319,7 +340,11 @@ pub fn ensure_image() {
             .env_remove("PINCER_IMAGE")
             .output()
             .unwrap();
-        assert!(output.status.success(), "pincer image build failed: {}", text(&output));
+        assert!(
+            output.status.success(),
+            "pincer image build failed: {}",
+            text(&output)
+        );
     });
 }
 

@@ -94,7 +94,11 @@ impl Sandbox {
     }
 
     /// Builds the image if the engine does not have it.
-    pub async fn ensure_image(&self, tag: &str, sources: &ImageSources) -> Result<(), SandboxError> {
+    pub async fn ensure_image(
+        &self,
+        tag: &str,
+        sources: &ImageSources,
+    ) -> Result<(), SandboxError> {
         if self.image_exists(tag).await? {
             return Ok(());
         }
@@ -119,7 +123,10 @@ impl Sandbox {
                 })??,
         };
         check_static_elf(&agent)?;
-        let mut files = vec![("pincer-agent", std::fs::read(&agent).map_err(bad_file(&agent))?)];
+        let mut files = vec![(
+            "pincer-agent",
+            std::fs::read(&agent).map_err(bad_file(&agent))?,
+        )];
         let dockerfile = match kind {
             ImageKind::Minimal => {
                 let busybox = sources
@@ -135,7 +142,10 @@ impl Sandbox {
                     },
                     other => other,
                 })?;
-                files.push(("busybox", std::fs::read(&busybox).map_err(bad_file(&busybox))?));
+                files.push((
+                    "busybox",
+                    std::fs::read(&busybox).map_err(bad_file(&busybox))?,
+                ));
                 SCRATCH_DOCKERFILE
             }
             ImageKind::Full => FULL_DOCKERFILE,
@@ -152,9 +162,9 @@ impl Sandbox {
             .rm(true)
             .forcerm(true)
             .build();
-        let mut stream = self
-            .docker
-            .build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(context.into())));
         let mut log = String::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|err| ImageError::Build {
@@ -248,7 +258,9 @@ fn check_static_elf(path: &Path) -> Result<(), ImageError> {
         }
         // PT_INTERP: the binary wants a dynamic loader.
         if u32::from_le_bytes([head[at], head[at + 1], head[at + 2], head[at + 3]]) == 3 {
-            return Err(bad("dynamically linked; the agent image needs a static binary"));
+            return Err(bad(
+                "dynamically linked; the agent image needs a static binary",
+            ));
         }
     }
     Ok(())
@@ -271,7 +283,13 @@ fn build_agent_from_source() -> Result<PathBuf, ImageError> {
     let mut command = Command::new(&cargo);
     command
         .current_dir(&root)
-        .args(["build", "--release", "--package", "pincer-agent", "--target"])
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "pincer-agent",
+            "--target",
+        ])
         .arg(&triple)
         .arg("--target-dir")
         .arg(&target_dir)

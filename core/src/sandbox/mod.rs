@@ -154,7 +154,11 @@ impl Sandbox {
         let docker = if let Some(path) = endpoint.0.strip_prefix("unix://") {
             Docker::connect_with_unix(path, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if endpoint.0.starts_with("tcp://") || endpoint.0.starts_with("http://") {
-            Docker::connect_with_http(&endpoint.0, ENGINE_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_http(
+                &endpoint.0,
+                ENGINE_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            )
         } else {
             Err(EngineError::UnsupportedURISchemeError {
                 uri: endpoint.0.clone(),
@@ -250,7 +254,8 @@ impl Sandbox {
         let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
         tracing::debug!(container = %created.id, image = %spec.image, "created");
 
-        let outcome = tokio::time::timeout(timeout, self.attach_and_wait(&created.id, stdin, on_line)).await;
+        let outcome =
+            tokio::time::timeout(timeout, self.attach_and_wait(&created.id, stdin, on_line)).await;
         let removal = guard.remove().await;
         let (exit_code, stderr_tail) = match outcome {
             Err(_elapsed) => return Err(SandboxError::TimedOut(timeout)),

@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig,
+};
 use serde::Serialize;
 
 use crate::mounts::{ContainerUser, ValidatedMount};
@@ -74,7 +76,10 @@ pub const CONTAINER_HOSTNAME: &str = "pincer";
 impl ContainerSpec {
     /// The tmpfs options of `/tmp`.
     pub fn tmp_options(&self) -> String {
-        format!("rw,nosuid,nodev,size={},mode=1777", self.resources.tmp_bytes)
+        format!(
+            "rw,nosuid,nodev,size={},mode=1777",
+            self.resources.tmp_bytes
+        )
     }
 
     /// The engine's create body: the hardened spec plus this container's parts.
@@ -104,7 +109,12 @@ impl ContainerSpec {
             }),
             // An init process reaps the agent's zombies.
             init: Some(true),
-            mounts: Some(self.mounts.iter().map(ValidatedMount::to_engine_mount).collect()),
+            mounts: Some(
+                self.mounts
+                    .iter()
+                    .map(ValidatedMount::to_engine_mount)
+                    .collect(),
+            ),
             // Removed explicitly after the exit code is read (auto-remove races with wait).
             auto_remove: Some(false),
             ..Default::default()
@@ -113,8 +123,15 @@ impl ContainerSpec {
             image: Some(self.image.clone()),
             // An overriding command replaces the entrypoint too: its first word
             // becomes the entrypoint, the rest its arguments.
-            entrypoint: self.command.as_ref().and_then(|c| c.first()).map(|e| vec![e.clone()]),
-            cmd: self.command.as_ref().map(|c| c.iter().skip(1).cloned().collect()),
+            entrypoint: self
+                .command
+                .as_ref()
+                .and_then(|c| c.first())
+                .map(|e| vec![e.clone()]),
+            cmd: self
+                .command
+                .as_ref()
+                .map(|c| c.iter().skip(1).cloned().collect()),
             user: Some(self.user.spec()),
             hostname: Some(CONTAINER_HOSTNAME.into()),
             env: Some(CONTAINER_ENV.iter().map(|s| (*s).to_owned()).collect()),
@@ -174,7 +191,10 @@ impl ContainerSpec {
         );
         push("--pids-limit", self.resources.pids.to_string());
         push("--tmpfs", format!("/tmp:{}", self.tmp_options()));
-        push("--log-opt", format!("max-size={}", self.resources.log_bytes));
+        push(
+            "--log-opt",
+            format!("max-size={}", self.resources.log_bytes),
+        );
         push("--workdir", self.working_dir.clone());
         for env in CONTAINER_ENV {
             push("--env", (*env).to_owned());
