@@ -209,7 +209,7 @@ fn a_created_container_has_every_hardening_item() {
             assert_eq!(mount["BindOptions"]["NonRecursive"], true, "{mount}");
         }
     }
-    assert_eq!(mounts[2]["ReadOnly"], true, "the socket mount is read-only");
+    assert_eq!(mounts[3]["ReadOnly"], true, "the socket mount is read-only");
     // Labels, and no secret in the environment.
     assert_eq!(config["Labels"]["pincer.installation"], install.id.as_str());
     assert_eq!(config["Labels"]["pincer.group"], "main");

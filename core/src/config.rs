@@ -42,6 +42,8 @@ pub struct Paths {
     /// `PINCER_CONFIG_DIR`: the owner's policy files, never mounted into a container.
     /// Default: `~/.config/pincer`.
     pub config_dir: PathBuf,
+    /// The owner's home (`HOME`), for `~` in mount requests and the allowlist.
+    pub user_home: Option<PathBuf>,
 }
 
 impl Paths {
@@ -71,7 +73,11 @@ impl Paths {
                     var: "PINCER_CONFIG_DIR",
                 })?,
         };
-        Ok(Self { home, config_dir })
+        Ok(Self {
+            home,
+            config_dir,
+            user_home: non_empty("HOME").map(PathBuf::from),
+        })
     }
 
     /// Paths rooted in one folder; for tests and benchmarks.
@@ -79,6 +85,7 @@ impl Paths {
         Self {
             home: root.join("home"),
             config_dir: root.join("config"),
+            user_home: None,
         }
     }
 
@@ -90,6 +97,11 @@ impl Paths {
     /// The group's session folder (the runner's transcript).
     pub fn session_dir(&self, group: &GroupName) -> PathBuf {
         self.home.join("sessions").join(group.as_str())
+    }
+
+    /// The shared memory folder: rw for main, ro for the others.
+    pub fn global_dir(&self) -> PathBuf {
+        self.home.join("global")
     }
 
     /// Run-time state of this host: sockets and owner locks. Never mounted whole.
@@ -120,6 +132,10 @@ pub struct Settings {
     pub agent_bin: Option<PathBuf>,
     /// `PINCER_BUSYBOX`: a static busybox for the image (default `/bin/busybox`).
     pub busybox: Option<PathBuf>,
+    /// `PINCER_PROJECT_DIR`: the project's code, mounted read-only for the main
+    /// group (default: the source tree `pincer` was built from, if it is there;
+    /// `none` mounts no project).
+    pub project_dir: Option<PathBuf>,
 }
 
 /// The default model API.
@@ -172,8 +188,19 @@ impl Settings {
             tool_limits: ToolLimits::default(),
             agent_bin: get("PINCER_AGENT_BIN").map(PathBuf::from),
             busybox: get("PINCER_BUSYBOX").map(PathBuf::from),
+            project_dir: match get("PINCER_PROJECT_DIR") {
+                Some(dir) if dir == "none" => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+                None => default_project_dir(),
+            },
         })
     }
+}
+
+/// The source tree this binary was built from, if it is still there.
+fn default_project_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    root.join("Cargo.toml").exists().then(|| root.to_owned())
 }
 
 /// Parses `90`, `90s`, `1500ms`, `5m` or `1h` into a non-zero duration.

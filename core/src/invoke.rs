@@ -19,7 +19,9 @@ use serde::Serialize;
 use crate::config::{Paths, Settings};
 use crate::gateway::{ApiKey, Caller, Gateway, GatewayError, Upstream};
 use crate::group::GroupName;
-use crate::mounts::{self, ContainerUser, MountError};
+use crate::mounts::{
+    self, ContainerUser, HostFacts, MountError, MountPlan, MountPolicy, MountRequest,
+};
 use crate::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, OutputLine, Resources, Sandbox, SandboxError,
 };
@@ -99,6 +101,7 @@ pub struct Host {
     sandbox: Sandbox,
     upstream: Arc<Upstream>,
     user: ContainerUser,
+    facts: HostFacts,
 }
 
 impl Host {
@@ -117,12 +120,14 @@ impl Host {
         }
         let key = ApiKey::new(api_key.unwrap_or_default())?;
         let upstream = Arc::new(Upstream::new(&settings.model_url, key)?);
+        let facts = host_facts(&paths, sandbox.endpoint());
         Ok(Self {
             paths,
             settings,
             sandbox,
             upstream,
             user: ContainerUser::for_this_host(),
+            facts,
         })
     }
 
@@ -136,12 +141,13 @@ impl Host {
         &self.settings
     }
 
-    /// Runs one invocation of `group` with `prompt`; `on_event` sees each
-    /// event as the runner reports it.
+    /// Runs one invocation of `group` with `prompt` and the group's extra
+    /// mount requests; `on_event` sees each event as the runner reports it.
     pub async fn invoke(
         &self,
         group: &GroupName,
         prompt: &str,
+        extra_mounts: &[MountRequest],
         on_event: &mut (dyn FnMut(&Event) + Send),
     ) -> Result<Reply, InvokeError> {
         let sources = ImageSources {
@@ -170,11 +176,26 @@ impl Host {
                 invocation_id: invocation_id.clone(),
             },
         )?;
+        // The policy is read afresh right before the container is created, so
+        // an edit applies to the next invocation, and a broken file stops it.
+        let policy = MountPolicy::load(&self.facts).map_err(MountError::from)?;
+        let mounts = mounts::invocation_mounts(
+            &self.paths,
+            &MountPlan {
+                group,
+                user: self.user,
+                host_socket: &socket_path,
+                project: self.settings.project_dir.as_deref(),
+                extra: extra_mounts,
+                policy: &policy,
+                home: self.paths.user_home.as_deref(),
+            },
+        )?;
         let spec = ContainerSpec {
             image: self.settings.image.clone(),
             command: None,
             user: self.user,
-            mounts: mounts::invocation_mounts(&self.paths, group, self.user, &socket_path)?,
+            mounts,
             resources: Resources::default(),
             labels: BTreeMap::from([
                 ("pincer.group".to_owned(), group.to_string()),
@@ -249,6 +270,27 @@ impl Host {
                 stderr: exit.stderr_tail,
             }),
         }
+    }
+}
+
+/// What the mount policy must know about this host: where `~` is, and the
+/// paths no group may ever see (Pincer's own folders, the engine's sockets).
+pub fn host_facts(paths: &Paths, engine: &EngineEndpoint) -> HostFacts {
+    let mut engine_sockets: Vec<PathBuf> = [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/run/podman/podman.sock",
+        "/run/containerd/containerd.sock",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    engine_sockets.extend(engine.unix_socket());
+    HostFacts {
+        home: paths.user_home.clone(),
+        config_dir: paths.config_dir.clone(),
+        data_dir: paths.home.clone(),
+        engine_sockets,
     }
 }
 

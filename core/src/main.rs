@@ -10,7 +10,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pincer::config::{Paths, Settings, parse_duration};
 use pincer::group::GroupName;
-use pincer::invoke::{Host, InvokeError};
+use pincer::invoke::{Host, InvokeError, host_facts};
+use pincer::mounts::{MountPolicy, MountRequest};
 use pincer::sandbox::{EngineEndpoint, ImageKind, ImageSources, Sandbox};
 use pincer_protocol::Event;
 
@@ -38,8 +39,17 @@ enum Command {
         /// Hard time limit (e.g. 90s, 5m); default PINCER_TIMEOUT or 10m.
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<std::time::Duration>,
+        /// An extra mount, decided by the mount allowlist:
+        /// `host=PATH[,name=NAME][,rw]` (or just PATH). Repeatable.
+        #[arg(long = "mount", value_name = "SPEC", value_parser = parse_mount_request)]
+        mounts: Vec<MountRequest>,
         /// The prompt.
         prompt: String,
+    },
+    /// Inspect the mount allowlist.
+    Mounts {
+        #[command(subcommand)]
+        command: MountsCommand,
     },
     /// Manage the agent image.
     Image {
@@ -48,6 +58,33 @@ enum Command {
     },
     /// Remove agent containers left behind by a host that died.
     Cleanup,
+}
+
+#[derive(Subcommand)]
+enum MountsCommand {
+    /// Decide one extra mount as an invocation would; prints one JSON object.
+    /// Exit 0 allowed, 1 denied, 2 usage or configuration error.
+    Check {
+        /// Decide for this group (`main` is the trusted one).
+        #[arg(long)]
+        group: Option<String>,
+        /// Decide as for the main group.
+        #[arg(long)]
+        main: bool,
+        /// Ask for read-write.
+        #[arg(long)]
+        rw: bool,
+        /// The host path (`~` allowed).
+        host_path: String,
+        /// The name under /workspace/extra/ (default: the folder's name).
+        container_name: Option<String>,
+    },
+    /// Show the effective policy: allowlist, built-in blocks, protected paths.
+    List {
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +144,7 @@ async fn run(cli: Cli) -> ExitCode {
             group,
             json,
             timeout,
+            mounts,
             prompt,
         } => {
             let group = match GroupName::new(&group) {
@@ -120,8 +158,9 @@ async fn run(cli: Cli) -> ExitCode {
             if let Some(timeout) = timeout {
                 settings.timeout = timeout;
             }
-            return run_once(paths, settings, engine, group, json, &prompt).await;
+            return run_once(paths, settings, engine, group, json, &mounts, &prompt).await;
         }
+        Command::Mounts { command } => return mounts_command(&paths, &engine, command),
         Command::Image {
             command: ImageCommand::Build { full, tag },
         } => build_image(&paths, &settings, engine, full, tag).await,
@@ -142,6 +181,7 @@ async fn run_once(
     engine: EngineEndpoint,
     group: GroupName,
     json: bool,
+    mounts: &[MountRequest],
     prompt: &str,
 ) -> ExitCode {
     let outcome = async {
@@ -152,7 +192,7 @@ async fn run_once(
             _ => {}
         };
         tokio::select! {
-            reply = host.invoke(&group, prompt, &mut on_event) => reply,
+            reply = host.invoke(&group, prompt, mounts, &mut on_event) => reply,
             // Dropping the invocation removes its container (the sandbox's drop guard).
             _ = tokio::signal::ctrl_c() => Err(InvokeError::Agent("interrupted".into())),
         }
@@ -213,4 +253,171 @@ async fn cleanup(paths: &Paths, engine: EngineEndpoint) -> anyhow::Result<()> {
     let removed = sandbox.remove_orphans().await?;
     println!("removed {removed} orphaned container(s)");
     Ok(())
+}
+
+/// `host=PATH[,name=NAME][,rw]`, or a bare PATH.
+fn parse_mount_request(spec: &str) -> Result<MountRequest, String> {
+    if !spec.contains('=') {
+        return Ok(MountRequest {
+            host_path: spec.to_owned(),
+            container_name: None,
+            read_write: false,
+        });
+    }
+    let mut request = MountRequest {
+        host_path: String::new(),
+        container_name: None,
+        read_write: false,
+    };
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("host", path)) => request.host_path = path.to_owned(),
+            Some(("name", name)) => request.container_name = Some(name.to_owned()),
+            None if part == "rw" => request.read_write = true,
+            None if part == "ro" => request.read_write = false,
+            _ => {
+                return Err(format!(
+                    "unknown part {part:?} (use host=PATH[,name=NAME][,rw])"
+                ));
+            }
+        }
+    }
+    if request.host_path.is_empty() {
+        return Err("missing host=PATH".into());
+    }
+    Ok(request)
+}
+
+fn mounts_command(paths: &Paths, engine: &EngineEndpoint, command: MountsCommand) -> ExitCode {
+    let facts = host_facts(paths, engine);
+    let policy = match MountPolicy::load(&facts) {
+        Ok(policy) => policy,
+        Err(err) => {
+            report(&err.into());
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        MountsCommand::Check {
+            group,
+            main,
+            rw,
+            host_path,
+            container_name,
+        } => {
+            let is_main = match group.as_deref().map(GroupName::new).transpose() {
+                Ok(group) => main || group.is_some_and(|g| g.is_main()),
+                Err(err) => {
+                    report(&err.into());
+                    return ExitCode::from(2);
+                }
+            };
+            let request = MountRequest {
+                host_path,
+                container_name,
+                read_write: rw,
+            };
+            match policy.check(&request, is_main, paths.user_home.as_deref()) {
+                Ok(mount) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "allowed": true,
+                            "host_path": mount.source(),
+                            "container_path": mount.target(),
+                            "read_only": mount.read_only(),
+                        })
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(denial) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"allowed": false, "reason": denial.reason})
+                    );
+                    ExitCode::from(1)
+                }
+            }
+        }
+        MountsCommand::List { json: true } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&policy).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        MountsCommand::List { json: false } => {
+            print_policy(&policy);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn print_policy(policy: &MountPolicy) {
+    let presence = if policy.file_present {
+        "present"
+    } else {
+        "not present: no extra mounts are allowed"
+    };
+    println!("mount allowlist: {} ({presence})", policy.file.display());
+    println!("allowed roots:");
+    if policy.allowed_roots.is_empty() {
+        println!("  (none)");
+    }
+    for root in &policy.allowed_roots {
+        let real = root
+            .real_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(does not exist: allows nothing)".into());
+        let mode = if root.allow_read_write {
+            "read-write"
+        } else {
+            "read-only"
+        };
+        let note = root
+            .description
+            .as_deref()
+            .map(|d| format!(" — {d}"))
+            .unwrap_or_default();
+        println!("  {} -> {real} ({mode}){note}", root.path);
+    }
+    println!(
+        "non-main groups: {}",
+        if policy.non_main_read_only {
+            "read-only extra mounts"
+        } else {
+            "read-write where the root allows it"
+        }
+    );
+    println!("blocked names: {}", policy.blocked_names.join(" "));
+    println!("protected paths (never mounted, nor their parents):");
+    for path in &policy.blocked_paths {
+        println!("  {}", path.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_specs() {
+        let r = parse_mount_request("~/notes").unwrap();
+        assert_eq!(
+            (r.host_path.as_str(), r.container_name, r.read_write),
+            ("~/notes", None, false)
+        );
+        let r = parse_mount_request("host=/srv/data,name=data,rw").unwrap();
+        assert_eq!(
+            (
+                r.host_path.as_str(),
+                r.container_name.as_deref(),
+                r.read_write
+            ),
+            ("/srv/data", Some("data"), true)
+        );
+        assert!(parse_mount_request("name=x").is_err());
+        assert!(parse_mount_request("host=/x,writable").is_err());
+    }
 }

@@ -260,15 +260,33 @@ impl Installation {
         self.dir.path().join("home")
     }
 
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// The owner's home in this installation's world (`HOME` for `~`).
+    pub fn user_home(&self) -> PathBuf {
+        self.dir.path().join("user")
+    }
+
+    /// Writes the mount allowlist.
+    pub fn allow(&self, json: &str) {
+        std::fs::create_dir_all(self.config_dir()).unwrap();
+        std::fs::write(self.config_dir().join("mount-allowlist.json"), json).unwrap();
+    }
+
     /// `pincer` with this installation's environment and the model at `model_url`.
     pub fn pincer(&self, model_url: &str) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pincer"));
         command
             .env("PINCER_HOME", self.home())
-            .env("PINCER_CONFIG_DIR", self.dir.path().join("config"))
+            .env("PINCER_CONFIG_DIR", self.config_dir())
+            .env("HOME", self.user_home())
             .env("PINCER_MODEL_URL", model_url)
             .env("ANTHROPIC_API_KEY", TEST_KEY)
             .env("RUST_LOG", "pincer=debug")
+            // No project mount unless a test asks for one.
+            .env("PINCER_PROJECT_DIR", "none")
             .env_remove("PINCER_TIMEOUT")
             .env_remove("PINCER_IMAGE");
         command

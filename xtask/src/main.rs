@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use pincer::config::Paths;
 use pincer::group::GroupName;
-use pincer::mounts::{self, ContainerUser};
+use pincer::mounts::{self, ContainerUser, MountPlan, MountPolicy};
 use pincer::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, Resources, Sandbox, default_image,
 };
@@ -64,7 +64,21 @@ async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
             "--version".into(),
         ]),
         user,
-        mounts: mounts::invocation_mounts(&paths, &GroupName::main(), user, &socket)?,
+        mounts: mounts::invocation_mounts(
+            &paths,
+            &MountPlan {
+                group: &GroupName::main(),
+                user,
+                host_socket: &socket,
+                project: None,
+                extra: &[],
+                policy: &MountPolicy::load(&pincer::invoke::host_facts(
+                    &paths,
+                    sandbox.endpoint(),
+                ))?,
+                home: None,
+            },
+        )?,
         resources: Resources::default(),
         labels: BTreeMap::new(),
         working_dir: mounts::GROUP_TARGET.into(),

@@ -63,6 +63,13 @@ impl EngineEndpoint {
     }
 }
 
+impl EngineEndpoint {
+    /// The engine's socket on this host, if it listens on one.
+    pub fn unix_socket(&self) -> Option<PathBuf> {
+        self.0.strip_prefix("unix://").map(PathBuf::from)
+    }
+}
+
 impl std::fmt::Display for EngineEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)

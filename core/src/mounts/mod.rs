@@ -1,0 +1,409 @@
+//! What an agent may see: the only module that builds a mount.
+//!
+//! A [`ValidatedMount`] can only be constructed here, after the host path was
+//! created or resolved on the host, so the sandbox cannot be handed a path
+//! string that nobody checked. This module also owns how a mount is expressed
+//! to the engine ([`ValidatedMount::to_engine_mount`]), because the security of
+//! a read-only mount depends on it: below engine API 1.44 a read-only bind is
+//! not recursive, so a mount nested inside it would stay writable. Read-only
+//! binds are therefore made *non-recursive*: nested mounts are not carried in
+//! at all.
+//!
+//! What a group gets:
+//!
+//! | container path | host | main | other groups |
+//! |---|---|---|---|
+//! | `/workspace/group` | the group's own folder | rw | rw |
+//! | `/workspace/session` | the group's session folder | rw | rw |
+//! | `/workspace/global` | the shared memory folder | rw | ro |
+//! | `/workspace/project` | the project's code, secrets shadowed | ro | — |
+//! | `/workspace/extra/<name>` | what the allowlist grants ([`policy`]) | as granted | ro unless the allowlist says otherwise |
+//! | `/run/pincer/host.sock` | the invocation's own socket | ro | ro |
+//!
+//! Nothing of one group is ever mounted into another group's container: the
+//! only per-group paths come from the group's own name.
+//!
+//! This module knows nothing about the engine's connection or about containers'
+//! lifetimes; the sandbox knows nothing about which paths are allowed.
+#![allow(clippy::disallowed_types)] // the owner of bollard::models::Mount
+
+pub mod policy;
+mod shadow;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use bollard::models::{Mount, MountBindOptions, MountType};
+
+use crate::config::Paths;
+use crate::group::GroupName;
+
+pub use policy::{Denial, HostFacts, MountPolicy, MountRequest, PolicyError};
+
+/// Where the group's own folder appears in the container.
+pub const GROUP_TARGET: &str = "/workspace/group";
+/// Where the group's session folder appears in the container.
+pub const SESSION_TARGET: &str = "/workspace/session";
+/// Where the shared memory folder appears in the container.
+pub const GLOBAL_TARGET: &str = "/workspace/global";
+/// Where the project's code appears in the main group's container.
+pub const PROJECT_TARGET: &str = "/workspace/project";
+/// Where extra mounts appear in the container.
+pub const EXTRA_TARGET: &str = "/workspace/extra";
+
+/// A host folder could not be prepared for mounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// Creating, resolving or handing over a folder failed.
+    #[error("cannot prepare {path} for mounting: {source}")]
+    Prepare {
+        /// The host path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The allowlist could not be read.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// An extra mount was refused; the invocation does not start.
+    #[error("extra mount refused: {0}")]
+    Denied(#[from] Denial),
+    /// Two extra mounts want the same container path.
+    #[error("two extra mounts want the same container path {0}")]
+    DuplicateTarget(String),
+    /// A folder to mount is too large to scan for secret files.
+    #[error(
+        "{path} has more than {limit} entries to scan for secret files: mount a narrower folder"
+    )]
+    TooLargeToScan {
+        /// The folder.
+        path: PathBuf,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The uid and gid the container's processes run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerUser {
+    /// User id (never 0).
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl ContainerUser {
+    /// The uid a container runs as when the host runs as root.
+    pub const UNPRIVILEGED: Self = Self {
+        uid: 1000,
+        gid: 1000,
+    };
+
+    /// The host's own user when it is not root (so that files the agent
+    /// writes belong to the owner), else [`Self::UNPRIVILEGED`].
+    pub fn for_this_host() -> Self {
+        #[allow(unsafe_code)]
+        // SAFETY: geteuid and getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        if uid == 0 {
+            Self::UNPRIVILEGED
+        } else {
+            Self { uid, gid }
+        }
+    }
+
+    /// `uid:gid`, as the engine wants it.
+    pub fn spec(&self) -> String {
+        format!("{}:{}", self.uid, self.gid)
+    }
+}
+
+/// A bind mount whose host side was prepared and resolved by this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedMount {
+    source: PathBuf,
+    target: String,
+    read_only: bool,
+}
+
+impl ValidatedMount {
+    /// The resolved host path.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// The absolute path inside the container.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether the container may not write through it.
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The engine's form of this mount. Read-only binds are non-recursive (see
+    /// the module docs): a nested mount must not become a writable hole.
+    pub fn to_engine_mount(&self) -> Mount {
+        Mount {
+            target: Some(self.target.clone()),
+            source: Some(self.source.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(self.read_only),
+            bind_options: Some(MountBindOptions {
+                non_recursive: Some(self.read_only),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Everything that decides one invocation's mounts.
+#[derive(Debug, Clone, Copy)]
+pub struct MountPlan<'a> {
+    /// The group.
+    pub group: &'a GroupName,
+    /// Who the container runs as (the folders are handed to them).
+    pub user: ContainerUser,
+    /// The invocation's socket on the host.
+    pub host_socket: &'a Path,
+    /// The project's code (mounted for the main group only).
+    pub project: Option<&'a Path>,
+    /// The group's extra mount requests.
+    pub extra: &'a [MountRequest],
+    /// The policy in force (loaded right before the container is created).
+    pub policy: &'a MountPolicy,
+    /// The owner's home, for `~` in requests.
+    pub home: Option<&'a Path>,
+}
+
+/// The mounts of one invocation, in the order the table in the module docs
+/// gives. Any refused extra mount fails the whole invocation: a grant never
+/// silently goes missing.
+pub fn invocation_mounts(
+    paths: &Paths,
+    plan: &MountPlan<'_>,
+) -> Result<Vec<ValidatedMount>, MountError> {
+    let is_main = plan.group.is_main();
+    // Decide the extra mounts first: a refusal leaves nothing behind.
+    let mut extra = Vec::with_capacity(plan.extra.len());
+    for request in plan.extra {
+        let mount = plan.policy.check(request, is_main, plan.home)?;
+        if extra
+            .iter()
+            .any(|m: &ValidatedMount| m.target == mount.target)
+        {
+            return Err(MountError::DuplicateTarget(mount.target));
+        }
+        extra.push(mount);
+    }
+
+    let mut mounts = vec![
+        ValidatedMount {
+            source: private_dir_for(&paths.group_dir(plan.group), plan.user)?,
+            target: GROUP_TARGET.into(),
+            read_only: false,
+        },
+        ValidatedMount {
+            source: private_dir_for(&paths.session_dir(plan.group), plan.user)?,
+            target: SESSION_TARGET.into(),
+            read_only: false,
+        },
+        ValidatedMount {
+            source: private_dir_for(&paths.global_dir(), plan.user)?,
+            target: GLOBAL_TARGET.into(),
+            read_only: !is_main,
+        },
+    ];
+    let shadows = shadow::Shadows::prepare(&paths.run_dir().join("shadow"))?;
+    if let (true, Some(project)) = (is_main, plan.project) {
+        let project = resolve(project)?;
+        mounts.extend(shadows.cover(&project, PROJECT_TARGET, plan.policy)?);
+        mounts.insert(
+            3,
+            ValidatedMount {
+                source: project,
+                target: PROJECT_TARGET.into(),
+                read_only: true,
+            },
+        );
+    }
+    for mount in extra {
+        let covers = if mount.source.is_dir() {
+            shadows.cover(&mount.source, &mount.target, plan.policy)?
+        } else {
+            Vec::new()
+        };
+        mounts.push(mount);
+        mounts.extend(covers);
+    }
+    mounts.push(ValidatedMount {
+        source: resolve(plan.host_socket)?,
+        target: pincer_protocol::HOST_SOCKET_PATH.into(),
+        read_only: true,
+    });
+    Ok(mounts)
+}
+
+fn resolve(path: &Path) -> Result<PathBuf, MountError> {
+    path.canonicalize().map_err(|source| MountError::Prepare {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Creates `dir` (mode 0700) if needed, gives it to `user` when the host runs
+/// as root, and returns its resolved path.
+fn private_dir_for(dir: &Path, user: ContainerUser) -> Result<PathBuf, MountError> {
+    let fail = |source| MountError::Prepare {
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(fail)?;
+    let resolved = resolve(dir)?;
+    let meta = std::fs::metadata(&resolved).map_err(fail)?;
+    use std::os::unix::fs::MetadataExt;
+    if meta.uid() != user.uid {
+        // Only possible (and only needed) when the host runs as root.
+        std::os::unix::fs::chown(&resolved, Some(user.uid), Some(user.gid)).map_err(fail)?;
+        std::fs::set_permissions(&resolved, std::fs::Permissions::from_mode(0o700))
+            .map_err(fail)?;
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {
+        let ro = ValidatedMount {
+            source: "/a".into(),
+            target: "/b".into(),
+            read_only: true,
+        }
+        .to_engine_mount();
+        assert_eq!(ro.read_only, Some(true));
+        assert_eq!(ro.bind_options.unwrap().non_recursive, Some(true));
+        let rw = ValidatedMount {
+            source: "/a".into(),
+            target: "/b".into(),
+            read_only: false,
+        }
+        .to_engine_mount();
+        assert_eq!(rw.read_only, Some(false));
+        assert_eq!(rw.bind_options.unwrap().non_recursive, Some(false));
+    }
+
+    fn plan<'a>(
+        group: &'a GroupName,
+        socket: &'a Path,
+        project: Option<&'a Path>,
+        policy: &'a MountPolicy,
+    ) -> MountPlan<'a> {
+        MountPlan {
+            group,
+            user: ContainerUser::for_this_host(),
+            host_socket: socket,
+            project,
+            extra: &[],
+            policy,
+            home: None,
+        }
+    }
+
+    fn no_policy(root: &Path) -> MountPolicy {
+        MountPolicy::load(&HostFacts {
+            home: None,
+            config_dir: root.join("config"),
+            data_dir: root.join("home"),
+            engine_sockets: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn invocation_mounts_create_private_group_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let socket = root.path().join("sock");
+        std::fs::write(&socket, "").unwrap();
+        let group = GroupName::new("family").unwrap();
+        let policy = no_policy(root.path());
+        let mounts = invocation_mounts(&paths, &plan(&group, &socket, None, &policy)).unwrap();
+        let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
+        assert_eq!(
+            targets,
+            [
+                (GROUP_TARGET, false),
+                (SESSION_TARGET, false),
+                (GLOBAL_TARGET, true),
+                (pincer_protocol::HOST_SOCKET_PATH, true)
+            ]
+        );
+        let meta = std::fs::metadata(paths.group_dir(&group)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.uid(), ContainerUser::for_this_host().uid);
+        assert!(mounts[0].source().is_absolute());
+    }
+
+    #[test]
+    fn main_gets_the_project_with_secrets_shadowed_and_others_do_not() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let socket = root.path().join("sock");
+        std::fs::write(&socket, "").unwrap();
+        let project = root.path().join("project");
+        for dir in ["src", "deploy/.ssh", "target/x", "node_modules/m"] {
+            std::fs::create_dir_all(project.join(dir)).unwrap();
+        }
+        for file in [
+            ".env",
+            "src/main.rs",
+            "src/.env.local",
+            "deploy/credentials.json",
+            "target/x/.env",
+        ] {
+            std::fs::write(project.join(file), "x").unwrap();
+        }
+        let policy = no_policy(root.path());
+        let main = GroupName::main();
+        let mounts =
+            invocation_mounts(&paths, &plan(&main, &socket, Some(&project), &policy)).unwrap();
+        let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
+        assert_eq!(
+            targets,
+            [
+                (GROUP_TARGET, false),
+                (SESSION_TARGET, false),
+                (GLOBAL_TARGET, false),
+                (PROJECT_TARGET, true),
+                ("/workspace/project/.env", true),
+                ("/workspace/project/deploy/.ssh", true),
+                ("/workspace/project/deploy/credentials.json", true),
+                ("/workspace/project/src/.env.local", true),
+                (pincer_protocol::HOST_SOCKET_PATH, true)
+            ]
+        );
+        // The shadows are empty.
+        assert_eq!(std::fs::metadata(mounts[4].source()).unwrap().len(), 0);
+        assert!(mounts[5].source().is_dir());
+        assert_eq!(std::fs::read_dir(mounts[5].source()).unwrap().count(), 0);
+
+        let family = GroupName::new("family").unwrap();
+        let mounts =
+            invocation_mounts(&paths, &plan(&family, &socket, Some(&project), &policy)).unwrap();
+        assert!(
+            mounts
+                .iter()
+                .all(|m| !m.target().starts_with(PROJECT_TARGET))
+        );
+    }
+}

@@ -1,0 +1,831 @@
+//! The mount allowlist: which extra host folders a group may see, decided on
+//! the host from a file the agent can never reach.
+//!
+//! `$PINCER_CONFIG_DIR/mount-allowlist.json` names the allowed roots (each
+//! read-only or read-write), extra blocked patterns, and whether non-main
+//! groups are held to read-only. Every request is checked on the *resolved
+//! real path* (symlinks followed) right before a container is created, and the
+//! resolved path is what gets mounted, never the string the owner wrote.
+//!
+//! This module knows nothing about containers: it turns a [`MountRequest`]
+//! into a [`ValidatedMount`] or a [`Denial`].
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Once;
+
+use serde::{Deserialize, Serialize};
+
+use super::{EXTRA_TARGET, ValidatedMount};
+
+/// The allowlist's file name inside the config folder.
+pub const ALLOWLIST_FILE: &str = "mount-allowlist.json";
+
+/// Names that are never mounted, whatever the allowlist says.
+pub const BUILTIN_BLOCKED_NAMES: &[&str] = &[
+    ".ssh",
+    ".gnupg",
+    ".gpg",
+    ".aws",
+    ".azure",
+    ".gcloud",
+    ".kube",
+    ".docker",
+    "credentials",
+    ".env",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+    "id_rsa",
+    "id_ed25519",
+    "private_key",
+    ".secret",
+];
+
+/// The longest container name of an extra mount.
+const MAX_NAME_BYTES: usize = 255;
+
+/// The allowlist file could not be used. No container starts with a policy
+/// that was only half read.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file exists but cannot be read.
+    #[error("cannot read the mount allowlist {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid allowlist.
+    #[error("malformed mount allowlist {path}: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+}
+
+/// The allowlist file's format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowlistFile {
+    #[serde(default)]
+    allowed_roots: Vec<RootEntry>,
+    #[serde(default)]
+    blocked_patterns: Vec<String>,
+    #[serde(default = "yes")]
+    non_main_read_only: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RootEntry {
+    path: String,
+    #[serde(default)]
+    allow_read_write: bool,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What the policy needs to know about this host.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    /// The owner's home, for `~`.
+    pub home: Option<PathBuf>,
+    /// Pincer's config folder: never mounted.
+    pub config_dir: PathBuf,
+    /// Pincer's data folder (every group's files, the sockets): never mounted.
+    pub data_dir: PathBuf,
+    /// The container engine's sockets: never mounted.
+    pub engine_sockets: Vec<PathBuf>,
+}
+
+/// An allowed root, as written and as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AllowedRoot {
+    /// As the owner wrote it.
+    pub path: String,
+    /// Its real path; `None` if it does not exist (then it allows nothing).
+    pub real_path: Option<PathBuf>,
+    /// Whether read-write mounts may come from it.
+    pub allow_read_write: bool,
+    /// The owner's note.
+    pub description: Option<String>,
+}
+
+/// The effective policy: the allowlist merged with the built-in rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct MountPolicy {
+    /// The allowlist file.
+    pub file: PathBuf,
+    /// Whether the file exists (a missing one allows no extra mounts).
+    pub file_present: bool,
+    /// The allowed roots.
+    pub allowed_roots: Vec<AllowedRoot>,
+    /// Blocked names (built-in and the owner's), matched case-insensitively
+    /// against every component of a path.
+    pub blocked_names: Vec<String>,
+    /// Blocked paths: never mounted, nor anything inside them, nor any folder
+    /// that contains them.
+    pub blocked_paths: Vec<PathBuf>,
+    /// Whether non-main groups only ever get read-only extra mounts.
+    pub non_main_read_only: bool,
+}
+
+/// A group's wish for an extra mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// The host path as written (`~` allowed).
+    pub host_path: String,
+    /// The name under `/workspace/extra/`; default the folder's own name.
+    #[serde(default)]
+    pub container_name: Option<String>,
+    /// Whether the group asks to write.
+    #[serde(default)]
+    pub read_write: bool,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host_path}: {reason}")]
+pub struct Denial {
+    /// The host path as requested.
+    pub host_path: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl MountPolicy {
+    /// Reads `config_dir/mount-allowlist.json`. A missing file is a policy
+    /// that allows no extra mounts (said once per process); a malformed one
+    /// is an error.
+    pub fn load(facts: &HostFacts) -> Result<Self, PolicyError> {
+        let file = facts.config_dir.join(ALLOWLIST_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Self::parse(&text, &file, facts),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                static SAID: Once = Once::new();
+                SAID.call_once(|| {
+                    tracing::info!("no mount allowlist at {}: no extra mounts", file.display());
+                });
+                Ok(Self::assemble(file, false, AllowlistFile::empty(), facts))
+            }
+            Err(source) => Err(PolicyError::Read { path: file, source }),
+        }
+    }
+
+    /// Parses an allowlist's text (`file` names it in errors).
+    pub fn parse(text: &str, file: &Path, facts: &HostFacts) -> Result<Self, PolicyError> {
+        let malformed = |message: String| PolicyError::Malformed {
+            path: file.to_owned(),
+            message,
+        };
+        let parsed: AllowlistFile =
+            serde_json::from_str(text).map_err(|err| malformed(err.to_string()))?;
+        for (index, root) in parsed.allowed_roots.iter().enumerate() {
+            let expanded = expand_home(&root.path, facts.home.as_deref())
+                .map_err(|reason| malformed(format!("allowed_roots[{index}].path: {reason}")))?;
+            if !expanded.is_absolute() {
+                return Err(malformed(format!(
+                    "allowed_roots[{index}].path {:?} must be absolute or start with ~/",
+                    root.path
+                )));
+            }
+        }
+        for (index, pattern) in parsed.blocked_patterns.iter().enumerate() {
+            if pattern.trim().is_empty() {
+                return Err(malformed(format!("blocked_patterns[{index}] is empty")));
+            }
+        }
+        Ok(Self::assemble(file.to_owned(), true, parsed, facts))
+    }
+
+    fn assemble(
+        file: PathBuf,
+        file_present: bool,
+        parsed: AllowlistFile,
+        facts: &HostFacts,
+    ) -> Self {
+        let allowed_roots = parsed
+            .allowed_roots
+            .into_iter()
+            .map(|root| {
+                let real_path = expand_home(&root.path, facts.home.as_deref())
+                    .ok()
+                    .and_then(|p| p.canonicalize().ok());
+                AllowedRoot {
+                    path: root.path,
+                    real_path,
+                    allow_read_write: root.allow_read_write,
+                    description: root.description,
+                }
+            })
+            .collect();
+        let mut blocked_names: Vec<String> = BUILTIN_BLOCKED_NAMES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let mut blocked_paths: Vec<PathBuf> = Vec::new();
+        let mut block_path = |path: PathBuf| {
+            // Both forms: the real path (symlinks followed) and as written.
+            if let Ok(real) = path.canonicalize() {
+                blocked_paths.push(real);
+            }
+            blocked_paths.push(path);
+        };
+        block_path(facts.config_dir.clone());
+        block_path(facts.data_dir.clone());
+        for socket in &facts.engine_sockets {
+            block_path(socket.clone());
+        }
+        for pattern in parsed.blocked_patterns {
+            let pattern = pattern.trim().to_owned();
+            if pattern.starts_with('/') || pattern.starts_with('~') {
+                if let Ok(path) = expand_home(&pattern, facts.home.as_deref()) {
+                    block_path(path);
+                }
+            } else {
+                blocked_names.push(pattern.trim_matches('/').to_owned());
+            }
+        }
+        blocked_paths.sort();
+        blocked_paths.dedup();
+        Self {
+            file,
+            file_present,
+            allowed_roots,
+            blocked_names,
+            blocked_paths,
+            non_main_read_only: parsed.non_main_read_only,
+        }
+    }
+
+    /// Decides one request for a main or non-main group.
+    pub fn check(
+        &self,
+        request: &MountRequest,
+        is_main: bool,
+        home: Option<&Path>,
+    ) -> Result<ValidatedMount, Denial> {
+        let deny = |reason: String| Denial {
+            host_path: request.host_path.clone(),
+            reason,
+        };
+        let written = expand_home(&request.host_path, home).map_err(deny)?;
+        if !written.is_absolute() {
+            return Err(deny(
+                "the host path must be absolute or start with ~/".into(),
+            ));
+        }
+        // Names are checked as written (a symlink's own name counts) and as resolved.
+        if let Some(name) = self.blocked_name_in(&written) {
+            return Err(deny(format!("matches the blocked pattern {name:?}")));
+        }
+        let real = written.canonicalize().map_err(|err| {
+            deny(match err.kind() {
+                std::io::ErrorKind::NotFound => "does not exist".into(),
+                _ => format!("cannot be resolved: {err}"),
+            })
+        })?;
+        if let Some(name) = self.blocked_name_in(&real) {
+            return Err(deny(format!(
+                "resolves to {}, which matches the blocked pattern {name:?}",
+                real.display()
+            )));
+        }
+        if let Some(blocked) = self
+            .blocked_paths
+            .iter()
+            .find(|b| real.starts_with(b) || b.starts_with(&real))
+        {
+            return Err(deny(format!(
+                "resolves to {}, which is or contains the protected path {}",
+                real.display(),
+                blocked.display()
+            )));
+        }
+        // The most specific root decides; between equally specific roots the stricter one.
+        let root = self
+            .allowed_roots
+            .iter()
+            .filter_map(|root| root.real_path.as_ref().map(|p| (p, root)))
+            .filter(|(root_path, _)| real.starts_with(root_path))
+            .max_by_key(|(root_path, root)| {
+                (root_path.components().count(), !root.allow_read_write)
+            })
+            .map(|(_, root)| root);
+        let Some(root) = root else {
+            return Err(deny(if self.file_present {
+                format!("{} is not under any allowed root", real.display())
+            } else {
+                format!(
+                    "there is no mount allowlist at {}, so no extra mounts are allowed",
+                    self.file.display()
+                )
+            }));
+        };
+        let read_write =
+            request.read_write && root.allow_read_write && (is_main || !self.non_main_read_only);
+        let name = match &request.container_name {
+            Some(name) => name.clone(),
+            None => real
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| deny("has no name of its own: give a container name".into()))?,
+        };
+        validate_container_name(&name)
+            .map_err(|reason| deny(format!("container name {name:?}: {reason}")))?;
+        Ok(ValidatedMount {
+            source: real,
+            target: format!("{EXTRA_TARGET}/{name}"),
+            read_only: !read_write,
+        })
+    }
+
+    /// The first blocked pattern that `path` matches: a plain name against
+    /// each component, a pattern with a `/` against a run of components.
+    pub fn blocked_name_in(&self, path: &Path) -> Option<&str> {
+        let lowered = format!("{}/", path.to_string_lossy().to_lowercase());
+        self.blocked_names
+            .iter()
+            .find(|pattern| {
+                if pattern.contains('/') {
+                    lowered.contains(&format!("/{}/", pattern.to_lowercase()))
+                } else {
+                    path.components().any(|component| match component {
+                        Component::Normal(name) => name_matches(&name.to_string_lossy(), pattern),
+                        _ => false,
+                    })
+                }
+            })
+            .map(String::as_str)
+    }
+}
+
+impl AllowlistFile {
+    fn empty() -> Self {
+        Self {
+            allowed_roots: Vec::new(),
+            blocked_patterns: Vec::new(),
+            non_main_read_only: true,
+        }
+    }
+}
+
+/// Whether a file name matches a blocked pattern: the same name ignoring
+/// case, or the name followed by `.`, `-` or `_` (`.env.local`,
+/// `id_rsa.pub`, `credentials.json`). A pattern with a `/` matches a run of
+/// components.
+fn name_matches(name: &str, pattern: &str) -> bool {
+    let name = name.to_lowercase();
+    let pattern = pattern.to_lowercase();
+    match name.strip_prefix(&pattern) {
+        Some("") => true,
+        Some(rest) => rest.starts_with(['.', '-', '_']),
+        None => false,
+    }
+}
+
+/// Expands `~` and `~/…`; other `~user` forms are refused.
+pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if path.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    let rest = if path == "~" {
+        Some("")
+    } else {
+        path.strip_prefix("~/")
+    };
+    match rest {
+        Some(rest) => {
+            let home = home.ok_or("`~` used but HOME is not set")?;
+            Ok(home.join(rest))
+        }
+        None if path.starts_with('~') => Err("only `~` and `~/…` are supported".into()),
+        None => Ok(PathBuf::from(path)),
+    }
+}
+
+/// A container name: relative, non-empty, no `..`, no `:`, no control characters.
+pub fn validate_container_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("it is empty".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!("it is longer than {MAX_NAME_BYTES} bytes"));
+    }
+    if name.starts_with('/') {
+        return Err("it must be relative".into());
+    }
+    if name.contains(':') {
+        return Err("it must not contain `:`".into());
+    }
+    if name.chars().any(char::is_control) {
+        return Err("it must not contain control characters".into());
+    }
+    for part in name.split('/') {
+        match part {
+            "" => {
+                return Err("it must not contain empty components (`//` or a trailing `/`)".into());
+            }
+            "." | ".." => return Err(format!("it must not contain `{part}`")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A host in a temp folder: a home with projects, secrets and links.
+    struct Fixture {
+        root: tempfile::TempDir,
+        facts: HostFacts,
+    }
+
+    const ALLOWLIST: &str = r#"{
+        "allowed_roots": [
+            {"path": "~/projects", "allow_read_write": true, "description": "code"},
+            {"path": "~/projects/scratch", "allow_read_write": false},
+            {"path": "~/docs/"}
+        ],
+        "blocked_patterns": ["password-store", "~/docs/private"],
+        "non_main_read_only": true
+    }"#;
+
+    impl Fixture {
+        fn new() -> Self {
+            let root = tempfile::tempdir().unwrap();
+            let r = root.path();
+            for dir in [
+                "home/projects/app/src/generated",
+                "home/projects/app/deep/.ssh",
+                "home/projects/app/password-store",
+                "home/projects/scratch/x",
+                "home/projects/%2e%2e",
+                "home/projects/CaseDir/.SSH",
+                "home/projects/empty",
+                "home/.ssh",
+                "home/docs/manual",
+                "home/docs/private",
+                "outside",
+                "config",
+                "data",
+            ] {
+                std::fs::create_dir_all(r.join(dir)).unwrap();
+            }
+            std::fs::write(r.join("home/projects/app/.env"), "SECRET=1").unwrap();
+            std::fs::write(r.join("home/projects/app/deep/.ssh/key"), "k").unwrap();
+            symlink(r.join("outside"), r.join("home/projects/link_out")).unwrap();
+            symlink(r.join("home/.ssh"), r.join("home/projects/link_blocked")).unwrap();
+            symlink("../projects/app", r.join("home/docs/app_link")).unwrap();
+            let facts = HostFacts {
+                home: Some(r.join("home")),
+                config_dir: r.join("config"),
+                data_dir: r.join("data"),
+                engine_sockets: vec![r.join("docker.sock")],
+            };
+            Self { root, facts }
+        }
+
+        fn policy(&self) -> MountPolicy {
+            MountPolicy::parse(ALLOWLIST, &self.root.path().join("allow.json"), &self.facts)
+                .unwrap()
+        }
+
+        fn home(&self) -> &Path {
+            self.facts.home.as_deref().unwrap()
+        }
+
+        fn real(&self, relative: &str) -> PathBuf {
+            self.root.path().join(relative).canonicalize().unwrap()
+        }
+
+        fn check(&self, path: &str, rw: bool, main: bool) -> Result<ValidatedMount, Denial> {
+            self.policy().check(
+                &MountRequest {
+                    host_path: path.into(),
+                    container_name: None,
+                    read_write: rw,
+                },
+                main,
+                Some(self.home()),
+            )
+        }
+    }
+
+    fn denied(result: Result<ValidatedMount, Denial>, why: &str) {
+        match result {
+            Ok(mount) => panic!("allowed {mount:?}, expected a denial containing {why:?}"),
+            Err(denial) => assert!(denial.reason.contains(why), "{denial}"),
+        }
+    }
+
+    #[test]
+    fn traversal_is_resolved_before_anything_is_decided() {
+        let f = Fixture::new();
+        denied(
+            f.check("~/projects/../.ssh", false, true),
+            "blocked pattern \".ssh\"",
+        );
+        denied(
+            f.check("~/projects/../../outside", false, true),
+            "not under any allowed root",
+        );
+        denied(
+            f.check("~/projects/app/../../../config", false, true),
+            "protected path",
+        );
+        // `%2e%2e` is a name like any other, not a parent reference.
+        let mount = f.check("~/projects/%2e%2e", false, true).unwrap();
+        assert_eq!(mount.source(), f.real("home/projects/%2e%2e"));
+        assert_eq!(mount.target(), "/workspace/extra/%2e%2e");
+    }
+
+    #[test]
+    fn symlinks_are_judged_by_where_they_lead() {
+        let f = Fixture::new();
+        denied(
+            f.check("~/projects/link_blocked", false, true),
+            "resolves to",
+        );
+        denied(
+            f.check("~/projects/link_out", false, true),
+            "not under any allowed root",
+        );
+        // A link from one allowed root into another is fine, and what is mounted
+        // is the real path, judged by the root it really lies in.
+        let mount = f.check("~/docs/app_link", true, true).unwrap();
+        assert_eq!(mount.source(), f.real("home/projects/app"));
+        assert!(!mount.read_only(), "~/projects allows read-write");
+    }
+
+    #[test]
+    fn blocked_names_anywhere_in_the_path_and_in_any_case() {
+        let f = Fixture::new();
+        denied(f.check("~/projects/app/deep/.ssh/key", false, true), ".ssh");
+        denied(f.check("~/projects/app/deep/.ssh", false, true), ".ssh");
+        denied(f.check("~/projects/app/.env", false, true), ".env");
+        denied(f.check("~/projects/CaseDir/.SSH", false, true), ".ssh");
+        denied(
+            f.check("~/projects/app/password-store", false, true),
+            "password-store",
+        );
+        // A blocked path is never mounted, nor is any folder that contains it.
+        denied(f.check("~/docs/private", false, true), "protected path");
+        denied(f.check("~/docs", false, true), "protected path");
+        assert!(f.check("~/projects/app/src", false, true).is_ok());
+    }
+
+    #[test]
+    fn trailing_slashes_and_home_forms() {
+        let f = Fixture::new();
+        for path in ["~/projects/app/", "~/projects/app//", "~/projects/./app"] {
+            let mount = f.check(path, false, true).unwrap();
+            assert_eq!(mount.source(), f.real("home/projects/app"), "{path}");
+            assert_eq!(mount.target(), "/workspace/extra/app", "{path}");
+        }
+        let absolute = f.real("home/projects/app");
+        assert!(f.check(absolute.to_str().unwrap(), false, true).is_ok());
+        // The home holds ~/docs/private (blocked): never mounted whole.
+        denied(f.check("~", false, true), "protected path");
+        denied(f.check("~/docs/../", false, true), "protected path");
+        denied(f.check("~root/projects", false, true), "only `~` and `~/…`");
+        denied(f.check("projects/app", false, true), "must be absolute");
+        denied(f.check("", false, true), "empty");
+    }
+
+    #[test]
+    fn non_existent_paths_are_refused() {
+        let f = Fixture::new();
+        denied(f.check("~/projects/nope", false, true), "does not exist");
+        denied(
+            f.check("~/projects/app/.envy", false, true),
+            "does not exist",
+        );
+    }
+
+    #[test]
+    fn the_root_itself_is_allowed() {
+        let f = Fixture::new();
+        let mount = f.check("~/projects", true, true).unwrap();
+        assert_eq!(mount.source(), f.real("home/projects"));
+        assert!(!mount.read_only());
+    }
+
+    #[test]
+    fn read_write_needs_the_request_the_root_and_main() {
+        let f = Fixture::new();
+        // Requested, allowed by the root, main: read-write.
+        assert!(!f.check("~/projects/app", true, true).unwrap().read_only());
+        // Not requested: read-only.
+        assert!(f.check("~/projects/app", false, true).unwrap().read_only());
+        // The more specific root (scratch) is read-only: it wins.
+        assert!(
+            f.check("~/projects/scratch/x", true, true)
+                .unwrap()
+                .read_only()
+        );
+        // A root without allow_read_write.
+        assert!(f.check("~/docs/manual", true, true).unwrap().read_only());
+        // Non-main with non_main_read_only: read-only.
+        assert!(f.check("~/projects/app", true, false).unwrap().read_only());
+        // ... unless the owner turned that off.
+        let open = ALLOWLIST.replace(
+            "\"non_main_read_only\": true",
+            "\"non_main_read_only\": false",
+        );
+        let policy = MountPolicy::parse(&open, Path::new("a.json"), &f.facts).unwrap();
+        let request = MountRequest {
+            host_path: "~/projects/app".into(),
+            container_name: None,
+            read_write: true,
+        };
+        assert!(
+            !policy
+                .check(&request, false, Some(f.home()))
+                .unwrap()
+                .read_only()
+        );
+    }
+
+    #[test]
+    fn equally_specific_roots_take_the_stricter() {
+        let f = Fixture::new();
+        let text = r#"{"allowed_roots": [
+            {"path": "~/projects", "allow_read_write": true},
+            {"path": "~/projects/", "allow_read_write": false}]}"#;
+        let policy = MountPolicy::parse(text, Path::new("a.json"), &f.facts).unwrap();
+        let request = MountRequest {
+            host_path: "~/projects/app".into(),
+            container_name: None,
+            read_write: true,
+        };
+        assert!(
+            policy
+                .check(&request, true, Some(f.home()))
+                .unwrap()
+                .read_only()
+        );
+    }
+
+    #[test]
+    fn pincer_folders_and_engine_sockets_are_never_mounted() {
+        let f = Fixture::new();
+        let text = r#"{"allowed_roots": [{"path": "/", "allow_read_write": true}]}"#;
+        let policy = MountPolicy::parse(text, Path::new("a.json"), &f.facts).unwrap();
+        let check = |path: &Path| {
+            policy.check(
+                &MountRequest {
+                    host_path: path.to_string_lossy().into_owned(),
+                    container_name: Some("x".into()),
+                    read_write: false,
+                },
+                true,
+                None,
+            )
+        };
+        std::fs::write(f.root.path().join("docker.sock"), "").unwrap();
+        denied(check(&f.root.path().join("config")), "protected path");
+        denied(check(&f.root.path().join("data")), "protected path");
+        denied(check(&f.root.path().join("docker.sock")), "protected path");
+        // A folder that contains one of them is refused too.
+        denied(check(f.root.path()), "protected path");
+        denied(check(Path::new("/")), "protected path");
+        assert!(check(&f.root.path().join("outside")).is_ok());
+    }
+
+    #[test]
+    fn container_names_are_checked() {
+        let f = Fixture::new();
+        let policy = f.policy();
+        let named = |name: &str| {
+            policy.check(
+                &MountRequest {
+                    host_path: "~/projects/app".into(),
+                    container_name: Some(name.into()),
+                    read_write: false,
+                },
+                true,
+                Some(f.home()),
+            )
+        };
+        for bad in [
+            "", "/abs", "a/../b", "..", ".", "a:b", "a\nb", "a//b", "a/", "x\u{7f}",
+        ] {
+            denied(named(bad), "container name");
+        }
+        assert_eq!(
+            named("code/app").unwrap().target(),
+            "/workspace/extra/code/app"
+        );
+    }
+
+    #[test]
+    fn a_malformed_allowlist_is_an_error_naming_the_file_and_the_problem() {
+        let f = Fixture::new();
+        let file = Path::new("/etc/pincer/mount-allowlist.json");
+        let parse = |text: &str| {
+            MountPolicy::parse(text, file, &f.facts)
+                .unwrap_err()
+                .to_string()
+        };
+        let err = parse(r#"{"allowed_roots": [], "allow_everything": true}"#);
+        assert!(
+            err.contains("/etc/pincer/mount-allowlist.json")
+                && err.contains("unknown field `allow_everything`"),
+            "{err}"
+        );
+        let err = parse(r#"{"allowed_roots": [{"path": "~/x", "allow_read_write": "yes"}]}"#);
+        assert!(err.contains("invalid type"), "{err}");
+        let err = parse(r#"{"allowed_roots": [{"path": "x"}]}"#);
+        assert!(err.contains("allowed_roots[0].path"), "{err}");
+        let err = parse(r#"{"allowed_roots": [{"path": "~/x", "rw": true}]}"#);
+        assert!(err.contains("unknown field `rw`"), "{err}");
+        let err = parse("{\"allowed_roots\": [\n");
+        assert!(err.contains("line 2"), "{err}");
+        let err = parse(r#"{"blocked_patterns": [" "]}"#);
+        assert!(err.contains("blocked_patterns[0]"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_allowlist_allows_no_extra_mounts() {
+        let f = Fixture::new();
+        let policy = MountPolicy::load(&f.facts).unwrap();
+        assert!(!policy.file_present);
+        let denial = policy
+            .check(
+                &MountRequest {
+                    host_path: "~/projects".into(),
+                    container_name: None,
+                    read_write: false,
+                },
+                true,
+                Some(f.home()),
+            )
+            .unwrap_err();
+        assert!(denial.reason.contains("no mount allowlist"), "{denial}");
+        // The built-in names are in force all the same.
+        assert!(policy.blocked_names.iter().any(|n| n == ".ssh"));
+    }
+
+    #[test]
+    fn name_matching_is_exact_or_a_suffixed_variant() {
+        assert!(name_matches(".env", ".env"));
+        assert!(name_matches(".ENV", ".env"));
+        assert!(name_matches(".env.local", ".env"));
+        assert!(name_matches("id_rsa.pub", "id_rsa"));
+        assert!(name_matches("credentials.json", "credentials"));
+        assert!(!name_matches(".environment", ".env"));
+        assert!(!name_matches("my.env", ".env"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Whatever path is asked for, an allowed mount is the real path of
+        /// what was asked, lies under an allowed root, carries no blocked
+        /// name, and lands under /workspace/extra.
+        #[test]
+        fn every_allowed_mount_keeps_the_invariants(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "app", "src", "..", ".", "", ".ssh", ".SSH", "deep", "link_out",
+                    "link_blocked", "%2e%2e", "scratch", "x", ".env", "CaseDir", "projects",
+                    "docs", "app_link", "private", "manual", "password-store", "nope",
+                ]),
+                0..6,
+            ),
+            start in proptest::sample::select(vec!["~/projects", "~/docs", "~/docs/manual", "~", "~/projects/app"]),
+            rw in proptest::bool::ANY,
+            main in proptest::bool::ANY,
+        ) {
+            let f = Fixture::new();
+            let policy = f.policy();
+            let path = format!("{start}/{}", parts.join("/"));
+            let request = MountRequest { host_path: path.clone(), container_name: Some("m".into()), read_write: rw };
+            if let Ok(mount) = policy.check(&request, main, Some(f.home())) {
+                let real = expand_home(&path, Some(f.home())).unwrap().canonicalize().unwrap();
+                proptest::prop_assert_eq!(mount.source(), real.as_path());
+                proptest::prop_assert!(policy.allowed_roots.iter().any(|r| r.real_path.as_ref().is_some_and(|p| real.starts_with(p))));
+                proptest::prop_assert!(policy.blocked_name_in(&real).is_none());
+                proptest::prop_assert!(!policy.blocked_paths.iter().any(|b| real.starts_with(b) || b.starts_with(&real)));
+                proptest::prop_assert_eq!(mount.target(), "/workspace/extra/m");
+                proptest::prop_assert!(mount.read_only() || (rw && main));
+                proptest::prop_assert!(!real.starts_with(f.root.path().join("outside").canonicalize().unwrap()));
+            }
+        }
+    }
+}
