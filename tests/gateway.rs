@@ -13,17 +13,20 @@ use std::sync::Arc;
 
 use pincer::gateway::{ApiKey, Caller, Gateway, MAX_REQUEST_BYTES, Upstream};
 use pincer::group::GroupName;
+use pincer::store::Store;
 use support::*;
 
 fn serve(dir: &Path, model_url: &str) -> Gateway {
     let upstream = Upstream::new(model_url, ApiKey::new(TEST_KEY.into()).unwrap()).unwrap();
+    let store = Store::open(&dir.join("pincer.db")).unwrap();
     Gateway::serve(
         &dir.join("host.sock"),
         Arc::new(upstream),
         Caller {
-            group: GroupName::new("family").unwrap(),
+            group: GroupName::main(),
             invocation_id: "test".into(),
         },
+        Arc::new(store),
     )
     .unwrap()
 }

@@ -115,6 +115,7 @@ fn a_denied_path_is_not_mounted_and_nothing_starts() {
 #[test]
 fn non_main_gets_read_only_where_main_gets_read_write() {
     let install = Installation::new();
+    install.add_group("family");
     mkdirs(&install.user_home(), &["projects/shared"]);
     // Writable for the container's user (the host runs these tests as root).
     std::fs::set_permissions(
@@ -170,6 +171,7 @@ fn non_main_gets_read_only_where_main_gets_read_write() {
 #[test]
 fn the_projects_secrets_read_as_empty_in_mains_container() {
     let install = Installation::new();
+    install.add_group("family");
     let project = install.dir.path().join("project");
     mkdirs(&project, &["src", "config", "keys/.ssh"]);
     std::fs::write(project.join(".env"), "SECRET_TOKEN=hunter2\n").unwrap();
@@ -228,6 +230,7 @@ fn the_projects_secrets_read_as_empty_in_mains_container() {
 #[test]
 fn groups_see_only_their_own_folders_and_global_is_read_only_for_them() {
     let install = Installation::new();
+    install.add_group("family");
     let (main, _) = run_bash(
         &install,
         "main",

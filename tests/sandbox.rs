@@ -198,6 +198,7 @@ fn a_created_container_has_every_hardening_item() {
         [
             "/workspace/group",
             "/workspace/session",
+            "/workspace/global",
             "/run/pincer/host.sock"
         ]
     );
@@ -436,6 +437,8 @@ fn bad_configuration_is_a_usage_error_naming_the_variable() {
 #[test]
 fn groups_run_in_their_own_folders() {
     let install = Installation::new();
+    install.add_group("family");
+    install.add_group("work");
     let model = ScriptedModel::start(vec![
         tool_use(
             "bash",

@@ -61,8 +61,11 @@ fn every_module_has_a_doc_comment() {
 /// escape hatch for the disallowed types is used only by those owners.
 #[test]
 fn only_the_owners_touch_the_engine() {
-    let owners =
-        |path: &str| path.starts_with("core/src/sandbox/") || path.starts_with("core/src/mounts/");
+    let owners = |path: &str| {
+        path.starts_with("core/src/sandbox/")
+            || path.starts_with("core/src/mounts/")
+            || path.starts_with("core/src/store/")
+    };
     for path in rust_files() {
         let name = relative(&path);
         if name.starts_with("tests/") {
@@ -73,6 +76,24 @@ fn only_the_owners_touch_the_engine() {
             assert!(
                 owners(&name),
                 "{name} uses the container engine's client directly"
+            );
+        }
+    }
+}
+
+/// One store module owns the schema: SQL that shapes tables lives nowhere else.
+#[test]
+fn only_the_store_knows_the_schema() {
+    for path in rust_files() {
+        let name = relative(&path);
+        if name.starts_with("tests/") || name.starts_with("core/src/store/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needle in ["rusqlite", "CREATE TABLE", "ALTER TABLE"] {
+            assert!(
+                !text.contains(needle),
+                "{name} contains {needle:?}: the schema belongs to core/src/store"
             );
         }
     }

@@ -4,6 +4,10 @@
 //! try to confine paths, because everything they can reach is already what the
 //! host chose to mount. What this module does guarantee is that no tool can
 //! hang the runner (timeouts) or flood the model's context (output caps).
+//!
+//! The host tools (send a message, schedule a task, …) are forwarded as they
+//! are to the host API on the socket; the runner decides nothing about them,
+//! the host authorizes every call.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -47,8 +51,80 @@ const BASH_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// How long to wait for a killed command's pipes to close.
 const PIPE_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long one host-API call may take.
+const HOST_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The host tools: name, description, input schema properties, required.
+const HOST_TOOLS: &[(&str, &str, &str, &[&str])] = &[
+    (
+        "send_message",
+        "Send a message to a chat (a group may only message its own chat).",
+        r#"{"chat": {"type": "string"}, "text": {"type": "string"}}"#,
+        &["chat", "text"],
+    ),
+    (
+        "schedule_task",
+        "Schedule a prompt to run later: schedule is cron (5 fields), interval (e.g. 30m) or once (YYYY-MM-DDTHH:MM:SSZ).",
+        r#"{"prompt": {"type": "string"}, "schedule": {"type": "string", "enum": ["cron", "interval", "once"]},
+            "value": {"type": "string"}, "chat": {"type": "string"}}"#,
+        &["prompt", "schedule", "value"],
+    ),
+    ("list_tasks", "List scheduled tasks.", "{}", &[]),
+    (
+        "pause_task",
+        "Pause a scheduled task.",
+        r#"{"id": {"type": "integer"}}"#,
+        &["id"],
+    ),
+    (
+        "resume_task",
+        "Resume a paused task.",
+        r#"{"id": {"type": "integer"}}"#,
+        &["id"],
+    ),
+    (
+        "cancel_task",
+        "Cancel a scheduled task.",
+        r#"{"id": {"type": "integer"}}"#,
+        &["id"],
+    ),
+    (
+        "update_task",
+        "Change a task's prompt and/or schedule.",
+        r#"{"id": {"type": "integer"}, "prompt": {"type": "string"}, "schedule": {"type": "string"}, "value": {"type": "string"}}"#,
+        &["id"],
+    ),
+    (
+        "register_group",
+        "Register a new group for a chat (main group only).",
+        r#"{"name": {"type": "string"}, "chat": {"type": "string"}, "trigger": {"type": "string"}}"#,
+        &["name", "chat"],
+    ),
+    (
+        "list_groups",
+        "List the registered groups (main group only).",
+        "{}",
+        &[],
+    ),
+];
+
 /// The tool definitions, in the Messages API's `tools` format.
 pub(crate) fn definitions() -> Value {
+    let mut tools = local_definitions();
+    if let Value::Array(list) = &mut tools {
+        for (name, description, properties, required) in HOST_TOOLS {
+            let properties: Value = serde_json::from_str(properties).unwrap_or_else(|_| json!({}));
+            list.push(json!({
+                "name": name,
+                "description": description,
+                "input_schema": {"type": "object", "properties": properties, "required": required},
+            }));
+        }
+    }
+    tools
+}
+
+fn local_definitions() -> Value {
     json!([
         {
             "name": "bash",
@@ -114,9 +190,27 @@ pub(crate) fn run(name: &str, input: &Value, limits: &ToolLimits) -> ToolOutput 
         "write_file" => write_file(input),
         "edit_file" => edit_file(input),
         "list_files" => list_files(input),
+        host if HOST_TOOLS.iter().any(|(name, ..)| *name == host) => host_call(host, input),
         other => Err(format!("unknown tool {other:?}")),
     };
     result.unwrap_or_else(ToolOutput::error)
+}
+
+/// Forwards a host tool to the host API; the host's answer goes back to the model.
+fn host_call(name: &str, input: &Value) -> Result<ToolOutput, String> {
+    let body = serde_json::to_vec(input).map_err(|err| err.to_string())?;
+    let response = crate::http::post_json(
+        Path::new(pincer_protocol::HOST_SOCKET_PATH),
+        &format!("/host/v1/{name}"),
+        &[],
+        &body,
+        HOST_CALL_TIMEOUT,
+    )
+    .map_err(|err| err.to_string())?;
+    Ok(ToolOutput {
+        text: String::from_utf8_lossy(&response.body).into_owned(),
+        is_error: response.status != 200,
+    })
 }
 
 fn string_arg<'a>(input: &'a Value, key: &str) -> Result<&'a str, String> {
@@ -440,6 +534,24 @@ mod tests {
         let missing = run("read_file", &json!({"path": "/nonexistent/x"}), &limits());
         assert!(missing.is_error);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn every_host_tool_has_a_valid_schema() {
+        let tools = definitions();
+        let names: Vec<&str> = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 5 + HOST_TOOLS.len());
+        for (name, _, properties, required) in HOST_TOOLS {
+            let properties: Value = serde_json::from_str(properties).unwrap();
+            for field in *required {
+                assert!(properties.get(field).is_some(), "{name}: {field}");
+            }
+        }
     }
 
     #[test]

@@ -99,6 +99,11 @@ impl Paths {
         self.home.join("sessions").join(group.as_str())
     }
 
+    /// The SQLite database.
+    pub fn database(&self) -> PathBuf {
+        self.home.join("pincer.db")
+    }
+
     /// The shared memory folder: rw for main, ro for the others.
     pub fn global_dir(&self) -> PathBuf {
         self.home.join("global")

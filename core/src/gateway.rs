@@ -1,14 +1,16 @@
-//! The model gateway: the agent's only way to the model, and the only place
-//! the model key exists.
+//! The per-container socket server: the model gateway and the host API.
 //!
 //! Each invocation gets its own Unix socket, created here and mounted into
 //! its container. The gateway knows whose socket it is ([`Caller`]) because it
-//! made it; nothing the agent writes can change that. It forwards exactly one
-//! route, `POST /v1/messages`, to `<model_url>/v1/messages`, passing on only a
+//! made it; nothing the agent writes can change that. Two things are served:
+//! the host API under `/host/v1/` ([`crate::hostapi`]), and the model: it
+//! forwards exactly one route, `POST /v1/messages`, to `<model_url>/v1/messages`, passing on only a
 //! short list of harmless headers and adding the key itself: a credential the
 //! agent sends (`Authorization`, `X-Api-Key`, cookies…) is dropped. The client
 //! that talks to the model is plain hyper, which reads no proxy variables, so
 //! the key cannot be steered through a proxy of the host's environment.
+//!
+//! Every model request is audited (group, size, status; never the key).
 //!
 //! The gateway knows nothing about containers: it serves a socket path.
 
@@ -32,6 +34,8 @@ use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 
 use crate::group::GroupName;
+use crate::hostapi;
+use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -173,11 +177,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serves the host API for `caller` on a new socket at `path`.
+    /// Serves `caller`'s socket at `path`: the model through `upstream`, the
+    /// host API through `store` (which also receives the audit).
     pub fn serve(
         path: &Path,
         upstream: Arc<Upstream>,
         caller: Caller,
+        store: Arc<Store>,
     ) -> Result<Self, GatewayError> {
         let fail = |source| GatewayError::Socket {
             path: path.to_owned(),
@@ -192,7 +198,12 @@ impl Gateway {
         // The container's user must be able to connect; the folder around the
         // socket (0700) keeps other host users out.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
-        let task = tokio::spawn(accept_loop(listener, upstream, Arc::new(caller)));
+        let shared = Arc::new(Shared {
+            upstream,
+            caller,
+            store,
+        });
+        let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             path: path.to_owned(),
             task,
@@ -212,7 +223,14 @@ impl Drop for Gateway {
     }
 }
 
-async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, caller: Arc<Caller>) {
+/// What every connection of one socket shares.
+struct Shared {
+    upstream: Arc<Upstream>,
+    caller: Caller,
+    store: Arc<Store>,
+}
+
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
     // Connections live in this set: aborting the loop aborts them all.
     let mut connections = JoinSet::new();
     loop {
@@ -226,13 +244,11 @@ async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, caller: Ar
                         continue;
                     }
                 };
-                let upstream = Arc::clone(&upstream);
-                let caller = Arc::clone(&caller);
+                let shared = Arc::clone(&shared);
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let upstream = Arc::clone(&upstream);
-                        let caller = Arc::clone(&caller);
-                        async move { Ok::<_, Infallible>(handle(request, &upstream, &caller).await) }
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(route(request, &shared).await) }
                     });
                     if let Err(err) = hyper::server::conn::http1::Builder::new()
                         .max_buf_size(64 * 1024)
@@ -248,18 +264,79 @@ async fn accept_loop(listener: UnixListener, upstream: Arc<Upstream>, caller: Ar
     }
 }
 
-async fn handle(
-    request: Request<Incoming>,
-    upstream: &Upstream,
-    caller: &Caller,
-) -> Response<GatewayBody> {
-    if request.uri().path() != "/v1/messages" {
+async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
+    let path = request.uri().path().to_owned();
+    if let Some(action) = path.strip_prefix(hostapi::PREFIX) {
+        return host_api(request, action, shared).await;
+    }
+    if path != "/v1/messages" {
         return error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
-            "the host serves POST /v1/messages only",
+            "the host serves POST /v1/messages and /host/v1/ only",
         );
     }
+    model(request, &shared.upstream, &shared.caller, &shared.store).await
+}
+
+async fn host_api(
+    request: Request<Incoming>,
+    action: &str,
+    shared: &Shared,
+) -> Response<GatewayBody> {
+    if request.method() != Method::POST {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"ok": false, "error": "use POST"}),
+        );
+    }
+    let body = match Limited::new(request.into_body(), hostapi::MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            let (status, message) = if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "host API requests are limited to {} bytes",
+                        hostapi::MAX_BODY_BYTES
+                    ),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {err}"),
+                )
+            };
+            if let Err(err) = shared.store.audit(AuditRecord {
+                group: Some(shared.caller.group.as_str()),
+                kind: "host_api",
+                action,
+                allowed: Some(false),
+                reason: Some(&message),
+                ..Default::default()
+            }) {
+                tracing::error!("cannot write the audit: {err}");
+            }
+            return json_response(status, &serde_json::json!({"ok": false, "error": message}));
+        }
+    };
+    let reply = hostapi::handle(&shared.store, &shared.caller, action, &body);
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &reply.body)
+}
+
+async fn model(
+    request: Request<Incoming>,
+    upstream: &Upstream,
+    caller: &Caller,
+    store: &Store,
+) -> Response<GatewayBody> {
     if request.method() != Method::POST {
         return error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -336,15 +413,21 @@ async fn handle(
         }
     };
 
-    match upstream.client.request(forwarded).await {
+    let result = upstream.client.request(forwarded).await;
+    let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
+    tracing::info!(group = %caller.group, invocation = %caller.invocation_id, bytes = size, status, "model request");
+    if let Err(err) = store.audit(AuditRecord {
+        group: Some(caller.group.as_str()),
+        kind: "model",
+        action: "POST /v1/messages",
+        target: Some(&caller.invocation_id),
+        detail: Some(serde_json::json!({"bytes": size, "status": status}).to_string()),
+        ..Default::default()
+    }) {
+        tracing::error!("cannot write the audit: {err}");
+    }
+    match result {
         Ok(response) => {
-            tracing::info!(
-                group = %caller.group,
-                invocation = %caller.invocation_id,
-                bytes = size,
-                status = response.status().as_u16(),
-                "model request"
-            );
             let (mut parts, body) = response.into_parts();
             for name in HOP_HEADERS {
                 parts.headers.remove(*name);
@@ -372,7 +455,13 @@ fn too_large() -> Response<GatewayBody> {
 
 /// An error in the Messages API's own shape, so any client understands it.
 fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<GatewayBody> {
-    let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
+    json_response(
+        status,
+        &serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<GatewayBody> {
     let mut response = Response::new(
         Full::new(Bytes::from(body.to_string()))
             .map_err(|never| match never {})

@@ -25,6 +25,7 @@ use crate::mounts::{
 use crate::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, OutputLine, Resources, Sandbox, SandboxError,
 };
+use crate::store::{AuditRecord, Store, StoreError};
 
 /// Longest a Unix socket path may be (`sun_path` is 108 bytes on Linux, 104 on macOS).
 const MAX_SOCKET_PATH: usize = 100;
@@ -55,6 +56,14 @@ pub enum InvokeError {
          choose a shorter PINCER_HOME"
     )]
     SocketPathTooLong(PathBuf),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The group is not registered.
+    #[error(
+        "group {0} is not registered (register it with `pincer groups add {0} --chat CHAT_ID`)"
+    )]
+    UnknownGroup(String),
     /// The agent reported failure.
     #[error("the agent failed: {0}")]
     Agent(String),
@@ -102,6 +111,7 @@ pub struct Host {
     upstream: Arc<Upstream>,
     user: ContainerUser,
     facts: HostFacts,
+    store: Arc<Store>,
 }
 
 impl Host {
@@ -114,6 +124,7 @@ impl Host {
         api_key: Option<String>,
     ) -> Result<Self, InvokeError> {
         let sandbox = Sandbox::connect(&paths, engine).await?;
+        let store = Arc::new(Store::open(&paths.database())?);
         let removed = sandbox.remove_orphans().await?;
         if removed > 0 {
             tracing::info!("removed {removed} orphaned agent container(s) of an earlier run");
@@ -128,12 +139,18 @@ impl Host {
             upstream,
             user: ContainerUser::for_this_host(),
             facts,
+            store,
         })
     }
 
     /// The sandbox (image management, benchmarks).
     pub fn sandbox(&self) -> &Sandbox {
         &self.sandbox
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The settings in force.
@@ -150,6 +167,9 @@ impl Host {
         extra_mounts: &[MountRequest],
         on_event: &mut (dyn FnMut(&Event) + Send),
     ) -> Result<Reply, InvokeError> {
+        if self.store.group(group.as_str())?.is_none() {
+            return Err(InvokeError::UnknownGroup(group.to_string()));
+        }
         let sources = ImageSources {
             agent_bin: self.settings.agent_bin.clone(),
             busybox: self.settings.busybox.clone(),
@@ -175,6 +195,7 @@ impl Host {
                 group: group.clone(),
                 invocation_id: invocation_id.clone(),
             },
+            Arc::clone(&self.store),
         )?;
         // The policy is read afresh right before the container is created, so
         // an edit applies to the next invocation, and a broken file stops it.
@@ -219,6 +240,16 @@ impl Host {
             source: err.into(),
         })?;
         stdin.push(b'\n');
+
+        self.store.audit(AuditRecord {
+            group: Some(group.as_str()),
+            kind: "spawn",
+            action: "create_container",
+            target: Some(&invocation_id),
+            allowed: Some(true),
+            detail: Some(spec.audit_detail().to_string()),
+            ..Default::default()
+        })?;
 
         let mut outcome: Option<Outcome> = None;
         let mut tool_calls = 0u32;

@@ -9,6 +9,9 @@
 pub mod config;
 pub mod gateway;
 pub mod group;
+pub mod hostapi;
 pub mod invoke;
 pub mod mounts;
 pub mod sandbox;
+pub mod store;
+pub mod time;

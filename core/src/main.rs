@@ -13,6 +13,7 @@ use pincer::group::GroupName;
 use pincer::invoke::{Host, InvokeError, host_facts};
 use pincer::mounts::{MountPolicy, MountRequest};
 use pincer::sandbox::{EngineEndpoint, ImageKind, ImageSources, Sandbox};
+use pincer::store::Store;
 use pincer_protocol::Event;
 
 #[derive(Parser)]
@@ -58,6 +59,49 @@ enum Command {
     },
     /// Remove agent containers left behind by a host that died.
     Cleanup,
+    /// Manage groups: the owner's main group and the chats Pincer serves.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Show the audit log: every container spawn, host-API call and model request.
+    Audit {
+        /// Only this group's entries.
+        #[arg(long)]
+        group: Option<String>,
+        /// Only entries since then: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (90m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupsCommand {
+    /// List the groups.
+    List {
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a (non-main) group for a chat.
+    Add {
+        /// The group's name (also its folder's name).
+        name: String,
+        /// The chat it answers in (e.g. telegram:-1001234).
+        #[arg(long)]
+        chat: String,
+        /// What a message must start with to wake the agent (default @pincer).
+        #[arg(long)]
+        trigger: Option<String>,
+    },
+    /// Unregister a group (its folder stays on disk).
+    Remove {
+        /// The group's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -165,6 +209,8 @@ async fn run(cli: Cli) -> ExitCode {
             command: ImageCommand::Build { full, tag },
         } => build_image(&paths, &settings, engine, full, tag).await,
         Command::Cleanup => cleanup(&paths, engine).await,
+        Command::Groups { command } => groups_command(&paths, command),
+        Command::Audit { group, since, json } => audit_command(&paths, group, since, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -252,6 +298,91 @@ async fn cleanup(paths: &Paths, engine: EngineEndpoint) -> anyhow::Result<()> {
     let sandbox = Sandbox::connect(paths, engine).await?;
     let removed = sandbox.remove_orphans().await?;
     println!("removed {removed} orphaned container(s)");
+    Ok(())
+}
+
+fn open_store(paths: &Paths) -> anyhow::Result<Store> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&paths.home)
+        .with_context(|| format!("cannot create {}", paths.home.display()))?;
+    Ok(Store::open(&paths.database())?)
+}
+
+fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
+    let store = open_store(paths)?;
+    match command {
+        GroupsCommand::List { json } => {
+            let groups = store.groups()?;
+            if json {
+                println!("{}", serde_json::to_string(&groups)?);
+            } else {
+                for group in groups {
+                    let wakes = match (&group.trigger, group.is_main) {
+                        (_, true) => "main: every message".to_owned(),
+                        (Some(trigger), false) => format!("trigger {trigger}"),
+                        (None, false) => "no trigger".to_owned(),
+                    };
+                    println!("{:<20} {:<30} {wakes}", group.name, group.chat_id);
+                }
+            }
+        }
+        GroupsCommand::Add {
+            name,
+            chat,
+            trigger,
+        } => {
+            let name = GroupName::new(&name)?;
+            let group = store.add_group(&name, &chat, trigger.as_deref())?;
+            println!(
+                "registered {} for chat {} (trigger {})",
+                group.name,
+                group.chat_id,
+                group.trigger.unwrap_or_default()
+            );
+        }
+        GroupsCommand::Remove { name } => {
+            store.remove_group(&name)?;
+            println!("removed {name}");
+        }
+    }
+    Ok(())
+}
+
+fn audit_command(
+    paths: &Paths,
+    group: Option<String>,
+    since: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(paths)?;
+    let since = since
+        .map(|s| pincer::time::parse_since(&s, std::time::SystemTime::now()))
+        .transpose()
+        .map_err(|err| anyhow::anyhow!("--since: {err}"))?;
+    for entry in store.audit_entries(group.as_deref(), since.as_deref())? {
+        if json {
+            println!("{}", serde_json::to_string(&entry)?);
+        } else {
+            let decision = match entry.allowed {
+                Some(true) => "allowed",
+                Some(false) => "DENIED",
+                None => "-",
+            };
+            println!(
+                "{}  {:<12} {:<8} {:<16} {:<24} {:<8} {}",
+                entry.at,
+                entry.group.as_deref().unwrap_or("-"),
+                entry.kind,
+                entry.action,
+                entry.target.as_deref().unwrap_or("-"),
+                decision,
+                entry.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -45,6 +45,20 @@ impl Recorded {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The text of every `tool_result` block in the request, in order.
+    pub fn all_tool_results(&self) -> Vec<String> {
+        let json = self.json();
+        json["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|m| m["content"].as_array().cloned().unwrap_or_default())
+            .filter(|block| block["type"] == "tool_result")
+            .filter_map(|block| block["content"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The text of the last `tool_result` block in the request.
     pub fn last_tool_result(&self) -> String {
         let json = self.json();
@@ -267,6 +281,16 @@ impl Installation {
     /// The owner's home in this installation's world (`HOME` for `~`).
     pub fn user_home(&self) -> PathBuf {
         self.dir.path().join("user")
+    }
+
+    /// Registers a non-main group for the chat `test:<name>`.
+    pub fn add_group(&self, name: &str) {
+        let output = self
+            .pincer("http://127.0.0.1:1")
+            .args(["groups", "add", name, "--chat", &format!("test:{name}")])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
     }
 
     /// Writes the mount allowlist.

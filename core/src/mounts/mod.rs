@@ -119,7 +119,7 @@ impl ContainerUser {
 }
 
 /// A bind mount whose host side was prepared and resolved by this module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ValidatedMount {
     source: PathBuf,
     target: String,

@@ -149,6 +149,27 @@ impl ContainerSpec {
         }
     }
 
+    /// The full effective spec, for the audit table: everything that decides
+    /// what the container may see and do. Holds no secret (there is none in it).
+    pub fn audit_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "image": self.image,
+            "command": self.command,
+            "user": self.user.spec(),
+            "mounts": self.mounts,
+            "resources": self.resources,
+            "tmpfs": {"/tmp": self.tmp_options()},
+            "network": "none",
+            "read_only_rootfs": true,
+            "cap_drop": ["ALL"],
+            "no_new_privileges": true,
+            "privileged": false,
+            "init": true,
+            "env": CONTAINER_ENV,
+            "labels": self.labels,
+        })
+    }
+
     /// The same container as `docker run` flags: the benchmark's baseline runs
     /// exactly this through the CLI.
     pub fn docker_run_args(&self, labels: &HashMap<String, String>) -> Vec<String> {

@@ -1,0 +1,589 @@
+//! The store: Pincer's state in SQLite (WAL). One module owns the schema.
+//!
+//! Groups, messages, sessions, scheduled tasks and their runs, and the
+//! append-only audit table. Migrations are numbered and applied in order,
+//! each in its own transaction, with `PRAGMA user_version` recording how far
+//! the file has come; a crash in the middle of any write leaves the last
+//! committed state (SQLite's journal guarantees it, `tests/store.rs` checks).
+//!
+//! The store knows nothing about containers or the protocol: it keeps rows.
+//! Calls are short and synchronous; the connection sits behind a mutex.
+#![allow(clippy::disallowed_types)] // the owner of rusqlite::Connection
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::group::{GroupName, MAIN_GROUP};
+
+/// The chat id of the main group's built-in channel, the terminal.
+pub const MAIN_CHAT: &str = "local:main";
+/// The default trigger of a non-main group.
+pub const DEFAULT_TRIGGER: &str = "@pincer";
+
+/// The schema, one migration per entry; never edit a released one, append.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE groups (
+        name TEXT PRIMARY KEY,
+        chat_id TEXT NOT NULL UNIQUE,
+        is_main INTEGER NOT NULL DEFAULT 0 CHECK (is_main IN (0, 1)),
+        trigger TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX one_main_group ON groups (is_main) WHERE is_main = 1;
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        chat_id TEXT NOT NULL,
+        direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages (chat_id, id);
+    CREATE TABLE sessions (
+        group_name TEXT PRIMARY KEY REFERENCES groups (name) ON DELETE CASCADE,
+        session_id TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY,
+        group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,
+        chat_id TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        schedule_kind TEXT NOT NULL CHECK (schedule_kind IN ('cron', 'interval', 'once')),
+        schedule_value TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'cancelled')),
+        created_by TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE task_runs (
+        id INTEGER PRIMARY KEY,
+        task_id INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT,
+        result TEXT
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        group_name TEXT,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        allowed INTEGER CHECK (allowed IN (0, 1)),
+        reason TEXT,
+        detail TEXT
+    );
+    CREATE INDEX audit_by_time ON audit (at);
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+];
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer Pincer.
+    #[error(
+        "database {path} has schema version {found}, newer than this pincer knows ({known}): upgrade pincer"
+    )]
+    TooNew {
+        /// The database file.
+        path: String,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: usize,
+    },
+    /// A request the store refuses (duplicate, missing, not allowed).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A registered group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Group {
+    /// Its name (also its folder's name).
+    pub name: String,
+    /// The chat it belongs to.
+    pub chat_id: String,
+    /// Whether it is the owner's main group.
+    pub is_main: bool,
+    /// The trigger that wakes the agent (`None` for main: every message does).
+    pub trigger: Option<String>,
+}
+
+/// A scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    /// Its id.
+    pub id: i64,
+    /// The group it runs in.
+    pub group: String,
+    /// Where its results go.
+    pub chat_id: String,
+    /// What it asks.
+    pub prompt: String,
+    /// `cron`, `interval` or `once`.
+    pub schedule_kind: String,
+    /// The cron expression, interval or instant.
+    pub schedule_value: String,
+    /// `active`, `paused` or `cancelled`.
+    pub status: String,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Its id (the order of writing).
+    pub id: i64,
+    /// When (UTC).
+    pub at: String,
+    /// The group concerned.
+    pub group: Option<String>,
+    /// `spawn`, `host_api`, `model`, `egress`, …
+    pub kind: String,
+    /// What was attempted.
+    pub action: String,
+    /// On what.
+    pub target: Option<String>,
+    /// Allowed (`Some(true)`), denied (`Some(false)`), or not a decision.
+    pub allowed: Option<bool>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Details (JSON): the container spec, sizes, statuses. Never a secret.
+    pub detail: Option<String>,
+}
+
+/// What to write in the audit table.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRecord<'a> {
+    /// The group concerned.
+    pub group: Option<&'a str>,
+    /// The kind of event.
+    pub kind: &'a str,
+    /// What was attempted.
+    pub action: &'a str,
+    /// On what.
+    pub target: Option<&'a str>,
+    /// The decision, if it was one.
+    pub allowed: Option<bool>,
+    /// Why.
+    pub reason: Option<&'a str>,
+    /// Details as JSON.
+    pub detail: Option<String>,
+}
+
+/// The database.
+#[derive(Debug)]
+pub struct Store {
+    path: String,
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, migrates it, and
+    /// makes sure the main group exists.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let sqlite = |source| StoreError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(sqlite)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(sqlite)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sqlite)?;
+        migrate(&mut conn).map_err(|err| match err {
+            MigrateError::Sqlite(source) => sqlite(source),
+            MigrateError::TooNew(found) => StoreError::TooNew {
+                path: name.clone(),
+                found,
+                known: MIGRATIONS.len(),
+            },
+        })?;
+        conn.execute(
+            "INSERT OR IGNORE INTO groups (name, chat_id, is_main, trigger, created_at)
+             VALUES (?1, ?2, 1, NULL, ?3)",
+            params![MAIN_GROUP, MAIN_CHAT, crate::time::now()],
+        )
+        .map_err(sqlite)?;
+        Ok(Self {
+            path: name,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The schema version this file is at.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.pragma_query_value(None, "user_version", |row| row.get(0)))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (uncommitted work rolls back), so a poisoned lock is still usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        f(&self.lock()).map_err(|source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    // --- groups ---------------------------------------------------------
+
+    /// All groups, main first.
+    pub fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT name, chat_id, is_main, trigger FROM groups ORDER BY is_main DESC, name",
+            )?;
+            let rows = statement.query_map([], group_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// One group by name.
+    pub fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT name, chat_id, is_main, trigger FROM groups WHERE name = ?1",
+                [name],
+                group_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// The group a chat belongs to.
+    pub fn group_of_chat(&self, chat_id: &str) -> Result<Option<Group>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT name, chat_id, is_main, trigger FROM groups WHERE chat_id = ?1",
+                [chat_id],
+                group_from_row,
+            )
+            .optional()
+        })
+    }
+
+    /// Registers a non-main group.
+    pub fn add_group(
+        &self,
+        name: &GroupName,
+        chat_id: &str,
+        trigger: Option<&str>,
+    ) -> Result<Group, StoreError> {
+        if name.is_main() {
+            return Err(StoreError::Refused(
+                "the main group exists already and there is only one".into(),
+            ));
+        }
+        validate_chat_id(chat_id)?;
+        let trigger = trigger.unwrap_or(DEFAULT_TRIGGER).trim();
+        if trigger.is_empty() || trigger.chars().any(char::is_control) || trigger.len() > 64 {
+            return Err(StoreError::Refused(format!(
+                "invalid trigger {trigger:?}: 1 to 64 printable characters"
+            )));
+        }
+        if self.group(name.as_str())?.is_some() {
+            return Err(StoreError::Refused(format!(
+                "a group named {name} exists already"
+            )));
+        }
+        if let Some(owner) = self.group_of_chat(chat_id)? {
+            return Err(StoreError::Refused(format!(
+                "chat {chat_id} belongs to group {} already",
+                owner.name
+            )));
+        }
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO groups (name, chat_id, is_main, trigger, created_at) VALUES (?1, ?2, 0, ?3, ?4)",
+                params![name.as_str(), chat_id, trigger, crate::time::now()],
+            )
+        })?;
+        Ok(Group {
+            name: name.to_string(),
+            chat_id: chat_id.to_owned(),
+            is_main: false,
+            trigger: Some(trigger.to_owned()),
+        })
+    }
+
+    /// Removes a non-main group (its tasks go with it; its folder stays on disk).
+    pub fn remove_group(&self, name: &str) -> Result<(), StoreError> {
+        if name == MAIN_GROUP {
+            return Err(StoreError::Refused(
+                "the main group cannot be removed".into(),
+            ));
+        }
+        let removed = self.with(|c| c.execute("DELETE FROM groups WHERE name = ?1", [name]))?;
+        if removed == 0 {
+            return Err(StoreError::Refused(format!("no group named {name}")));
+        }
+        Ok(())
+    }
+
+    // --- messages ---------------------------------------------------------
+
+    /// Stores an outgoing message for `chat_id` (the channels deliver it).
+    pub fn add_outgoing(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO messages (chat_id, direction, sender, text, created_at) VALUES (?1, 'out', ?2, ?3, ?4)",
+                params![chat_id, sender, text, crate::time::now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// Outgoing messages to `chat_id`, oldest first: (sender, text).
+    pub fn outgoing(&self, chat_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT sender, text FROM messages WHERE chat_id = ?1 AND direction = 'out' ORDER BY id",
+            )?;
+            let rows = statement.query_map([chat_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    // --- tasks -----------------------------------------------------------------
+
+    /// Adds a task; returns it.
+    pub fn add_task(
+        &self,
+        group: &str,
+        chat_id: &str,
+        prompt: &str,
+        kind: &str,
+        value: &str,
+        created_by: &str,
+    ) -> Result<Task, StoreError> {
+        let id = self.with(|c| {
+            c.execute(
+                "INSERT INTO tasks (group_name, chat_id, prompt, schedule_kind, schedule_value, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![group, chat_id, prompt, kind, value, created_by, crate::time::now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })?;
+        self.task(id)?
+            .ok_or_else(|| StoreError::Refused(format!("task {id} vanished")))
+    }
+
+    /// One task.
+    pub fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        self.with(|c| {
+            c.query_row(&format!("{TASK_SELECT} WHERE id = ?1"), [id], task_from_row)
+                .optional()
+        })
+    }
+
+    /// Tasks, all or one group's, oldest first.
+    pub fn tasks(&self, group: Option<&str>) -> Result<Vec<Task>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(&format!(
+                "{TASK_SELECT} WHERE ?1 IS NULL OR group_name = ?1 ORDER BY id"
+            ))?;
+            let rows = statement.query_map([group], task_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Sets a task's status.
+    pub fn set_task_status(&self, id: i64, status: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET status = ?2 WHERE id = ?1",
+                params![id, status],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Changes a task's prompt and/or schedule.
+    pub fn update_task(
+        &self,
+        id: i64,
+        prompt: Option<&str>,
+        schedule: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            if let Some(prompt) = prompt {
+                tx.execute(
+                    "UPDATE tasks SET prompt = ?2 WHERE id = ?1",
+                    params![id, prompt],
+                )?;
+            }
+            if let Some((kind, value)) = schedule {
+                tx.execute(
+                    "UPDATE tasks SET schedule_kind = ?2, schedule_value = ?3 WHERE id = ?1",
+                    params![id, kind, value],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    // --- audit -------------------------------------------------------------------
+
+    /// Appends to the audit table.
+    pub fn audit(&self, record: AuditRecord<'_>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at, group_name, kind, action, target, allowed, reason, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    crate::time::now(),
+                    record.group,
+                    record.kind,
+                    record.action,
+                    record.target,
+                    record.allowed,
+                    record.reason,
+                    record.detail
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Audit entries, oldest first, optionally of one group and since a time.
+    pub fn audit_entries(
+        &self,
+        group: Option<&str>,
+        since: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, at, group_name, kind, action, target, allowed, reason, detail FROM audit
+                 WHERE (?1 IS NULL OR group_name = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
+            )?;
+            let rows = statement.query_map(params![group, since], |row| {
+                Ok(AuditEntry {
+                    id: row.get(0)?,
+                    at: row.get(1)?,
+                    group: row.get(2)?,
+                    kind: row.get(3)?,
+                    action: row.get(4)?,
+                    target: row.get(5)?,
+                    allowed: row.get(6)?,
+                    reason: row.get(7)?,
+                    detail: row.get(8)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+const TASK_SELECT: &str =
+    "SELECT id, group_name, chat_id, prompt, schedule_kind, schedule_value, status FROM tasks";
+
+fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: row.get(0)?,
+        group: row.get(1)?,
+        chat_id: row.get(2)?,
+        prompt: row.get(3)?,
+        schedule_kind: row.get(4)?,
+        schedule_value: row.get(5)?,
+        status: row.get(6)?,
+    })
+}
+
+fn group_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Group> {
+    Ok(Group {
+        name: row.get(0)?,
+        chat_id: row.get(1)?,
+        is_main: row.get(2)?,
+        trigger: row.get(3)?,
+    })
+}
+
+/// A chat id: 1 to 256 printable characters.
+pub fn validate_chat_id(chat_id: &str) -> Result<(), StoreError> {
+    if chat_id.is_empty() || chat_id.len() > 256 || chat_id.chars().any(char::is_control) {
+        return Err(StoreError::Refused(format!(
+            "invalid chat id {chat_id:?}: 1 to 256 printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `text` wakes a non-main group with `trigger`: the trigger at the
+/// start, in any case, followed by the end, a space or punctuation.
+pub fn matches_trigger(text: &str, trigger: &str) -> bool {
+    let text = text.trim_start();
+    let Some(head) = text.get(..trigger.len()) else {
+        return false;
+    };
+    head.eq_ignore_ascii_case(trigger)
+        && text[trigger.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| c.is_whitespace() || c.is_ascii_punctuation())
+}
+
+enum MigrateError {
+    Sqlite(rusqlite::Error),
+    TooNew(i64),
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(MigrateError::Sqlite)?;
+    if version > MIGRATIONS.len() as i64 {
+        return Err(MigrateError::TooNew(version));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction().map_err(MigrateError::Sqlite)?;
+        tx.execute_batch(sql).map_err(MigrateError::Sqlite)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)
+            .map_err(MigrateError::Sqlite)?;
+        tx.commit().map_err(MigrateError::Sqlite)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_match_at_the_start_in_any_case() {
+        assert!(matches_trigger("@pincer what's up", "@pincer"));
+        assert!(matches_trigger("  @PINCER, hi", "@pincer"));
+        assert!(matches_trigger("@pincer", "@pincer"));
+        assert!(!matches_trigger("hey @pincer", "@pincer"));
+        assert!(!matches_trigger("@pincerbot hi", "@pincer"));
+        assert!(!matches_trigger("@pin", "@pincer"));
+        assert!(!matches_trigger("é@pincer", "@pincer"));
+    }
+}
