@@ -529,3 +529,80 @@ fn the_same_requests_from_main_succeed() {
     assert_eq!(store.tasks(Some("work")).unwrap().len(), 1);
     assert!(store.group("evil").unwrap().is_some());
 }
+
+#[test]
+fn the_groups_and_audit_commands() {
+    let install = Installation::new();
+    let pincer = |args: &[&str]| {
+        install
+            .pincer("http://127.0.0.1:1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    install.add_group("family");
+    let list = pincer(&["groups", "list", "--json"]);
+    let groups: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(groups[0]["name"], "main");
+    assert_eq!(
+        groups[1],
+        json!({"name": "family", "chat_id": "test:family", "is_main": false, "trigger": "@pincer"})
+    );
+    for (args, why) in [
+        (
+            &["groups", "add", "family", "--chat", "test:other"][..],
+            "exists already",
+        ),
+        (
+            &["groups", "add", "other", "--chat", "test:family"][..],
+            "belongs to group family",
+        ),
+        (
+            &["groups", "add", "main", "--chat", "test:x"][..],
+            "only one",
+        ),
+        (
+            &["groups", "add", "a/b", "--chat", "test:x"][..],
+            "invalid group name",
+        ),
+        (&["groups", "remove", "main"][..], "cannot be removed"),
+        (&["groups", "remove", "nobody"][..], "no group named nobody"),
+    ] {
+        let output = pincer(args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", text(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains(why),
+            "{args:?}: {}",
+            text(&output)
+        );
+    }
+    assert!(pincer(&["groups", "remove", "family"]).status.success());
+    let output = pincer(&["run-once", "--group", "family", "hi"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("group family is not registered"));
+
+    // --since filters by time; a bad value is an error that says what to write.
+    let store = Store::open(&install.home().join("pincer.db")).unwrap();
+    store
+        .audit(pincer::store::AuditRecord {
+            group: Some("main"),
+            kind: "test",
+            action: "probe",
+            ..Default::default()
+        })
+        .unwrap();
+    let recent = pincer(&["audit", "--since", "1h", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&recent.stdout).lines().count(),
+        1,
+        "{}",
+        text(&recent)
+    );
+    let future = pincer(&["audit", "--since", "2999-01-01", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&future.stdout).lines().count(), 0);
+    let bad = pincer(&["audit", "--since", "last tuesday"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
+    let human = pincer(&["audit"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("probe"));
+}
