@@ -9,24 +9,19 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::Arc;
 
-use pincer::gateway::{ApiKey, Caller, Gateway, MAX_REQUEST_BYTES, Upstream};
+use pincer::gateway::{Caller, Gateway, MAX_REQUEST_BYTES};
 use pincer::group::GroupName;
-use pincer::store::Store;
 use support::*;
 
 fn serve(dir: &Path, model_url: &str) -> Gateway {
-    let upstream = Upstream::new(model_url, ApiKey::new(TEST_KEY.into()).unwrap()).unwrap();
-    let store = Store::open(&dir.join("pincer.db")).unwrap();
     Gateway::serve(
         &dir.join("host.sock"),
-        Arc::new(upstream),
+        services(&dir.join("pincer.db"), model_url),
         Caller {
             group: GroupName::main(),
             invocation_id: "test".into(),
         },
-        Arc::new(store),
     )
     .unwrap()
 }
@@ -111,8 +106,9 @@ async fn only_post_v1_messages_is_served() {
         assert_eq!(status, 404, "{path}");
         assert!(String::from_utf8_lossy(&body).contains("not_found_error"));
     }
+    // An absolute URI is an egress request: with no allowlist, refused.
     let absolute = post("http://169.254.169.254/latest/meta-data", "", "{}");
-    assert_eq!(raw(gateway.path(), absolute).await.0, 404);
+    assert_eq!(raw(gateway.path(), absolute).await.0, 403);
     assert!(
         model.requests().is_empty(),
         "a refused request reached the model"

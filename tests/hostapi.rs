@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pincer::gateway::{ApiKey, Caller, Gateway, Upstream};
+use pincer::gateway::{Caller, Gateway};
 use pincer::group::GroupName;
 use pincer::store::{MAIN_CHAT, Store};
 use serde_json::{Value, json};
@@ -26,7 +26,9 @@ struct World {
 impl World {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("pincer.db")).unwrap());
+        // Nothing listens at the model's address: the model is not part of these tests.
+        let services = services(&dir.path().join("pincer.db"), "http://127.0.0.1:9");
+        let store = Arc::clone(&services.store);
         for name in ["family", "work"] {
             store
                 .add_group(
@@ -45,22 +47,17 @@ impl World {
                 .add_task(group, chat, "daily digest", "cron", "0 9 * * *", "owner")
                 .unwrap();
         }
-        // Nothing listens there: the model is not part of these tests.
-        let upstream = Arc::new(
-            Upstream::new("http://127.0.0.1:9", ApiKey::new(TEST_KEY.into()).unwrap()).unwrap(),
-        );
         let sockets = ["main", "family", "work"]
             .into_iter()
             .map(|group| {
                 let path = dir.path().join(format!("{group}.sock"));
                 let gateway = Gateway::serve(
                     &path,
-                    Arc::clone(&upstream),
+                    Arc::clone(&services),
                     Caller {
                         group: GroupName::new(group).unwrap(),
                         invocation_id: format!("inv-{group}"),
                     },
-                    Arc::clone(&store),
                 )
                 .unwrap();
                 (group.to_owned(), path, gateway)

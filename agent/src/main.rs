@@ -5,6 +5,7 @@
 //! stdout, the last one the [`Outcome`]. It holds no secret and has no network:
 //! the only thing it can talk to is the socket the host mounted for it.
 
+mod bridge;
 mod http;
 mod model;
 mod tools;
@@ -29,6 +30,7 @@ fn main() {
         protocol: PROTOCOL_VERSION,
         runner: RUNNER.into(),
     });
+    bridge::start();
     let outcome = match read_invocation() {
         Ok(invocation) => run(&invocation),
         Err(error) => failure(error, 0, Usage::default()),

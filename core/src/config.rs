@@ -22,6 +22,14 @@ pub enum ConfigError {
         /// The variable that would have said.
         var: &'static str,
     },
+    /// A configuration file is unusable.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// A variable is set to something unusable.
     #[error("invalid {var}={value:?}: {reason}")]
     Invalid {
@@ -202,6 +210,51 @@ impl Settings {
     }
 }
 
+/// The file naming the owner's other secrets: `{"env": ["GITHUB_TOKEN", …]}`.
+pub const SECRETS_FILE: &str = "secrets.json";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretsFile {
+    #[serde(default)]
+    env: Vec<String>,
+}
+
+/// The values of the environment variables that `config_dir/secrets.json`
+/// names: secrets the egress guard refuses to let out. A missing file names
+/// none; a malformed one, or a named variable that is not set, is an error.
+pub fn other_secrets(
+    config_dir: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let path = config_dir.join(SECRETS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => {
+            return Err(ConfigError::File {
+                path,
+                message: err.to_string(),
+            });
+        }
+    };
+    let file: SecretsFile = serde_json::from_str(&text).map_err(|err| ConfigError::File {
+        path: path.clone(),
+        message: err.to_string(),
+    })?;
+    file.env
+        .iter()
+        .map(|name| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::File {
+                    path: path.clone(),
+                    message: format!("names the variable {name}, which is not set"),
+                })
+        })
+        .collect()
+}
+
 /// The source tree this binary was built from, if it is still there.
 fn default_project_dir() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
@@ -272,6 +325,27 @@ mod tests {
         let ok = Settings::from_env(env(&[("PINCER_MODEL_URL", "http://127.0.0.1:9/")])).unwrap();
         assert_eq!(ok.model_url, "http://127.0.0.1:9");
         assert_eq!(ok.timeout, DEFAULT_TIMEOUT);
+    }
+
+    #[test]
+    fn other_secrets_come_from_named_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(other_secrets(dir.path(), env(&[])).unwrap().is_empty());
+        std::fs::write(
+            dir.path().join(SECRETS_FILE),
+            r#"{"env": ["GITHUB_TOKEN"]}"#,
+        )
+        .unwrap();
+        let found = other_secrets(dir.path(), env(&[("GITHUB_TOKEN", "ghp_abcdefgh")])).unwrap();
+        assert_eq!(found, ["ghp_abcdefgh"]);
+        let err = other_secrets(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("GITHUB_TOKEN, which is not set"), "{err}");
+        std::fs::write(dir.path().join(SECRETS_FILE), r#"{"vars": []}"#).unwrap();
+        let err = other_secrets(dir.path(), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("secrets.json") && err.contains("unknown field"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 
+use crate::egress::Egress;
 use crate::group::GroupName;
 use crate::hostapi;
 use crate::store::{AuditRecord, Store};
@@ -177,13 +178,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serves `caller`'s socket at `path`: the model through `upstream`, the
-    /// host API through `store` (which also receives the audit).
+    /// Serves `caller`'s socket at `path` with the host's `services`.
     pub fn serve(
         path: &Path,
-        upstream: Arc<Upstream>,
+        services: Arc<Services>,
         caller: Caller,
-        store: Arc<Store>,
     ) -> Result<Self, GatewayError> {
         let fail = |source| GatewayError::Socket {
             path: path.to_owned(),
@@ -198,11 +197,7 @@ impl Gateway {
         // The container's user must be able to connect; the folder around the
         // socket (0700) keeps other host users out.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
-        let shared = Arc::new(Shared {
-            upstream,
-            caller,
-            store,
-        });
+        let shared = Arc::new(Shared { services, caller });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             path: path.to_owned(),
@@ -223,11 +218,22 @@ impl Drop for Gateway {
     }
 }
 
+/// What the host offers on every socket: the model, the store (host API and
+/// audit), and the egress proxy.
+#[derive(Debug)]
+pub struct Services {
+    /// The model API.
+    pub upstream: Arc<Upstream>,
+    /// State and audit.
+    pub store: Arc<Store>,
+    /// The way out.
+    pub egress: Arc<Egress>,
+}
+
 /// What every connection of one socket shares.
 struct Shared {
-    upstream: Arc<Upstream>,
+    services: Arc<Services>,
     caller: Caller,
-    store: Arc<Store>,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -253,6 +259,8 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
                     if let Err(err) = hyper::server::conn::http1::Builder::new()
                         .max_buf_size(64 * 1024)
                         .serve_connection(TokioIo::new(stream), service)
+                        // CONNECT tunnels take over the connection.
+                        .with_upgrades()
                         .await
                     {
                         tracing::debug!("host socket connection ended: {err}");
@@ -265,6 +273,16 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
+    let egress = &shared.services.egress;
+    if request.method() == Method::CONNECT {
+        return Arc::clone(egress)
+            .connect(shared.caller.clone(), request)
+            .await;
+    }
+    if request.uri().scheme().is_some() {
+        // An absolute URI: a proxy request for plain HTTP.
+        return egress.forward(&shared.caller, request).await;
+    }
     let path = request.uri().path().to_owned();
     if let Some(action) = path.strip_prefix(hostapi::PREFIX) {
         return host_api(request, action, shared).await;
@@ -276,7 +294,8 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
             "the host serves POST /v1/messages and /host/v1/ only",
         );
     }
-    model(request, &shared.upstream, &shared.caller, &shared.store).await
+    let services = &shared.services;
+    model(request, &services.upstream, &shared.caller, &services.store).await
 }
 
 async fn host_api(
@@ -313,7 +332,7 @@ async fn host_api(
                     format!("cannot read the request body: {err}"),
                 )
             };
-            if let Err(err) = shared.store.audit(AuditRecord {
+            if let Err(err) = shared.services.store.audit(AuditRecord {
                 group: Some(shared.caller.group.as_str()),
                 kind: "host_api",
                 action,
@@ -326,7 +345,31 @@ async fn host_api(
             return json_response(status, &serde_json::json!({"ok": false, "error": message}));
         }
     };
-    let reply = hostapi::handle(&shared.store, &shared.caller, action, &body);
+    let services = &shared.services;
+    if action == "web_fetch" {
+        let (status, body) = services.egress.web_fetch(&shared.caller, &body).await;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(status, &body);
+    }
+    // What an agent sends to a chat leaves the host too: same guard as egress.
+    if services.egress.guard().finds_secret_in(&body) {
+        let reason = "the request carries a secret the host knows";
+        if let Err(err) = services.store.audit(AuditRecord {
+            group: Some(shared.caller.group.as_str()),
+            kind: "host_api",
+            action,
+            allowed: Some(false),
+            reason: Some(reason),
+            ..Default::default()
+        }) {
+            tracing::error!("cannot write the audit: {err}");
+        }
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({"ok": false, "error": reason}),
+        );
+    }
+    let reply = hostapi::handle(&services.store, &shared.caller, action, &body);
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &reply.body)
 }

@@ -17,7 +17,8 @@ use pincer_protocol::{Event, Invocation, Outcome, PROTOCOL_VERSION, Status, Usag
 use serde::Serialize;
 
 use crate::config::{Paths, Settings};
-use crate::gateway::{ApiKey, Caller, Gateway, GatewayError, Upstream};
+use crate::egress::{Egress, EgressError, LeakGuard};
+use crate::gateway::{ApiKey, Caller, Gateway, GatewayError, Services, Upstream};
 use crate::group::GroupName;
 use crate::mounts::{
     self, ContainerUser, HostFacts, MountError, MountPlan, MountPolicy, MountRequest,
@@ -39,6 +40,9 @@ pub enum InvokeError {
     /// The gateway could not be set up.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The egress proxy could not be set up.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
     /// The group's folders could not be prepared.
     #[error(transparent)]
     Mounts(#[from] MountError),
@@ -108,10 +112,9 @@ pub struct Host {
     paths: Paths,
     settings: Settings,
     sandbox: Sandbox,
-    upstream: Arc<Upstream>,
+    services: Arc<Services>,
     user: ContainerUser,
     facts: HostFacts,
-    store: Arc<Store>,
 }
 
 impl Host {
@@ -122,6 +125,7 @@ impl Host {
         settings: Settings,
         engine: EngineEndpoint,
         api_key: Option<String>,
+        other_secrets: Vec<String>,
     ) -> Result<Self, InvokeError> {
         let sandbox = Sandbox::connect(&paths, engine).await?;
         let store = Arc::new(Store::open(&paths.database())?);
@@ -130,16 +134,22 @@ impl Host {
             tracing::info!("removed {removed} orphaned agent container(s) of an earlier run");
         }
         let key = ApiKey::new(api_key.unwrap_or_default())?;
+        // The leak guard knows the model key and the owner's other secrets.
+        let guard = LeakGuard::new(std::iter::once(key.expose().to_owned()).chain(other_secrets));
         let upstream = Arc::new(Upstream::new(&settings.model_url, key)?);
+        let egress = Arc::new(Egress::new(Arc::clone(&store), guard)?);
         let facts = host_facts(&paths, sandbox.endpoint());
         Ok(Self {
             paths,
             settings,
             sandbox,
-            upstream,
+            services: Arc::new(Services {
+                upstream,
+                store,
+                egress,
+            }),
             user: ContainerUser::for_this_host(),
             facts,
-            store,
         })
     }
 
@@ -150,7 +160,7 @@ impl Host {
 
     /// The store.
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        &self.services.store
     }
 
     /// The settings in force.
@@ -167,7 +177,7 @@ impl Host {
         extra_mounts: &[MountRequest],
         on_event: &mut (dyn FnMut(&Event) + Send),
     ) -> Result<Reply, InvokeError> {
-        if self.store.group(group.as_str())?.is_none() {
+        if self.services.store.group(group.as_str())?.is_none() {
             return Err(InvokeError::UnknownGroup(group.to_string()));
         }
         let sources = ImageSources {
@@ -190,12 +200,11 @@ impl Host {
         }
         let _gateway = Gateway::serve(
             &socket_path,
-            Arc::clone(&self.upstream),
+            Arc::clone(&self.services),
             Caller {
                 group: group.clone(),
                 invocation_id: invocation_id.clone(),
             },
-            Arc::clone(&self.store),
         )?;
         // The policy is read afresh right before the container is created, so
         // an edit applies to the next invocation, and a broken file stops it.
@@ -241,7 +250,7 @@ impl Host {
         })?;
         stdin.push(b'\n');
 
-        self.store.audit(AuditRecord {
+        self.services.store.audit(AuditRecord {
             group: Some(group.as_str()),
             kind: "spawn",
             action: "create_container",

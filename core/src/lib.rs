@@ -7,6 +7,7 @@
 //! together for one message.
 
 pub mod config;
+pub mod egress;
 pub mod gateway;
 pub mod group;
 pub mod hostapi;

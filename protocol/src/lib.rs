@@ -4,7 +4,9 @@
 //! * stdin: one [`Invocation`] as a single JSON line;
 //! * stdout: JSON lines, each an [`Event`]; the last one is [`Event::Result`];
 //! * the socket at [`HOST_SOCKET_PATH`]: HTTP/1.1, served by the host
-//!   (`POST /v1/messages` is the model gateway).
+//!   (`POST /v1/messages` is the model gateway, `/host/v1/…` the host API,
+//!   `CONNECT` and absolute URIs the egress proxy);
+//! * the runner bridges `127.0.0.1:`[`EGRESS_PROXY_PORT`] to that socket.
 //!
 //! This crate knows nothing about containers or the network: it is data only,
 //! so a runner can depend on it without pulling in the host. ARCHITECTURE.md
@@ -18,6 +20,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Where the host's socket appears inside the container.
 pub const HOST_SOCKET_PATH: &str = "/run/pincer/host.sock";
+
+/// The loopback port inside the container where the runner bridges to the
+/// host's egress proxy; the container's `HTTP_PROXY`/`HTTPS_PROXY` point here.
+pub const EGRESS_PROXY_PORT: u16 = 3128;
 
 /// The invocation longer than this (bytes, one line) is refused by the runner.
 pub const MAX_INVOCATION_BYTES: usize = 4 * 1024 * 1024;

@@ -23,6 +23,19 @@ use serde_json::{Value, json};
 
 pub const TEST_KEY: &str = "sk-test-SECRET-0123456789abcdef";
 
+/// The host's services over a store at `db`, with the model at `model_url`.
+pub fn services(db: &Path, model_url: &str) -> Arc<pincer::gateway::Services> {
+    use pincer::gateway::{ApiKey, Services, Upstream};
+    let store = Arc::new(pincer::store::Store::open(db).unwrap());
+    let key = ApiKey::new(TEST_KEY.into()).unwrap();
+    let guard = pincer::egress::LeakGuard::new([TEST_KEY.to_owned()]);
+    Arc::new(Services {
+        upstream: Arc::new(Upstream::new(model_url, key).unwrap()),
+        egress: Arc::new(pincer::egress::Egress::new(Arc::clone(&store), guard).unwrap()),
+        store,
+    })
+}
+
 /// One request the model server received.
 #[derive(Debug, Clone)]
 pub struct Recorded {

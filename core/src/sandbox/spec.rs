@@ -63,11 +63,20 @@ pub struct ContainerSpec {
 }
 
 /// The environment every container gets. Never a secret: the model key stays
-/// on the host and is added by the gateway.
+/// on the host and is added by the gateway. The proxy variables point at the
+/// runner's bridge to the host's egress proxy (the port is
+/// [`pincer_protocol::EGRESS_PROXY_PORT`]); a process that ignores them has no
+/// route at all.
 pub const CONTAINER_ENV: &[&str] = &[
     "PATH=/usr/local/bin:/usr/bin:/bin",
     "HOME=/tmp",
     "LANG=C.UTF-8",
+    "HTTP_PROXY=http://127.0.0.1:3128",
+    "HTTPS_PROXY=http://127.0.0.1:3128",
+    "http_proxy=http://127.0.0.1:3128",
+    "https_proxy=http://127.0.0.1:3128",
+    "NO_PROXY=localhost,127.0.0.1,::1",
+    "no_proxy=localhost,127.0.0.1,::1",
 ];
 
 /// The hostname inside every container (the host's own is never shown).
@@ -240,5 +249,26 @@ impl ContainerSpec {
         args.push(self.image.clone());
         args.extend(self.command.iter().flatten().skip(1).cloned());
         args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_variables_point_at_the_runners_bridge() {
+        let bridge = format!("http://127.0.0.1:{}", pincer_protocol::EGRESS_PROXY_PORT);
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
+            assert!(
+                CONTAINER_ENV.contains(&format!("{var}={bridge}").as_str()),
+                "{var}"
+            );
+        }
+        assert!(
+            !CONTAINER_ENV
+                .iter()
+                .any(|e| e.contains("KEY") || e.contains("TOKEN"))
+        );
     }
 }

@@ -84,6 +84,13 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;",
+    // 2: per-group egress allowlists.
+    "CREATE TABLE egress_rules (
+        group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (group_name, rule)
+    );",
 ];
 
 /// A store operation failed.
@@ -448,6 +455,48 @@ impl Store {
             }
             tx.commit()
         })
+    }
+
+    // --- egress ------------------------------------------------------------------
+
+    /// A group's egress rules, in the order they were added.
+    pub fn egress_rules(&self, group: &str) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT rule FROM egress_rules WHERE group_name = ?1 ORDER BY rowid")?;
+            let rows = statement.query_map([group], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Adds a rule (already validated by the caller) to a group's allowlist.
+    pub fn allow_egress(&self, group: &str, rule: &str) -> Result<(), StoreError> {
+        if self.group(group)?.is_none() {
+            return Err(StoreError::Refused(format!("no group named {group}")));
+        }
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO egress_rules (group_name, rule, created_at) VALUES (?1, ?2, ?3)",
+                params![group, rule, crate::time::now()],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Removes a rule from a group's allowlist.
+    pub fn revoke_egress(&self, group: &str, rule: &str) -> Result<(), StoreError> {
+        let removed = self.with(|c| {
+            c.execute(
+                "DELETE FROM egress_rules WHERE group_name = ?1 AND rule = ?2",
+                params![group, rule],
+            )
+        })?;
+        if removed == 0 {
+            return Err(StoreError::Refused(format!(
+                "group {group} has no egress rule {rule:?}"
+            )));
+        }
+        Ok(())
     }
 
     // --- audit -------------------------------------------------------------------
