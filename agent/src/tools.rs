@@ -106,6 +106,13 @@ const HOST_TOOLS: &[(&str, &str, &str, &[&str])] = &[
         "{}",
         &[],
     ),
+    (
+        "web_fetch",
+        "Fetch a web page (http or https) through the host; only hosts in this group's \
+         egress allowlist can be reached.",
+        r#"{"url": {"type": "string"}}"#,
+        &["url"],
+    ),
 ];
 
 /// The tool definitions, in the Messages API's `tools` format.

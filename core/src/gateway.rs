@@ -273,15 +273,28 @@ async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
 }
 
 async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
-    let egress = &shared.services.egress;
-    if request.method() == Method::CONNECT {
-        return Arc::clone(egress)
-            .connect(shared.caller.clone(), request)
-            .await;
-    }
-    if request.uri().scheme().is_some() {
-        // An absolute URI: a proxy request for plain HTTP.
-        return egress.forward(&shared.caller, request).await;
+    let is_connect = request.method() == Method::CONNECT;
+    if is_connect || request.uri().scheme().is_some() {
+        // CONNECT, or an absolute URI (plain HTTP through the proxy). Decided
+        // on a task of its own: a client that hangs up mid-decision must not
+        // cancel the decision's audit entry.
+        let egress = Arc::clone(&shared.services.egress);
+        let caller = shared.caller.clone();
+        let decision = tokio::spawn(async move {
+            if is_connect {
+                egress.connect(caller, request).await
+            } else {
+                egress.forward(&caller, request).await
+            }
+        });
+        return decision.await.unwrap_or_else(|err| {
+            tracing::error!("egress task failed: {err}");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "egress failed",
+            )
+        });
     }
     let path = request.uri().path().to_owned();
     if let Some(action) = path.strip_prefix(hostapi::PREFIX) {

@@ -263,6 +263,57 @@ impl Trap {
     }
 }
 
+/// A plain HTTP server on loopback that answers `egress-ok <path>` and
+/// counts what reached it: the destination of egress tests.
+pub struct Destination {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Destination {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let seen = Arc::clone(&seen);
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if line.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let path = first.split_whitespace().nth(1).unwrap_or("?").to_owned();
+                    seen.lock().unwrap().push(first.trim().to_owned());
+                    let body = format!("egress-ok {path}");
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        Self { port, requests }
+    }
+
+    pub fn hits(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
 /// A private Pincer installation in a temp folder.
 pub struct Installation {
     pub dir: tempfile::TempDir,
@@ -304,6 +355,31 @@ impl Installation {
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", text(&output));
+    }
+
+    /// Allows `rule` for `group`'s egress.
+    pub fn allow_egress(&self, group: &str, rule: &str) {
+        let output = self
+            .pincer("http://127.0.0.1:1")
+            .args(["egress", "allow", group, rule])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+
+    /// The audit entries of a kind, as JSON.
+    pub fn audit_of_kind(&self, kind: &str) -> Vec<Value> {
+        let output = self
+            .pincer("http://127.0.0.1:1")
+            .args(["audit", "--json"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .filter(|entry| entry["kind"] == kind)
+            .collect()
     }
 
     /// Writes the mount allowlist.
