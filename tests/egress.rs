@@ -229,14 +229,14 @@ fn a_request_carrying_a_secret_is_refused_and_audited() {
     )
     .unwrap();
     let token = "ghp_owner_token_0123456789";
+    let in_header = format!(
+        "wget -q -O- --header 'Authorization: Bearer {TEST_KEY}' http://127.0.0.1:{port}/h 2>&1; echo in_header=$?;"
+    );
     let command = format!(
-        "{} {} {} {}",
+        "{} {in_header} {} {}",
         wget(
             &format!("http://127.0.0.1:{port}/?key={TEST_KEY}"),
             "in_url"
-        ),
-        format!(
-            "wget -q -O- --header 'Authorization: Bearer {TEST_KEY}' http://127.0.0.1:{port}/h 2>&1; echo in_header=$?;"
         ),
         wget(
             &format!("http://127.0.0.1:{port}/?t={}", token.replace('_', "%5F")),

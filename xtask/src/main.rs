@@ -5,6 +5,10 @@
 //!   → wait → remove) against `docker run --rm` of the same image with the
 //!   same flags, interleaved in one run, reported as medians, p95s and ratios.
 //!
+//! * `bench egress [--runs N]`: one HTTP request to a loopback server through
+//!   the egress proxy on a host socket (plain HTTP forward, and a CONNECT
+//!   tunnel) against the same request sent directly, interleaved.
+//!
 //! Benchmarks print ratios against a baseline measured in the same run, never
 //! absolute thresholds: the machine's speed cancels out.
 
@@ -20,7 +24,7 @@ use pincer::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, Resources, Sandbox, default_image,
 };
 
-const USAGE: &str = "usage: cargo xtask bench spawn [--runs N]";
+const USAGE: &str = "usage: cargo xtask bench spawn|egress [--runs N]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,13 +34,19 @@ fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["bench", "spawn", rest @ ..] => {
+        ["bench", which @ ("spawn" | "egress"), rest @ ..] => {
             let runs = match rest {
-                [] => 30,
+                [] if *which == "spawn" => 30,
+                [] => 300,
                 ["--runs", n] => n.parse().context("--runs takes a whole number")?,
                 _ => bail!("{USAGE}"),
             };
-            tokio::runtime::Runtime::new()?.block_on(bench_spawn(runs))
+            let runtime = tokio::runtime::Runtime::new()?;
+            if *which == "spawn" {
+                runtime.block_on(bench_spawn(runs))
+            } else {
+                runtime.block_on(bench_egress(runs))
+            }
         }
         _ => bail!("{USAGE}"),
     }
@@ -141,6 +151,143 @@ async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
         ms(ours_median) / ms(cli_median),
         ms(ours_p95) / ms(cli_p95)
     );
+    Ok(())
+}
+
+async fn bench_egress(runs: usize) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
+
+    use pincer::egress::{Egress, LeakGuard};
+    use pincer::gateway::{ApiKey, Caller, Gateway, Services, Upstream};
+    use pincer::store::Store;
+
+    // The destination: a loopback server answering a small response.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = (&stream).write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            });
+        }
+    });
+
+    let dir = std::env::temp_dir().join(format!("pincer-bench-egress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let store = std::sync::Arc::new(Store::open(&dir.join("pincer.db"))?);
+    store.allow_egress("main", &format!("127.0.0.1:{port}"))?;
+    let services = std::sync::Arc::new(Services {
+        upstream: std::sync::Arc::new(Upstream::new(
+            "http://127.0.0.1:9",
+            ApiKey::new("unused-key".into())?,
+        )?),
+        egress: std::sync::Arc::new(Egress::new(
+            std::sync::Arc::clone(&store),
+            LeakGuard::default(),
+        )?),
+        store,
+    });
+    let socket = dir.join("host.sock");
+    let _gateway = Gateway::serve(
+        &socket,
+        services,
+        Caller {
+            group: GroupName::main(),
+            invocation_id: "bench".into(),
+        },
+    )?;
+
+    fn read_all(mut stream: impl Read) -> anyhow::Result<Vec<u8>> {
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        if !response.ends_with(b"ok") {
+            bail!(
+                "unexpected response: {}",
+                String::from_utf8_lossy(&response)
+            );
+        }
+        Ok(response)
+    }
+    let direct = move || -> anyhow::Result<()> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.write_all(b"GET /x HTTP/1.0\r\n\r\n")?;
+        read_all(stream).map(drop)
+    };
+    let socket_for_forward = socket.clone();
+    let forward = move || -> anyhow::Result<()> {
+        let mut stream = UnixStream::connect(&socket_for_forward)?;
+        write!(
+            stream,
+            "GET http://127.0.0.1:{port}/x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        )?;
+        read_all(stream).map(drop)
+    };
+    let tunnel = move || -> anyhow::Result<()> {
+        let mut stream = UnixStream::connect(&socket)?;
+        write!(
+            stream,
+            "CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\nGET /x HTTP/1.0\r\n\r\n"
+        )?;
+        read_all(stream).map(drop)
+    };
+
+    let measured = tokio::task::spawn_blocking(move || -> anyhow::Result<[Vec<Duration>; 3]> {
+        let mut samples: [Vec<Duration>; 3] = Default::default();
+        for round in 0..runs + 20 {
+            for (index, run) in [
+                &direct as &dyn Fn() -> anyhow::Result<()>,
+                &forward,
+                &tunnel,
+            ]
+            .iter()
+            .enumerate()
+            {
+                let started = Instant::now();
+                run()?;
+                if round >= 20 {
+                    samples[index].push(started.elapsed());
+                }
+            }
+        }
+        Ok(samples)
+    })
+    .await??;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let [mut direct, mut forward, mut tunnel] = measured;
+    let (direct_median, direct_p95) = (percentile(&mut direct, 50), percentile(&mut direct, 95));
+    println!("bench egress: {runs} requests each, interleaved, to a loopback HTTP server");
+    println!(
+        "{:<40} {:>10} {:>10} {:>14}",
+        "", "median", "p95", "added (median)"
+    );
+    println!(
+        "{:<40} {:>8.3}ms {:>8.3}ms {:>14}",
+        "direct from the host",
+        ms(direct_median),
+        ms(direct_p95),
+        "-"
+    );
+    for (name, samples) in [
+        ("through the proxy: plain HTTP", &mut forward),
+        ("through the proxy: CONNECT tunnel", &mut tunnel),
+    ] {
+        let (median, p95) = (percentile(samples, 50), percentile(samples, 95));
+        println!(
+            "{name:<40} {:>8.3}ms {:>8.3}ms {:>12.3}ms  ({:.1}x)",
+            ms(median),
+            ms(p95),
+            ms(median) - ms(direct_median),
+            ms(median) / ms(direct_median)
+        );
+    }
     Ok(())
 }
 
