@@ -112,7 +112,7 @@ impl std::fmt::Debug for ApiKey {
 }
 
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type GatewayBody = BoxBody<Bytes, hyper::Error>;
+pub(crate) type GatewayBody = BoxBody<Bytes, hyper::Error>;
 
 /// Where model requests go, and with which key. One per host process.
 #[derive(Debug)]
@@ -518,16 +518,21 @@ fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<Gat
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<GatewayBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    full_response(status, "application/json", Bytes::from(body.to_string()))
+}
+
+/// A whole response with a body in hand: what every route of the socket
+/// answers when it does not stream.
+pub(crate) fn full_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<GatewayBody> {
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

@@ -19,10 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -58,7 +57,7 @@ const DROPPED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-type Body = BoxBody<Bytes, hyper::Error>;
+use crate::gateway::{GatewayBody as Body, full_response};
 
 /// The egress proxy of one host process.
 pub struct Egress {
@@ -250,7 +249,7 @@ impl Egress {
                 ),
             }
         });
-        Response::new(empty())
+        full_response(StatusCode::OK, "application/octet-stream", Bytes::new())
     }
 
     /// Plain HTTP with an absolute URI (`GET http://host/path`), forwarded.
@@ -511,22 +510,10 @@ where
         .map_err(|_| "timed out".to_owned())?
 }
 
-fn empty() -> Body {
-    Full::new(Bytes::new())
-        .map_err(|never| match never {})
-        .boxed()
-}
-
 fn text(status: StatusCode, message: &str) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(format!("pincer egress: {message}\n")))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
+    full_response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from(format!("pincer egress: {message}\n")),
+    )
 }
