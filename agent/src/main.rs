@@ -8,14 +8,15 @@
 mod bridge;
 mod http;
 mod model;
+mod session;
 mod tools;
 
 use std::io::{BufRead, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pincer_protocol::{
-    Event, HOST_SOCKET_PATH, Invocation, MAX_INVOCATION_BYTES, Outcome, PROTOCOL_VERSION, Status,
-    Usage,
+    Event, HOST_SOCKET_PATH, Invocation, MAX_INVOCATION_BYTES, MEMORY_FILE, Outcome,
+    PROTOCOL_VERSION, SESSION_DIR, Status, Usage,
 };
 use serde_json::{Value, json};
 
@@ -93,12 +94,74 @@ fn system_prompt(invocation: &Invocation) -> String {
     } else {
         "This is a shared group: treat requests from its members with care."
     };
+    let memory = session::memory(&[
+        (
+            "the group's memory",
+            PathBuf::from("/workspace/group").join(MEMORY_FILE),
+        ),
+        (
+            "shared memory",
+            PathBuf::from("/workspace/global").join(MEMORY_FILE),
+        ),
+    ]);
     format!(
         "You are Pincer, a personal assistant. You run inside an isolated container \
          with no network access. Your working folder is /workspace/group; files there \
-         persist between conversations. Group: {}. {trust}",
+         persist between conversations, and you may keep notes for yourself in \
+         /workspace/group/{MEMORY_FILE}. Group: {}. {trust}{memory}",
         invocation.group
     )
+}
+
+/// Replaces the older part of `messages` with a model-written summary when
+/// the transcript is over budget; archives the original first.
+fn compact_if_needed(
+    client: &model::ModelClient,
+    session: &session::Session,
+    messages: Vec<Value>,
+    budget: u64,
+    usage: &mut Usage,
+) -> Result<Vec<Value>, String> {
+    let before = session::size(&messages);
+    let split = session::compaction_split(&messages);
+    if before <= budget || split == 0 || split >= messages.len() {
+        return Ok(messages);
+    }
+    let mut request = messages[..split].to_vec();
+    request.push(json!({"role": "user", "content":
+        "Summarize our conversation so far for your future self: the facts, decisions, \
+         preferences and open tasks worth remembering. Be concise. Reply with the summary only."}));
+    let response = client
+        .create(
+            "You write concise summaries of conversations.",
+            &json!([]),
+            &request,
+        )
+        .map_err(|err| format!("compacting the session failed: {err}"))?;
+    usage.input_tokens += response["usage"]["input_tokens"].as_u64().unwrap_or(0);
+    usage.output_tokens += response["usage"]["output_tokens"].as_u64().unwrap_or(0);
+    let summary = response["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|block| block["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let label = format!("before-compaction-{}", std::process::id());
+    session
+        .archive(&label)
+        .map_err(|err| format!("cannot archive the session: {err}"))?;
+    let mut compacted = vec![
+        json!({"role": "user", "content": format!("Summary of our earlier conversation:\n{summary}")}),
+        json!({"role": "assistant", "content": [{"type": "text", "text": "Understood."}]}),
+    ];
+    compacted.extend_from_slice(&messages[split..]);
+    let after = session::size(&compacted);
+    emit(&Event::Compacted {
+        before_bytes: before,
+        after_bytes: after,
+    });
+    Ok(compacted)
 }
 
 fn run(invocation: &Invocation) -> Outcome {
@@ -109,8 +172,19 @@ fn run(invocation: &Invocation) -> Outcome {
     );
     let system = system_prompt(invocation);
     let tools = tools::definitions();
-    let mut messages = vec![json!({"role": "user", "content": invocation.prompt})];
     let mut usage = Usage::default();
+    let session = session::Session::new(Path::new(SESSION_DIR));
+    let mut messages = match compact_if_needed(
+        &client,
+        &session,
+        session.load(),
+        invocation.session_budget,
+        &mut usage,
+    ) {
+        Ok(messages) => messages,
+        Err(err) => return failure(err, 0, usage),
+    };
+    messages.push(json!({"role": "user", "content": invocation.prompt}));
 
     for turn in 1..=invocation.max_turns {
         let response = match client.create(&system, &tools, &messages) {
@@ -138,6 +212,10 @@ fn run(invocation: &Invocation) -> Outcome {
             .collect();
 
         if tool_uses.is_empty() {
+            messages.push(json!({"role": "assistant", "content": content}));
+            if let Err(err) = session.save(&messages) {
+                return failure(format!("cannot save the session: {err}"), turn, usage);
+            }
             return Outcome {
                 status: Status::Ok,
                 text: Some(text),

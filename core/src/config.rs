@@ -126,28 +126,39 @@ impl Paths {
 /// Tunables, each with a default that works out of the box.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `PINCER_MODEL_URL`: base URL of the Anthropic Messages API.
+    /// `model_url` / `PINCER_MODEL_URL`: base URL of the Anthropic Messages API.
     pub model_url: String,
-    /// `PINCER_MODEL`: the model name.
+    /// `model` / `PINCER_MODEL`: the model name.
     pub model: String,
-    /// `PINCER_IMAGE`: the agent image.
+    /// `image` / `PINCER_IMAGE`: the agent image.
     pub image: String,
-    /// `PINCER_TIMEOUT`: hard wall-clock limit of one invocation (`90`, `90s`, `5m`, `1h`).
+    /// `timeout` / `PINCER_TIMEOUT`: hard wall-clock limit of one invocation.
     pub timeout: Duration,
-    /// `PINCER_MAX_TURNS`: model turns per invocation.
+    /// `idle_timeout` / `PINCER_IDLE_TIMEOUT`: longest silence of a running agent.
+    pub idle_timeout: Duration,
+    /// `max_turns` / `PINCER_MAX_TURNS`: model turns per invocation.
     pub max_turns: u32,
     /// `max_tokens` of each model request.
     pub max_tokens: u32,
+    /// `max_concurrent` / `PINCER_MAX_CONCURRENT`: containers running at once.
+    pub max_concurrent: usize,
+    /// `retries` / `PINCER_RETRIES`: attempts after an infrastructure failure.
+    pub retries: u32,
+    /// `time_zone` / `TZ`: the owner's time zone, for scheduled tasks.
+    pub time_zone: String,
+    /// `session_budget` / `PINCER_SESSION_BUDGET`: transcript size (bytes)
+    /// beyond which the runner compacts it.
+    pub session_budget: u64,
     /// Limits of the runner's tools.
     pub tool_limits: ToolLimits,
-    /// `PINCER_AGENT_BIN`: a statically linked `pincer-agent` to put in the image
-    /// (default: build it from this source tree).
+    /// `agent_bin` / `PINCER_AGENT_BIN`: a statically linked `pincer-agent` to
+    /// put in the image (default: build it from this source tree).
     pub agent_bin: Option<PathBuf>,
-    /// `PINCER_BUSYBOX`: a static busybox for the image (default `/bin/busybox`).
+    /// `busybox` / `PINCER_BUSYBOX`: a static busybox for the image (default `/bin/busybox`).
     pub busybox: Option<PathBuf>,
-    /// `PINCER_PROJECT_DIR`: the project's code, mounted read-only for the main
-    /// group (default: the source tree `pincer` was built from, if it is there;
-    /// `none` mounts no project).
+    /// `project_dir` / `PINCER_PROJECT_DIR`: the project's code, mounted
+    /// read-only for the main group (default: the source tree `pincer` was
+    /// built from, if it is there; `none` mounts no project).
     pub project_dir: Option<PathBuf>,
 }
 
@@ -157,12 +168,64 @@ pub const DEFAULT_MODEL_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 /// The default hard timeout of one invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The configuration file's name inside the config folder.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// `config.toml`: every key optional; an unknown key is an error.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    model_url: Option<String>,
+    model: Option<String>,
+    image: Option<String>,
+    timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_turns: Option<u32>,
+    max_concurrent: Option<usize>,
+    retries: Option<u32>,
+    time_zone: Option<String>,
+    session_budget: Option<u64>,
+    agent_bin: Option<PathBuf>,
+    busybox: Option<PathBuf>,
+    project_dir: Option<String>,
+}
 
 impl Settings {
-    /// Reads the settings through `env`; unset variables take their defaults.
+    /// Reads `config_dir/config.toml` (if there is one) and the environment;
+    /// a variable overrides the file, the file overrides the default.
+    pub fn load(
+        config_dir: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = config_dir.join(CONFIG_FILE);
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str::<ConfigFile>(&text).map_err(|err| ConfigError::File {
+                path: path.clone(),
+                message: err.to_string().trim().to_owned(),
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+            Err(err) => {
+                return Err(ConfigError::File {
+                    path,
+                    message: err.to_string(),
+                });
+            }
+        };
+        Self::merge(file, env)
+    }
+
+    /// The environment alone (no file); for tests.
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::merge(ConfigFile::default(), env)
+    }
+
+    fn merge(file: ConfigFile, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |var: &str| env(var).filter(|v| !v.is_empty());
-        let model_url = get("PINCER_MODEL_URL").unwrap_or_else(|| DEFAULT_MODEL_URL.into());
+        let model_url = get("PINCER_MODEL_URL")
+            .or(file.model_url)
+            .unwrap_or_else(|| DEFAULT_MODEL_URL.into());
         if !(model_url.starts_with("https://") || model_url.starts_with("http://")) {
             return Err(ConfigError::Invalid {
                 var: "PINCER_MODEL_URL",
@@ -170,38 +233,74 @@ impl Settings {
                 reason: "must start with https:// or http://".into(),
             });
         }
-        let timeout = match get("PINCER_TIMEOUT") {
-            Some(value) => parse_duration(&value).map_err(|reason| ConfigError::Invalid {
-                var: "PINCER_TIMEOUT",
-                value,
-                reason,
-            })?,
-            None => DEFAULT_TIMEOUT,
+        let duration =
+            |var: &'static str, from_file: Option<String>, default: Duration| match get(var)
+                .or(from_file)
+            {
+                Some(value) => parse_duration(&value).map_err(|reason| ConfigError::Invalid {
+                    var,
+                    value,
+                    reason,
+                }),
+                None => Ok(default),
+            };
+        let number = |var: &'static str, from_file: Option<u64>, default: u64, min: u64| {
+            let value = match get(var) {
+                Some(text) => text.parse::<u64>().map_err(|_| ConfigError::Invalid {
+                    var,
+                    value: text.clone(),
+                    reason: "must be a whole number".into(),
+                })?,
+                None => from_file.unwrap_or(default),
+            };
+            if value < min {
+                return Err(ConfigError::Invalid {
+                    var,
+                    value: value.to_string(),
+                    reason: format!("must be at least {min}"),
+                });
+            }
+            Ok(value)
         };
-        let max_turns = match get("PINCER_MAX_TURNS") {
-            Some(value) => match value.parse::<u32>() {
-                Ok(n) if n > 0 => n,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        var: "PINCER_MAX_TURNS",
-                        value,
-                        reason: "must be a whole number above 0".into(),
-                    });
-                }
-            },
-            None => 30,
-        };
+        let time_zone = get("TZ").or(file.time_zone).unwrap_or_else(|| "UTC".into());
+        if jiff::tz::TimeZone::get(&time_zone).is_err() {
+            return Err(ConfigError::Invalid {
+                var: "TZ",
+                value: time_zone,
+                reason: "not a time zone name (like Europe/Berlin or UTC)".into(),
+            });
+        }
         Ok(Self {
             model_url: model_url.trim_end_matches('/').to_owned(),
-            model: get("PINCER_MODEL").unwrap_or_else(|| DEFAULT_MODEL.into()),
-            image: get("PINCER_IMAGE").unwrap_or_else(crate::sandbox::default_image),
-            timeout,
-            max_turns,
+            model: get("PINCER_MODEL")
+                .or(file.model)
+                .unwrap_or_else(|| DEFAULT_MODEL.into()),
+            image: get("PINCER_IMAGE")
+                .or(file.image)
+                .unwrap_or_else(crate::sandbox::default_image),
+            timeout: duration("PINCER_TIMEOUT", file.timeout, DEFAULT_TIMEOUT)?,
+            idle_timeout: duration(
+                "PINCER_IDLE_TIMEOUT",
+                file.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+            )?,
+            max_turns: number("PINCER_MAX_TURNS", file.max_turns.map(u64::from), 30, 1)? as u32,
             max_tokens: 8192,
+            max_concurrent: number(
+                "PINCER_MAX_CONCURRENT",
+                file.max_concurrent.map(|n| n as u64),
+                4,
+                1,
+            )? as usize,
+            retries: number("PINCER_RETRIES", file.retries.map(u64::from), 3, 0)? as u32,
+            time_zone,
+            session_budget: number("PINCER_SESSION_BUDGET", file.session_budget, 200_000, 1_000)?,
             tool_limits: ToolLimits::default(),
-            agent_bin: get("PINCER_AGENT_BIN").map(PathBuf::from),
-            busybox: get("PINCER_BUSYBOX").map(PathBuf::from),
-            project_dir: match get("PINCER_PROJECT_DIR") {
+            agent_bin: get("PINCER_AGENT_BIN")
+                .map(PathBuf::from)
+                .or(file.agent_bin),
+            busybox: get("PINCER_BUSYBOX").map(PathBuf::from).or(file.busybox),
+            project_dir: match get("PINCER_PROJECT_DIR").or(file.project_dir) {
                 Some(dir) if dir == "none" => None,
                 Some(dir) => Some(PathBuf::from(dir)),
                 None => default_project_dir(),
@@ -346,6 +445,38 @@ mod tests {
             err.contains("secrets.json") && err.contains("unknown field"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_config_file_is_read_and_the_environment_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "model = \"claude-test\"\nmax_concurrent = 2\ntimeout = \"90s\"\ntime_zone = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(dir.path(), env(&[("PINCER_MAX_CONCURRENT", "7")])).unwrap();
+        assert_eq!(settings.model, "claude-test");
+        assert_eq!(settings.max_concurrent, 7);
+        assert_eq!(settings.timeout, Duration::from_secs(90));
+        assert_eq!(settings.time_zone, "Europe/Berlin");
+        assert_eq!(settings.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        std::fs::write(dir.path().join(CONFIG_FILE), "modle = \"typo\"\n").unwrap();
+        let err = Settings::load(dir.path(), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("modle"),
+            "{err}"
+        );
+        let err = Settings::from_env(env(&[("TZ", "Mars/Olympus")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TZ"), "{err}");
+        let err = Settings::from_env(env(&[("PINCER_MAX_CONCURRENT", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PINCER_MAX_CONCURRENT"), "{err}");
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl Host {
         &self.services.store
     }
 
+    /// The folders.
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -243,6 +248,7 @@ impl Host {
             max_tokens: self.settings.max_tokens,
             max_turns: self.settings.max_turns,
             limits: self.settings.tool_limits,
+            session_budget: self.settings.session_budget,
         };
         let mut stdin = serde_json::to_vec(&invocation).map_err(|err| InvokeError::Io {
             path: "<invocation>".into(),
@@ -283,7 +289,15 @@ impl Host {
         };
         let exit = self
             .sandbox
-            .run(&spec, &stdin, self.settings.timeout, &mut on_line)
+            .run(
+                &spec,
+                &stdin,
+                crate::sandbox::Deadlines {
+                    total: self.settings.timeout,
+                    idle: Some(self.settings.idle_timeout),
+                },
+                &mut on_line,
+            )
             .await?;
         tracing::debug!(invocation = %invocation_id, container = %exit.container_id, code = exit.exit_code, "container ended");
 

@@ -6,7 +6,9 @@
 //! mount, only [`gateway`] holds the model key, and [`invoke`] puts them
 //! together for one message.
 
+pub mod channel;
 pub mod config;
+pub mod daemon;
 pub mod egress;
 pub mod gateway;
 pub mod group;
@@ -14,5 +16,6 @@ pub mod hostapi;
 pub mod invoke;
 pub mod mounts;
 pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod time;

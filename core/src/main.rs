@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use pincer::config::{Paths, Settings, parse_duration};
+use pincer::daemon::{ControlClient, Daemon};
 use pincer::egress::{Egress, EgressRule, LeakGuard};
 use pincer::group::GroupName;
 use pincer::invoke::{Host, InvokeError, host_facts};
@@ -30,6 +31,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Talk to the assistant in the terminal (the main group). Uses the running
+    /// daemon, or starts one in this process.
+    Chat,
+    /// Run the assistant: channels, queue, scheduler (until SIGTERM or Ctrl-C).
+    Serve,
+    /// Send a message to a group through the running daemon and print the reply.
+    Send {
+        /// The group.
+        group: String,
+        /// The message.
+        text: String,
+    },
+    /// Scheduled tasks.
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
+    /// A group's conversation history.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Run one prompt in a fresh container and print the answer.
     RunOnce {
         /// The group to run in.
@@ -81,6 +104,43 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TasksCommand {
+    /// List the tasks.
+    List {
+        /// Only this group's.
+        #[arg(long)]
+        group: Option<String>,
+        /// Print them as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a task.
+    Pause {
+        /// Its id.
+        id: i64,
+    },
+    /// Resume a paused task (its next run is planned from now).
+    Resume {
+        /// Its id.
+        id: i64,
+    },
+    /// Cancel a task.
+    Cancel {
+        /// Its id.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCommand {
+    /// Start the group's conversation afresh (the old one is archived).
+    Reset {
+        /// The group.
+        group: String,
     },
 }
 
@@ -214,14 +274,16 @@ fn report(err: &anyhow::Error) {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let (paths, settings) =
-        match Paths::from_env(env).and_then(|p| Ok((p, Settings::from_env(env)?))) {
-            Ok(config) => config,
-            Err(err) => {
-                report(&err.into());
-                return ExitCode::from(2);
-            }
-        };
+    let (paths, settings) = match Paths::from_env(env)
+        .and_then(|p| Ok((Settings::load(&p.config_dir, env)?, p)))
+        .map(|(s, p)| (p, s))
+    {
+        Ok(config) => config,
+        Err(err) => {
+            report(&err.into());
+            return ExitCode::from(2);
+        }
+    };
     let engine = EngineEndpoint::from_docker_host(env("DOCKER_HOST"));
     let result = match cli.command {
         Command::RunOnce {
@@ -260,6 +322,33 @@ async fn run(cli: Cli) -> ExitCode {
         } => build_image(&paths, &settings, engine, full, tag).await,
         Command::Cleanup => cleanup(&paths, engine).await,
         Command::Groups { command } => groups_command(&paths, command),
+        Command::Tasks { command } => tasks_command(&paths, command),
+        Command::Session {
+            command: SessionCommand::Reset { group },
+        } => session_reset(&paths, &group),
+        Command::Send { group, text } => return send_command(&paths, &group, &text).await,
+        Command::Serve | Command::Chat => {
+            let secrets = match pincer::config::other_secrets(&paths.config_dir, env) {
+                Ok(secrets) => secrets,
+                Err(err) => {
+                    report(&err.into());
+                    return ExitCode::from(2);
+                }
+            };
+            let chat = matches!(cli.command, Command::Chat);
+            let result = if chat {
+                chat_command(paths, settings, engine, secrets).await
+            } else {
+                serve_command(paths, settings, engine, secrets).await
+            };
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    report(&err);
+                    ExitCode::from(1)
+                }
+            };
+        }
         Command::Egress { command } => return egress_command(&paths, command).await,
         Command::Audit { group, since, json } => audit_command(&paths, group, since, json),
     };
@@ -351,6 +440,229 @@ async fn cleanup(paths: &Paths, engine: EngineEndpoint) -> anyhow::Result<()> {
     let sandbox = Sandbox::connect(paths, engine).await?;
     let removed = sandbox.remove_orphans().await?;
     println!("removed {removed} orphaned container(s)");
+    Ok(())
+}
+
+async fn start_daemon(
+    paths: Paths,
+    settings: Settings,
+    engine: EngineEndpoint,
+    secrets: Vec<String>,
+) -> anyhow::Result<std::sync::Arc<Daemon>> {
+    let host = Host::start(
+        paths,
+        settings.clone(),
+        engine,
+        env("ANTHROPIC_API_KEY"),
+        secrets,
+    )
+    .await?;
+    Ok(Daemon::new(host, settings))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn serve_command(
+    paths: Paths,
+    settings: Settings,
+    engine: EngineEndpoint,
+    secrets: Vec<String>,
+) -> anyhow::Result<()> {
+    let daemon = start_daemon(paths, settings, engine, secrets).await?;
+    daemon.run(shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn send_command(paths: &Paths, group: &str, text: &str) -> ExitCode {
+    let mut client = match ControlClient::connect(&paths.home).await {
+        Ok(client) => client,
+        Err(err) => {
+            report(&anyhow::anyhow!(
+                "no pincer daemon answers at {} ({err}); start one with `pincer serve`",
+                pincer::daemon::control_socket(&paths.home).display()
+            ));
+            return ExitCode::from(1);
+        }
+    };
+    match client.ask(group, text).await {
+        Ok((reply, failed)) => {
+            println!("{reply}");
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(err) => {
+            report(&anyhow::anyhow!("{err}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn chat_command(
+    paths: Paths,
+    settings: Settings,
+    engine: EngineEndpoint,
+    secrets: Vec<String>,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+
+    // A running daemon, or one of our own in this process.
+    let home = paths.home.clone();
+    let mut own = None;
+    if ControlClient::connect(&home).await.is_err() {
+        let daemon = start_daemon(paths, settings, engine, secrets).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(async {
+            let _ = stopped.await;
+        }));
+        own = Some((stop, task));
+    }
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(connected) = ControlClient::connect(&home).await {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = client.context("the daemon did not come up")?;
+
+    let history = home.join("chat_history");
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let _ = editor.load_history(&history);
+    println!("pincer chat — your main group. Ctrl-C cancels a running answer, Ctrl-D leaves.");
+    loop {
+        let (returned, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline("you> ");
+            (editor, line)
+        })
+        .await?;
+        editor = returned;
+        let line = match line {
+            Ok(line) => line,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(text);
+        let progress = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} working… {elapsed}")
+        {
+            progress.set_style(style);
+        }
+        progress.enable_steady_tick(Duration::from_millis(120));
+        let started = Instant::now();
+        let ask = client.ask("main", text);
+        tokio::pin!(ask);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut ask => break answer,
+                _ = tokio::signal::ctrl_c() => {
+                    // Cancel the running invocation (its container is killed); keep waiting for its reply.
+                    if let Ok(mut canceller) = ControlClient::connect(&home).await {
+                        let _ = canceller.request(&serde_json::json!({"op": "cancel", "group": "main"})).await;
+                    }
+                }
+            }
+        };
+        progress.finish_and_clear();
+        match answer {
+            Ok((reply, _)) => {
+                println!("pincer> {reply}\n({:.1}s)", started.elapsed().as_secs_f64())
+            }
+            Err(err) => {
+                report(&anyhow::anyhow!("{err}"));
+                break;
+            }
+        }
+    }
+    let _ = editor.save_history(&history);
+    if let Some((stop, task)) = own {
+        let _ = stop.send(());
+        task.await??;
+    }
+    Ok(())
+}
+
+fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {
+    let store = open_store(paths)?;
+    match command {
+        TasksCommand::List { group, json } => {
+            let tasks = store.tasks(group.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string(&tasks)?);
+            } else {
+                for task in tasks {
+                    println!(
+                        "{:>4}  {:<12} {:<9} {:<8} {:<20} next {:<21} {}",
+                        task.id,
+                        task.group,
+                        task.status,
+                        task.schedule_kind,
+                        task.schedule_value,
+                        task.next_run.as_deref().unwrap_or("-"),
+                        task.prompt
+                    );
+                }
+            }
+        }
+        TasksCommand::Pause { id } | TasksCommand::Resume { id } | TasksCommand::Cancel { id } => {
+            let status = match command {
+                TasksCommand::Pause { .. } => "paused",
+                TasksCommand::Resume { .. } => "active",
+                _ => "cancelled",
+            };
+            let task = store.task(id)?.with_context(|| format!("no task {id}"))?;
+            if task.status == "cancelled" || task.status == "done" {
+                anyhow::bail!("task {id} is {}", task.status);
+            }
+            store.set_task_status(id, status)?;
+            println!("task {id} is {status}");
+        }
+    }
+    Ok(())
+}
+
+fn session_reset(paths: &Paths, group: &str) -> anyhow::Result<()> {
+    let group = GroupName::new(group)?;
+    let dir = paths.session_dir(&group);
+    let transcript = dir.join("transcript.json");
+    if !transcript.exists() {
+        println!("{group} has no session to reset");
+        return Ok(());
+    }
+    let archive = dir.join("archive");
+    std::fs::create_dir_all(&archive)
+        .with_context(|| format!("cannot create {}", archive.display()))?;
+    let target = archive.join(format!(
+        "reset-{}.json",
+        pincer::time::now().replace(':', "-")
+    ));
+    std::fs::rename(&transcript, &target)
+        .with_context(|| format!("cannot move {}", transcript.display()))?;
+    println!(
+        "{group}'s session starts afresh (the old one is in {})",
+        target.display()
+    );
     Ok(())
 }
 

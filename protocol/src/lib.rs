@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Bumped on every change that an older peer cannot understand.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Where the host's socket appears inside the container.
 pub const HOST_SOCKET_PATH: &str = "/run/pincer/host.sock";
@@ -50,7 +50,14 @@ pub struct Invocation {
     pub max_turns: u32,
     /// Limits on the runner's tools.
     pub limits: ToolLimits,
+    /// Transcript size (bytes) beyond which the runner compacts the session.
+    pub session_budget: u64,
 }
+
+/// Where the runner keeps the group's conversation between invocations.
+pub const SESSION_DIR: &str = "/workspace/session";
+/// The memory file, in the group folder and in the global folder.
+pub const MEMORY_FILE: &str = "MEMORY.md";
 
 /// Limits the runner applies to its tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +116,14 @@ pub enum Event {
     Message {
         /// The text.
         text: String,
+    },
+    /// The session outgrew its budget and was replaced by a summary; the
+    /// original was archived in the session folder.
+    Compacted {
+        /// Transcript size before.
+        before_bytes: u64,
+        /// Transcript size after.
+        after_bytes: u64,
     },
     /// The last line: how the invocation ended.
     Result(Outcome),
@@ -177,7 +192,7 @@ mod tests {
         let json = r#"{"protocol":1,"invocation_id":"x","group":"main","is_main":true,
             "prompt":"p","model":"m","max_tokens":1,"max_turns":1,
             "limits":{"bash_timeout_ms":1,"bash_max_timeout_ms":1,"output_cap_bytes":1},
-            "api_key":"sneaky"}"#;
+            "session_budget":1000,"api_key":"sneaky"}"#;
         let err = serde_json::from_str::<Invocation>(json).unwrap_err();
         assert!(err.to_string().contains("api_key"), "{err}");
     }

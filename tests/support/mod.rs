@@ -139,6 +139,9 @@ pub fn api_error(status: u16, message: &str) -> Step {
     })
 }
 
+/// How the server answers the request with this index (`None`: script exhausted).
+type Answerer = dyn Fn(usize, &Recorded) -> Option<(u16, Value)> + Send + Sync;
+
 /// A loopback HTTP server that answers each request with the next step.
 pub struct ScriptedModel {
     addr: std::net::SocketAddr,
@@ -146,18 +149,30 @@ pub struct ScriptedModel {
 }
 
 impl ScriptedModel {
+    /// A model that answers every request with `step`.
+    pub fn always(step: Step) -> Self {
+        Self::serve(Arc::new(move |_: usize, request: &Recorded| {
+            Some(step(request))
+        }))
+    }
+
     pub fn start(steps: Vec<Step>) -> Self {
+        Self::serve(Arc::new(move |index: usize, request: &Recorded| {
+            steps.get(index).map(|step| step(request))
+        }))
+    }
+
+    fn serve(answer: Arc<Answerer>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let recorded = Arc::new(Mutex::new(Vec::new()));
-        let steps = Arc::new(steps);
         let shared = Arc::clone(&recorded);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let steps = Arc::clone(&steps);
+                let answer = Arc::clone(&answer);
                 let recorded = Arc::clone(&shared);
-                thread::spawn(move || serve_connection(stream, &steps, &recorded));
+                thread::spawn(move || serve_connection(stream, &*answer, &recorded));
             }
         });
         Self { addr, recorded }
@@ -172,7 +187,7 @@ impl ScriptedModel {
     }
 }
 
-fn serve_connection(stream: TcpStream, steps: &[Step], recorded: &Mutex<Vec<Recorded>>) {
+fn serve_connection(stream: TcpStream, answer: &Answerer, recorded: &Mutex<Vec<Recorded>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
@@ -184,13 +199,9 @@ fn serve_connection(stream: TcpStream, steps: &[Step], recorded: &Mutex<Vec<Reco
             all.push(request.clone());
             all.len() - 1
         };
-        let (status, body) = match steps.get(index) {
-            Some(step) => step(&request),
-            None => (
-                500,
-                json!({"type": "error", "error": {"type": "api_error", "message": "script exhausted"}}),
-            ),
-        };
+        let (status, body) = answer(index, &request).unwrap_or_else(|| {
+            (500, json!({"type": "error", "error": {"type": "api_error", "message": "script exhausted"}}))
+        });
         let body = body.to_string();
         let response = format!(
             "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\ncontent-length: {}\r\nrequest-id: req_{index}\r\n\r\n{body}",
@@ -531,4 +542,130 @@ pub fn read_response(stream: impl Read) -> (u16, HashMap<String, String>, Vec<u8
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// A `pincer serve` process of an installation; killed when dropped.
+pub struct DaemonProcess {
+    pub child: std::process::Child,
+    home: PathBuf,
+}
+
+impl DaemonProcess {
+    pub fn start(install: &Installation, model_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = install.pincer(model_url);
+        command.arg("serve").env("RUST_LOG", "pincer=info");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let log = std::fs::File::create(
+            install
+                .dir
+                .path()
+                .join(format!("serve-{}.log", random_id())),
+        )
+        .unwrap();
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let socket = install.home().join("pincer.sock");
+        assert!(
+            wait_for(Duration::from_secs(60), || {
+                std::os::unix::net::UnixStream::connect(&socket).is_ok()
+            }),
+            "the daemon's control socket never came up"
+        );
+        Self {
+            child,
+            home: install.home(),
+        }
+    }
+
+    pub fn control(&self) -> Control {
+        Control::connect(&self.home)
+    }
+
+    /// SIGTERM, then wait; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap().code()
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    pub fn kill_9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking client of the control socket (JSON lines).
+pub struct Control {
+    reader: BufReader<std::os::unix::net::UnixStream>,
+    writer: std::os::unix::net::UnixStream,
+}
+
+impl Control {
+    pub fn connect(home: &Path) -> Self {
+        let stream = std::os::unix::net::UnixStream::connect(home.join("pincer.sock")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(240)))
+            .unwrap();
+        Self {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    pub fn request(&mut self, request: Value) {
+        let mut line = request.to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).unwrap();
+    }
+
+    pub fn next_event(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON from the daemon: {line:?}"))
+    }
+
+    /// Sends and returns the accepted message's id.
+    pub fn send(&mut self, group: &str, text: &str) -> i64 {
+        self.request(json!({"op": "send", "group": group, "text": text}));
+        loop {
+            let event = self.next_event();
+            match event["event"].as_str() {
+                Some("accepted") => return event["id"].as_i64().unwrap(),
+                Some("error") => panic!("send refused: {event}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Watches, sends, and waits for the reply answering the message.
+    pub fn ask(&mut self, group: &str, text: &str) -> Value {
+        self.request(json!({"op": "watch"}));
+        let id = self.send(group, text);
+        loop {
+            let event = self.next_event();
+            if event["event"] == "reply"
+                && event["answers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_i64() == Some(id))
+            {
+                return event;
+            }
+        }
+    }
 }

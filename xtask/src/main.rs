@@ -100,7 +100,12 @@ async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
     for round in 0..runs + 2 {
         let started = Instant::now();
         let exit = sandbox
-            .run(&spec, b"", Duration::from_secs(60), &mut |_| {})
+            .run(
+                &spec,
+                b"",
+                pincer::sandbox::Deadlines::total(Duration::from_secs(60)),
+                &mut |_| {},
+            )
             .await?;
         let ours_time = started.elapsed();
         if exit.exit_code != 0 {

@@ -103,6 +103,9 @@ pub enum SandboxError {
     /// The invocation ran past its hard limit.
     #[error("timed out after {}s; the container was killed and removed", .0.as_secs_f64())]
     TimedOut(Duration),
+    /// The container wrote nothing for too long.
+    #[error("no output for {}s; the container was killed and removed", .0.as_secs_f64())]
+    Idle(Duration),
     /// Talking to the container's stdin failed.
     #[error("cannot write to the container's stdin: {0}")]
     Stdin(std::io::Error),
@@ -128,6 +131,22 @@ pub enum OutputLine<'a> {
         /// Its length.
         bytes: usize,
     },
+}
+
+/// How long a container may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Hard wall-clock limit.
+    pub total: Duration,
+    /// Longest silence on stdout and stderr.
+    pub idle: Option<Duration>,
+}
+
+impl Deadlines {
+    /// Only a hard limit.
+    pub fn total(total: Duration) -> Self {
+        Self { total, idle: None }
+    }
 }
 
 /// How a container ended.
@@ -247,9 +266,10 @@ impl Sandbox {
         &self,
         spec: &ContainerSpec,
         stdin: &[u8],
-        timeout: Duration,
+        deadlines: Deadlines,
         on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
     ) -> Result<RunExit, SandboxError> {
+        let timeout = deadlines.total;
         let mut labels = self.ownership_labels();
         labels.extend(spec.labels.clone());
         let body = spec.to_create_body(labels);
@@ -261,8 +281,11 @@ impl Sandbox {
         let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
         tracing::debug!(container = %created.id, image = %spec.image, "created");
 
-        let outcome =
-            tokio::time::timeout(timeout, self.attach_and_wait(&created.id, stdin, on_line)).await;
+        let outcome = tokio::time::timeout(
+            timeout,
+            self.attach_and_wait(&created.id, stdin, deadlines.idle, on_line),
+        )
+        .await;
         let removal = guard.remove().await;
         let (exit_code, stderr_tail) = match outcome {
             Err(_elapsed) => return Err(SandboxError::TimedOut(timeout)),
@@ -280,6 +303,7 @@ impl Sandbox {
         &self,
         id: &str,
         stdin: &[u8],
+        idle: Option<Duration>,
         on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
     ) -> Result<(i64, String), SandboxError> {
         let options = AttachContainerOptionsBuilder::default()
@@ -315,7 +339,15 @@ impl Sandbox {
 
         let mut lines = LineSplitter::default();
         let mut stderr = Tail::default();
-        while let Some(frame) = attached.output.next().await {
+        loop {
+            let next = match idle {
+                Some(idle) => match tokio::time::timeout(idle, attached.output.next()).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(SandboxError::Idle(idle)),
+                },
+                None => attached.output.next().await,
+            };
+            let Some(frame) = next else { break };
             match frame.map_err(engine("reading the container's output"))? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
                     lines.push(&message, on_line)

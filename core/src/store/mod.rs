@@ -56,7 +56,7 @@ const MIGRATIONS: &[&str] = &[
         prompt TEXT NOT NULL,
         schedule_kind TEXT NOT NULL CHECK (schedule_kind IN ('cron', 'interval', 'once')),
         schedule_value TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'cancelled')),
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'paused', 'cancelled', 'done')),
         created_by TEXT NOT NULL,
         created_at TEXT NOT NULL
     );
@@ -91,6 +91,15 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (group_name, rule)
     );",
+    // 3: the daemon's queue: inbound messages wait, are claimed, and are
+    // answered (by a reply's id); outbound ones wait for delivery. Tasks know
+    // when they run next.
+    "ALTER TABLE messages ADD COLUMN group_name TEXT;
+    ALTER TABLE messages ADD COLUMN status TEXT NOT NULL DEFAULT 'delivered';
+    ALTER TABLE messages ADD COLUMN answered_by INTEGER;
+    CREATE INDEX messages_by_status ON messages (status, group_name, id);
+    ALTER TABLE tasks ADD COLUMN next_run TEXT;
+    ALTER TABLE tasks ADD COLUMN last_run TEXT;",
 ];
 
 /// A store operation failed.
@@ -134,6 +143,56 @@ pub struct Group {
     pub trigger: Option<String>,
 }
 
+/// An accepted inbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Its id.
+    pub id: i64,
+    /// The group of its chat.
+    pub group: String,
+    /// Whether it wakes the agent (main, or the trigger matched).
+    pub wakes: bool,
+}
+
+/// An inbound message in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Inbound {
+    /// Its id.
+    pub id: i64,
+    /// Its chat.
+    pub chat_id: String,
+    /// Who wrote it.
+    pub sender: String,
+    /// What they wrote.
+    pub text: String,
+}
+
+/// An outbound message waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outgoing {
+    /// Its id.
+    pub id: i64,
+    /// The chat it goes to.
+    pub chat_id: String,
+    /// The group that wrote it.
+    pub sender: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Where an inbound message stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundState {
+    /// Its id.
+    pub id: i64,
+    /// Its group.
+    pub group: Option<String>,
+    /// `pending`, `context`, `processing`, `answered` or `failed`.
+    pub status: String,
+    /// The reply that answered it.
+    pub answered_by: Option<i64>,
+}
+
 /// A scheduled task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Task {
@@ -149,8 +208,10 @@ pub struct Task {
     pub schedule_kind: String,
     /// The cron expression, interval or instant.
     pub schedule_value: String,
-    /// `active`, `paused` or `cancelled`.
+    /// `active`, `paused`, `cancelled` or `done`.
     pub status: String,
+    /// When it runs next (UTC), once the scheduler has seen it.
+    pub next_run: Option<String>,
 }
 
 /// One audit entry.
@@ -356,14 +417,184 @@ impl Store {
 
     // --- messages ---------------------------------------------------------
 
-    /// Stores an outgoing message for `chat_id` (the channels deliver it).
+    /// Stores an outgoing message for `chat_id`; the daemon delivers it.
     pub fn add_outgoing(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, StoreError> {
-        self.with(|c| {
+        self.with(|c| insert_outgoing(c, chat_id, sender, text))
+    }
+
+    /// Accepts an inbound message: stored before anyone is told it arrived.
+    /// It wakes its group's agent if the group is main or the text starts with
+    /// the group's trigger; otherwise it waits as context for the next batch.
+    pub fn accept_message(
+        &self,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<Accepted, StoreError> {
+        let Some(group) = self.group_of_chat(chat_id)? else {
+            return Err(StoreError::Refused(format!(
+                "chat {chat_id} is not registered"
+            )));
+        };
+        let wakes = group.is_main
+            || group
+                .trigger
+                .as_deref()
+                .is_some_and(|t| matches_trigger(text, t));
+        let status = if wakes { "pending" } else { "context" };
+        let id = self.with(|c| {
             c.execute(
-                "INSERT INTO messages (chat_id, direction, sender, text, created_at) VALUES (?1, 'out', ?2, ?3, ?4)",
-                params![chat_id, sender, text, crate::time::now()],
+                "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name, status)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6)",
+                params![chat_id, sender, text, crate::time::now(), group.name, status],
             )?;
             Ok(c.last_insert_rowid())
+        })?;
+        Ok(Accepted {
+            id,
+            group: group.name,
+            wakes,
+        })
+    }
+
+    /// Groups that have messages waiting to wake their agent.
+    pub fn groups_with_pending(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT DISTINCT group_name FROM messages WHERE direction = 'in' AND status = 'pending'",
+            )?;
+            let rows = statement.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Claims the group's waiting messages (context included) for one
+    /// invocation, in order; nothing if none of them wakes the agent.
+    pub fn claim_batch(&self, group: &str) -> Result<Vec<Inbound>, StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let wakes: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE direction = 'in' AND group_name = ?1 AND status = 'pending')",
+                [group],
+                |row| row.get(0),
+            )?;
+            if !wakes {
+                return Ok(Vec::new());
+            }
+            let batch = {
+                let mut statement = tx.prepare(
+                    "SELECT id, chat_id, sender, text FROM messages
+                     WHERE direction = 'in' AND group_name = ?1 AND status IN ('pending', 'context') ORDER BY id",
+                )?;
+                let rows = statement.query_map([group], |row| {
+                    Ok(Inbound {
+                        id: row.get(0)?,
+                        chat_id: row.get(1)?,
+                        sender: row.get(2)?,
+                        text: row.get(3)?,
+                    })
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute(
+                "UPDATE messages SET status = 'processing'
+                 WHERE direction = 'in' AND group_name = ?1 AND status IN ('pending', 'context')",
+                [group],
+            )?;
+            tx.commit()?;
+            Ok(batch)
+        })
+    }
+
+    /// Stores the reply to a claimed batch and marks the batch answered by it,
+    /// in one transaction: a crash leaves either both or neither.
+    pub fn answer_batch(
+        &self,
+        batch: &[i64],
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+        failed: bool,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let reply = insert_outgoing(&tx, chat_id, sender, text)?;
+            let status = if failed { "failed" } else { "answered" };
+            for id in batch {
+                tx.execute(
+                    "UPDATE messages SET status = ?2, answered_by = ?3 WHERE id = ?1 AND status = 'processing'",
+                    params![id, status, reply],
+                )?;
+            }
+            tx.commit()?;
+            Ok(reply)
+        })
+    }
+
+    /// After a crash: claimed but unanswered messages wait again.
+    pub fn requeue_unfinished(&self) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE messages SET status = 'pending' WHERE direction = 'in' AND status = 'processing'",
+                [],
+            )
+        })
+    }
+
+    /// Outgoing messages not yet delivered, oldest first.
+    pub fn undelivered(&self) -> Result<Vec<Outgoing>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, chat_id, sender, text FROM messages WHERE direction = 'out' AND status = 'undelivered' ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(Outgoing {
+                    id: row.get(0)?,
+                    chat_id: row.get(1)?,
+                    sender: row.get(2)?,
+                    text: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Marks an outgoing message delivered.
+    pub fn mark_delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE messages SET status = 'delivered' WHERE id = ?1",
+                [id],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The inbound messages a reply answered.
+    pub fn answered_by(&self, reply: i64) -> Result<Vec<i64>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT id FROM messages WHERE answered_by = ?1 ORDER BY id")?;
+            let rows = statement.query_map([reply], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Every inbound message with its status and the reply that answered it.
+    pub fn inbound_states(&self) -> Result<Vec<InboundState>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, group_name, status, answered_by FROM messages WHERE direction = 'in' ORDER BY id",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(InboundState {
+                    id: row.get(0)?,
+                    group: row.get(1)?,
+                    status: row.get(2)?,
+                    answered_by: row.get(3)?,
+                })
+            })?;
+            rows.collect()
         })
     }
 
@@ -449,11 +680,83 @@ impl Store {
             }
             if let Some((kind, value)) = schedule {
                 tx.execute(
-                    "UPDATE tasks SET schedule_kind = ?2, schedule_value = ?3 WHERE id = ?1",
+                    "UPDATE tasks SET schedule_kind = ?2, schedule_value = ?3, next_run = NULL WHERE id = ?1",
                     params![id, kind, value],
                 )?;
             }
             tx.commit()
+        })
+    }
+
+    /// Active tasks the scheduler has not planned yet.
+    pub fn unplanned_tasks(&self) -> Result<Vec<Task>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(&format!(
+                "{TASK_SELECT} WHERE status = 'active' AND next_run IS NULL ORDER BY id"
+            ))?;
+            let rows = statement.query_map([], task_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Active tasks due at `now` (a stored-format timestamp).
+    pub fn due_tasks(&self, now: &str) -> Result<Vec<Task>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(&format!(
+                "{TASK_SELECT} WHERE status = 'active' AND next_run IS NOT NULL AND next_run <= ?1 ORDER BY next_run, id"
+            ))?;
+            let rows = statement.query_map([now], task_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Plans a task's next run (`None`: it will not run again, it is done).
+    pub fn plan_task(&self, id: i64, next_run: Option<&str>) -> Result<(), StoreError> {
+        self.with(|c| match next_run {
+            Some(next) => c.execute(
+                "UPDATE tasks SET next_run = ?2 WHERE id = ?1",
+                params![id, next],
+            ),
+            None => c.execute(
+                "UPDATE tasks SET next_run = NULL, status = 'done' WHERE id = ?1",
+                [id],
+            ),
+        })?;
+        Ok(())
+    }
+
+    /// Fires a due task: its prompt becomes a message that wakes its group,
+    /// and its next run is planned, in one transaction.
+    pub fn fire_task(
+        &self,
+        task: &Task,
+        now: &str,
+        next_run: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name, status)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, 'pending')",
+                params![task.chat_id, format!("task:{}", task.id), task.prompt, now, task.group],
+            )?;
+            let message = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO task_runs (task_id, started_at) VALUES (?1, ?2)",
+                params![task.id, now],
+            )?;
+            match next_run {
+                Some(next) => tx.execute(
+                    "UPDATE tasks SET last_run = ?2, next_run = ?3 WHERE id = ?1",
+                    params![task.id, now, next],
+                )?,
+                None => tx.execute(
+                    "UPDATE tasks SET last_run = ?2, next_run = NULL, status = 'done' WHERE id = ?1",
+                    params![task.id, now],
+                )?,
+            };
+            tx.commit()?;
+            Ok(message)
         })
     }
 
@@ -551,8 +854,21 @@ impl Store {
     }
 }
 
-const TASK_SELECT: &str =
-    "SELECT id, group_name, chat_id, prompt, schedule_kind, schedule_value, status FROM tasks";
+fn insert_outgoing(
+    c: &Connection,
+    chat_id: &str,
+    sender: &str,
+    text: &str,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO messages (chat_id, direction, sender, text, created_at, status, group_name)
+         VALUES (?1, 'out', ?2, ?3, ?4, 'undelivered', (SELECT name FROM groups WHERE chat_id = ?1))",
+        params![chat_id, sender, text, crate::time::now()],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+const TASK_SELECT: &str = "SELECT id, group_name, chat_id, prompt, schedule_kind, schedule_value, status, next_run FROM tasks";
 
 fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
@@ -563,6 +879,7 @@ fn task_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         schedule_kind: row.get(4)?,
         schedule_value: row.get(5)?,
         status: row.get(6)?,
+        next_run: row.get(7)?,
     })
 }
 

@@ -1,0 +1,154 @@
+//! The group's conversation, kept in the session folder between invocations.
+//!
+//! `transcript.json` holds the Messages API `messages` of earlier
+//! invocations; a new invocation resumes from it. When it outgrows the
+//! invocation's budget, the model writes a summary that replaces it, and the
+//! original is archived in `archive/`. Memory files (`MEMORY.md` of the group
+//! and the global one) are read into the system prompt.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// The longest memory file read into the prompt.
+const MAX_MEMORY_BYTES: usize = 16 * 1024;
+/// Turns kept verbatim after a compaction (the rest is summarised).
+const KEEP_AFTER_COMPACTION: usize = 1;
+
+pub(crate) struct Session {
+    dir: PathBuf,
+}
+
+impl Session {
+    pub(crate) fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn transcript(&self) -> PathBuf {
+        self.dir.join("transcript.json")
+    }
+
+    /// The earlier messages, or none (a missing or unreadable transcript
+    /// starts a fresh conversation, and says so on stderr).
+    pub(crate) fn load(&self) -> Vec<Value> {
+        let Ok(text) = std::fs::read_to_string(self.transcript()) else {
+            return Vec::new();
+        };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(value) => value["messages"].as_array().cloned().unwrap_or_default(),
+            Err(err) => {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "session transcript unreadable, starting afresh: {err}"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Saves `messages` atomically (write, then rename).
+    pub(crate) fn save(&self, messages: &[Value]) -> std::io::Result<u64> {
+        let text = serde_json::to_vec(&json!({"version": 1, "messages": messages}))?;
+        let temporary = self.dir.join("transcript.json.tmp");
+        std::fs::write(&temporary, &text)?;
+        std::fs::rename(&temporary, self.transcript())?;
+        Ok(text.len() as u64)
+    }
+
+    /// Archives the current transcript under `archive/<label>.json`.
+    pub(crate) fn archive(&self, label: &str) -> std::io::Result<()> {
+        let archive = self.dir.join("archive");
+        std::fs::create_dir_all(&archive)?;
+        std::fs::copy(self.transcript(), archive.join(format!("{label}.json")))?;
+        Ok(())
+    }
+}
+
+/// The size `messages` take in the transcript.
+pub(crate) fn size(messages: &[Value]) -> u64 {
+    serde_json::to_vec(messages)
+        .map(|v| v.len() as u64)
+        .unwrap_or(0)
+}
+
+/// Where the conversation splits for a compaction: everything before the
+/// returned index is summarised. The split falls on a user turn that is a
+/// plain prompt (not a tool result), so no tool call loses its answer.
+pub(crate) fn compaction_split(messages: &[Value]) -> usize {
+    let prompts: Vec<usize> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m["role"] == "user" && m["content"].is_string())
+        .map(|(i, _)| i)
+        .collect();
+    if prompts.len() <= KEEP_AFTER_COMPACTION {
+        return messages.len();
+    }
+    prompts[prompts.len() - KEEP_AFTER_COMPACTION]
+}
+
+/// The memory files' text for the system prompt.
+pub(crate) fn memory(files: &[(&str, PathBuf)]) -> String {
+    let mut text = String::new();
+    for (label, path) in files {
+        if let Ok(content) = std::fs::read(path) {
+            let content = String::from_utf8_lossy(&content[..content.len().min(MAX_MEMORY_BYTES)]);
+            if !content.trim().is_empty() {
+                text.push_str(&format!(
+                    "\n\n## {label} ({})\n{}",
+                    path.display(),
+                    content.trim()
+                ));
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_round_trip_and_archive() {
+        let dir = std::env::temp_dir().join(format!("pincer-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let session = Session::new(&dir);
+        assert!(session.load().is_empty());
+        let messages = vec![json!({"role": "user", "content": "hi"})];
+        session.save(&messages).unwrap();
+        assert_eq!(session.load(), messages);
+        session.archive("first").unwrap();
+        assert!(dir.join("archive/first.json").exists());
+        std::fs::write(dir.join("transcript.json"), "{broken").unwrap();
+        assert!(session.load().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn compaction_keeps_whole_recent_turns() {
+        let user = |t: &str| json!({"role": "user", "content": t});
+        let assistant =
+            |t: &str| json!({"role": "assistant", "content": [{"type": "text", "text": t}]});
+        let tool_result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": "r"}]});
+        let messages = vec![
+            user("one"),
+            assistant("1"),
+            user("two"),
+            assistant("calling"),
+            tool_result.clone(),
+            assistant("2"),
+            user("three"),
+            assistant("3"),
+        ];
+        assert_eq!(
+            compaction_split(&messages),
+            6,
+            "splits before the last prompt"
+        );
+        assert_eq!(compaction_split(&messages[..2]), 2, "too short to compact");
+    }
+}
