@@ -387,6 +387,7 @@ impl Daemon {
             }
         }
         let now_text = crate::scheduler::stored(now);
+        let mut woken = Vec::new();
         for task in self.store.due_tasks(&now_text)? {
             let next =
                 crate::scheduler::next_run(&task.schedule_kind, &task.schedule_value, now, zone)
@@ -394,7 +395,12 @@ impl Daemon {
                     .map(crate::scheduler::stored);
             self.store.fire_task(&task, &now_text, next.as_deref())?;
             tracing::info!(task = task.id, group = task.group, "task fired");
-            self.wake(&task.group);
+            woken.push(task.group);
+        }
+        // Woken after all of this tick's tasks are in: tasks due together run together.
+        woken.dedup();
+        for group in woken {
+            self.wake(&group);
         }
         Ok(())
     }
