@@ -557,3 +557,134 @@ fn memory_files_reach_the_model() {
         "{system}"
     );
 }
+
+#[test]
+fn pincer_chat_in_a_terminal_starts_its_own_daemon_and_answers() {
+    use std::io::{Read, Write};
+    let install = Installation::new();
+    let model = ScriptedModel::always(answer(|request| format!("echo: {}", last_prompt(request))));
+    // A real terminal: `script` gives `pincer chat` a pty.
+    let pincer = install.pincer(&model.url());
+    let mut command = std::process::Command::new("script");
+    command.args([
+        "-qfec",
+        &format!("{} chat", env!("CARGO_BIN_EXE_pincer")),
+        "/dev/null",
+    ]);
+    for (key, value) in pincer.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    command.env("RUST_LOG", "warn");
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let screen = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = Arc::clone(&screen);
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let shows = |text: &str| {
+        let text = text.to_owned();
+        let screen = Arc::clone(&screen);
+        move || screen.lock().unwrap().contains(&text)
+    };
+    assert!(
+        wait_for(Duration::from_secs(60), shows("you> ")),
+        "{}",
+        screen.lock().unwrap()
+    );
+    stdin.write_all(b"hello from a terminal\r").unwrap();
+    assert!(
+        wait_for(
+            Duration::from_secs(60),
+            shows("pincer> echo: hello from a terminal")
+        ),
+        "{}",
+        screen.lock().unwrap()
+    );
+    // It started a daemon of its own: the control socket is up meanwhile.
+    assert!(install.home().join("pincer.sock").exists());
+    stdin.write_all(b"\x04").unwrap(); // Ctrl-D leaves
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", screen.lock().unwrap());
+    assert!(
+        !install.home().join("pincer.sock").exists(),
+        "its daemon stopped with it"
+    );
+    assert_eq!(install.containers(), Vec::<String>::new());
+}
+
+#[test]
+fn sigterm_lets_a_running_answer_finish() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        std::thread::sleep(Duration::from_secs(3));
+        (200, message(&format!("slow {}", last_prompt(request))))
+    }));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    let mut control = daemon.control();
+    control.request(json!({"op": "watch"}));
+    control.send("main", "take your time");
+    while control.next_event()["event"] != "working" {}
+    assert!(wait_for(Duration::from_secs(30), || !install
+        .containers()
+        .is_empty()));
+    assert_eq!(daemon.terminate(), Some(0));
+    let store = store(&install);
+    assert_eq!(
+        store.outgoing("local:main").unwrap(),
+        [("main".to_owned(), "slow take your time".to_owned())]
+    );
+    assert_eq!(install.containers(), Vec::<String>::new());
+}
+
+#[test]
+fn the_control_socket_is_the_owners_only() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(say("ok"));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(install.home().join("pincer.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A second daemon on the same home refuses to start.
+    let second = install.pincer(&model.url()).arg("serve").output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already serving"),
+        "{}",
+        text(&second)
+    );
+    // Garbage on the socket is answered, and the daemon goes on.
+    let mut control = daemon.control();
+    control.request(json!({"op": "become_root"}));
+    assert_eq!(control.next_event()["event"], "error");
+    control.request(json!({"op": "send", "group": "nobody", "text": "hi"}));
+    assert!(
+        control.next_event()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no group named nobody")
+    );
+    control.request(json!({"op": "ping"}));
+    assert_eq!(control.next_event()["event"], "pong");
+    assert_eq!(daemon.terminate(), Some(0));
+}

@@ -9,6 +9,11 @@
 //!   the egress proxy on a host socket (plain HTTP forward, and a CONNECT
 //!   tunnel) against the same request sent directly, interleaved.
 //!
+//! * `bench e2e [--runs N]`: the whole path of one message (control socket
+//!   in → store → queue → container with the agent → model (answering at
+//!   once) → reply out) against the bare container round trip; and the
+//!   host's memory (RSS) idle and with 20 groups' agents running at once.
+//!
 //! Benchmarks print ratios against a baseline measured in the same run, never
 //! absolute thresholds: the machine's speed cancels out.
 
@@ -24,7 +29,7 @@ use pincer::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, Resources, Sandbox, default_image,
 };
 
-const USAGE: &str = "usage: cargo xtask bench spawn|egress [--runs N]";
+const USAGE: &str = "usage: cargo xtask bench spawn|egress|e2e [--runs N]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,58 +39,54 @@ fn main() -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["bench", which @ ("spawn" | "egress"), rest @ ..] => {
+        ["bench", which @ ("spawn" | "egress" | "e2e"), rest @ ..] => {
             let runs = match rest {
-                [] if *which == "spawn" => 30,
+                [] if *which == "spawn" || *which == "e2e" => 30,
                 [] => 300,
                 ["--runs", n] => n.parse().context("--runs takes a whole number")?,
                 _ => bail!("{USAGE}"),
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            if *which == "spawn" {
-                runtime.block_on(bench_spawn(runs))
-            } else {
-                runtime.block_on(bench_egress(runs))
+            match *which {
+                "spawn" => runtime.block_on(bench_spawn(runs)),
+                "egress" => runtime.block_on(bench_egress(runs)),
+                _ => runtime.block_on(bench_e2e(runs)),
             }
         }
         _ => bail!("{USAGE}"),
     }
 }
 
-async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("pincer-bench-{}", std::process::id()));
-    let paths = Paths::under(&dir);
+/// A connected sandbox with the agent image, and the spec of a trivial
+/// invocation (`pincer-agent --version`) with a real invocation's mounts.
+async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerSpec)> {
     let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
-    let sandbox = Sandbox::connect(&paths, engine).await?;
+    let sandbox = Sandbox::connect(paths, engine).await?;
     let image = default_image();
     sandbox
         .ensure_image(&image, &ImageSources::default())
         .await?;
-
     // The mounts of a real invocation (a plain file stands in for the socket).
     std::fs::create_dir_all(paths.run_dir())?;
-    let socket = paths.run_dir().join("host.sock");
+    let socket = paths.run_dir().join("bench.sock");
     std::fs::write(&socket, "")?;
     let user = ContainerUser::for_this_host();
     let spec = ContainerSpec {
-        image: image.clone(),
+        image,
         command: Some(vec![
             "/usr/local/bin/pincer-agent".into(),
             "--version".into(),
         ]),
         user,
         mounts: mounts::invocation_mounts(
-            &paths,
+            paths,
             &MountPlan {
                 group: &GroupName::main(),
                 user,
                 host_socket: &socket,
                 project: None,
                 extra: &[],
-                policy: &MountPolicy::load(&pincer::invoke::host_facts(
-                    &paths,
-                    sandbox.endpoint(),
-                ))?,
+                policy: &MountPolicy::load(&pincer::invoke::host_facts(paths, sandbox.endpoint()))?,
                 home: None,
             },
         )?,
@@ -93,6 +94,14 @@ async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
         labels: BTreeMap::new(),
         working_dir: mounts::GROUP_TARGET.into(),
     };
+    Ok((sandbox, spec))
+}
+
+async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("pincer-bench-{}", std::process::id()));
+    let paths = Paths::under(&dir);
+    let (sandbox, spec) = trivial_container(&paths).await?;
+    let image = spec.image.clone();
     let cli_args = spec.docker_run_args(&sandbox.ownership_labels());
 
     println!("bench spawn: {runs} runs each, interleaved, image {image}");
@@ -293,6 +302,191 @@ async fn bench_egress(runs: usize) -> anyhow::Result<()> {
             ms(median) / ms(direct_median)
         );
     }
+    Ok(())
+}
+
+/// This process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use pincer::config::Settings;
+    use pincer::daemon::{ControlClient, Daemon};
+    use pincer::invoke::Host;
+
+    // A model that answers at once.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let model_url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).map_or(true, |n| n == 0) {
+                            return;
+                        }
+                        if let Some(value) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let reply = r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                    if (&stream).write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+
+    let dir = std::env::temp_dir().join(format!("pincer-bench-e2e-{}", std::process::id()));
+    let paths = Paths::under(&dir);
+    let (sandbox, spec) = trivial_container(&paths).await?;
+    let settings = Settings::from_env(|key| match key {
+        "PINCER_MODEL_URL" => Some(model_url.clone()),
+        "PINCER_MAX_CONCURRENT" => Some("20".into()),
+        "PINCER_PROJECT_DIR" => Some("none".into()),
+        _ => None,
+    })?;
+    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+    let host = Host::start(
+        paths.clone(),
+        settings.clone(),
+        engine,
+        Some("bench-key".into()),
+        Vec::new(),
+    )
+    .await?;
+    for g in 0..20 {
+        host.store().add_group(
+            &GroupName::new(&format!("g{g}"))?,
+            &format!("bench:g{g}"),
+            None,
+        )?;
+    }
+    let daemon = Daemon::new(host, settings);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(daemon.run(async {
+        let _ = stopped.await;
+    }));
+    let mut client = None;
+    for _ in 0..200 {
+        if let Ok(connected) = ControlClient::connect(&paths.home).await {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mut client = client.context("the daemon did not come up")?;
+
+    println!("bench e2e: {runs} messages, interleaved with {runs} bare container round trips");
+    let (mut path, mut bare) = (Vec::new(), Vec::new());
+    for round in 0..runs + 2 {
+        let started = Instant::now();
+        let (reply, failed) = client.ask("main", "hi").await?;
+        let message_time = started.elapsed();
+        if failed || reply != "ok" {
+            bail!("unexpected reply: {reply}");
+        }
+        let started = Instant::now();
+        sandbox
+            .run(
+                &spec,
+                b"",
+                pincer::sandbox::Deadlines::total(Duration::from_secs(60)),
+                &mut |_| {},
+            )
+            .await?;
+        let bare_time = started.elapsed();
+        if round >= 2 {
+            path.push(message_time);
+            bare.push(bare_time);
+        }
+    }
+    let idle = rss_kib();
+
+    // 20 groups at once: every agent running, the host's memory at its peak.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak = std::sync::Arc::clone(&peak);
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let mut asks = tokio::task::JoinSet::new();
+    for g in 0..20 {
+        let home = paths.home.clone();
+        asks.spawn(async move {
+            let mut client = ControlClient::connect(&home).await?;
+            client.ask(&format!("g{g}"), "@pincer hi").await
+        });
+    }
+    while let Some(answer) = asks.join_next().await {
+        answer??;
+    }
+    sampler.abort();
+    let _ = stop.send(());
+    serving.await??;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let (path_median, path_p95) = (percentile(&mut path, 50), percentile(&mut path, 95));
+    let (bare_median, bare_p95) = (percentile(&mut bare, 50), percentile(&mut bare, 95));
+    println!("{:<44} {:>10} {:>10}", "", "median", "p95");
+    println!(
+        "{:<44} {:>8.1}ms {:>8.1}ms",
+        "message in -> reply out (whole path)",
+        ms(path_median),
+        ms(path_p95)
+    );
+    println!(
+        "{:<44} {:>8.1}ms {:>8.1}ms",
+        "bare container round trip (same image)",
+        ms(bare_median),
+        ms(bare_p95)
+    );
+    println!(
+        "{:<44} {:>8.1}ms {:>8.1}ms  (ratio {:.2})",
+        "added by the host (whole path - bare)",
+        ms(path_median) - ms(bare_median),
+        ms(path_p95) - ms(bare_p95),
+        ms(path_median) / ms(bare_median)
+    );
+    println!(
+        "host memory (RSS): idle {:.1} MiB, 20 groups active {:.1} MiB (peak)",
+        idle as f64 / 1024.0,
+        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0
+    );
     Ok(())
 }
 
