@@ -688,3 +688,79 @@ fn the_control_socket_is_the_owners_only() {
     assert_eq!(control.next_event()["event"], "pong");
     assert_eq!(daemon.terminate(), Some(0));
 }
+
+#[test]
+fn a_non_main_group_wakes_on_its_trigger_and_sees_what_was_said_before() {
+    let install = Installation::new();
+    install.add_group("family");
+    let model = ScriptedModel::always(answer(|request| format!("saw: {}", last_prompt(request))));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    let mut control = daemon.control();
+    control.request(json!({"op": "watch"}));
+    let chatter = control.send("family", "dinner is at seven");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        model.requests().is_empty(),
+        "a message without the trigger woke the agent"
+    );
+    let asked = control.send("family", "@Pincer when is dinner?");
+    let reply = loop {
+        let event = control.next_event();
+        if event["event"] == "reply" {
+            break event;
+        }
+    };
+    assert_eq!(
+        reply["answers"],
+        json!([chatter, asked]),
+        "both answered together"
+    );
+    let text = reply["text"].as_str().unwrap();
+    assert!(
+        text.contains("dinner is at seven") && text.contains("@Pincer when is dinner?"),
+        "{text}"
+    );
+    assert_eq!(reply["chat"], "test:family");
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+#[test]
+fn the_tasks_command_lists_pauses_resumes_and_cancels() {
+    let install = Installation::new();
+    let id = store(&install)
+        .add_task(
+            "main",
+            "local:main",
+            "water the plants",
+            "interval",
+            "1h",
+            "owner",
+        )
+        .unwrap()
+        .id;
+    let pincer = |args: &[&str]| {
+        install
+            .pincer("http://127.0.0.1:1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let listed = pincer(&["tasks", "list", "--json"]);
+    let tasks: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(tasks[0]["prompt"], "water the plants");
+    assert_eq!(tasks[0]["status"], "active");
+    for (verb, status) in [
+        ("pause", "paused"),
+        ("resume", "active"),
+        ("cancel", "cancelled"),
+    ] {
+        let output = pincer(&["tasks", verb, &id.to_string()]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert_eq!(store(&install).task(id).unwrap().unwrap().status, status);
+    }
+    let again = pincer(&["tasks", "resume", &id.to_string()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is cancelled"));
+    let missing = pincer(&["tasks", "pause", "999"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no task 999"));
+}
