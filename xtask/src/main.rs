@@ -1,5 +1,12 @@
 //! `cargo xtask`: Pincer's developer tasks.
 //!
+//! Skills (the logic is in the `pincer-skills` crate):
+//! `skills`, `show-skill NAME`, `diff-skill NAME`,
+//! `apply-skill NAME [--no-test] | --continue | --abort`, `remove-skill NAME`,
+//! `update UPSTREAM [--ref REF] [--no-test]`, `upstream-diff UPSTREAM_REF [--out DIR]`,
+//! `new-skill NAME --base REV`. Conflicts exit with 3.
+//!
+//! Benchmarks:
 //! * `bench spawn [--runs N]`: the container round trip of a trivial
 //!   invocation through Pincer's sandbox (engine API: create → attach → start
 //!   → wait → remove) against `docker run --rm` of the same image with the
@@ -29,16 +36,26 @@ use pincer::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, Resources, Sandbox, default_image,
 };
 
-const USAGE: &str = "usage: cargo xtask bench spawn|egress|e2e [--runs N]";
+const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
+apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
+update UPSTREAM [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | new-skill NAME --base REV | \
+bench spawn|egress|e2e|skills [--runs N]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(code) = skills_command(&words)? {
+        std::process::exit(code);
+    }
+    match words.as_slice() {
+        ["bench", "skills", rest @ ..] => {
+            let runs = match rest {
+                [] => 5,
+                ["--runs", n] => n.parse().context("--runs takes a whole number")?,
+                _ => bail!("{USAGE}"),
+            };
+            bench_skills(runs)
+        }
         ["bench", which @ ("spawn" | "egress" | "e2e"), rest @ ..] => {
             let runs = match rest {
                 [] if *which == "spawn" || *which == "e2e" => 30,
@@ -95,6 +112,291 @@ async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerS
         working_dir: mounts::GROUP_TARGET.into(),
     };
     Ok((sandbox, spec))
+}
+
+/// The skill verbs; `Some(exit code)` when `words` was one of them.
+fn skills_command(words: &[&str]) -> anyhow::Result<Option<i32>> {
+    use pincer_skills::{ApplyOutcome, Engine};
+    use std::io::IsTerminal;
+
+    let verbs = [
+        "skills",
+        "show-skill",
+        "diff-skill",
+        "apply-skill",
+        "remove-skill",
+        "update",
+        "upstream-diff",
+        "new-skill",
+    ];
+    if !words.first().is_some_and(|w| verbs.contains(w)) {
+        return Ok(None);
+    }
+    let engine = Engine::open(&std::env::current_dir()?)?;
+    let report = |outcome: ApplyOutcome| -> i32 {
+        match outcome {
+            ApplyOutcome::Committed {
+                branch,
+                from,
+                commit,
+                summary,
+            } => {
+                println!("committed {} on {branch}:", &commit[..10]);
+                for line in summary {
+                    println!("{line}");
+                }
+                let from = from.trim_start_matches("refs/heads/");
+                println!("\nreview:  git diff {from}..{branch}");
+                println!("merge:   git checkout {from} && git merge {branch}");
+                println!("discard: git checkout {from} && git branch -D {branch}");
+                0
+            }
+            ApplyOutcome::Conflicts { branch, files } => {
+                println!(
+                    "conflicts on {branch}; resolve them, then `cargo xtask apply-skill --continue` (or `--abort`):"
+                );
+                for (file, hunks) in files {
+                    println!("\n== {file}\n{hunks}");
+                }
+                3
+            }
+        }
+    };
+    let code = match words {
+        ["skills"] => {
+            for skill in engine.list()? {
+                let applied = skill
+                    .applied
+                    .map(|v| format!("applied ({v})"))
+                    .unwrap_or_default();
+                println!(
+                    "{:<20} {:<8} {:<14} {}",
+                    skill.name, skill.version, applied, skill.description
+                );
+            }
+            0
+        }
+        ["show-skill", name] => {
+            print!("{}", engine.show(name)?);
+            0
+        }
+        ["diff-skill", name] => {
+            print!("{}", engine.diff(name, std::io::stdout().is_terminal())?);
+            0
+        }
+        ["apply-skill", "--continue"] => report(engine.continue_pending(true)?),
+        ["apply-skill", "--abort"] => {
+            let back = engine.abort()?;
+            println!(
+                "aborted; back on {}",
+                back.trim_start_matches("refs/heads/")
+            );
+            0
+        }
+        ["apply-skill", name] => report(engine.apply(name, true)?),
+        ["apply-skill", name, "--no-test"] => report(engine.apply(name, false)?),
+        ["remove-skill", name] => report(engine.remove(name)?),
+        ["update", upstream, rest @ ..] => {
+            let (refname, run_tests) = match rest {
+                [] => ("refs/heads/main".to_owned(), true),
+                ["--no-test"] => ("refs/heads/main".to_owned(), false),
+                ["--ref", r] => (full_ref(r), true),
+                ["--ref", r, "--no-test"] => (full_ref(r), false),
+                _ => bail!("{USAGE}"),
+            };
+            let update = engine.update(upstream, &refname, run_tests)?;
+            if !update.conflicts.is_empty() {
+                println!(
+                    "upstream conflicts on {}: {}",
+                    update.branch,
+                    update.conflicts.join(", ")
+                );
+                3
+            } else {
+                println!("upstream merged on {}", update.branch);
+                let mut failed = false;
+                for (name, touched, passed) in update.skills {
+                    let touched = if touched.is_empty() {
+                        "nothing it touches".to_owned()
+                    } else {
+                        touched.join(", ")
+                    };
+                    let test = match passed {
+                        Some(true) => "test passes",
+                        Some(false) => {
+                            failed = true;
+                            "TEST FAILS"
+                        }
+                        None => "test not run",
+                    };
+                    println!("  {name:<20} upstream changed: {touched}; {test}");
+                }
+                i32::from(failed)
+            }
+        }
+        ["upstream-diff", upstream, rest @ ..] => {
+            let out = match rest {
+                [] => std::path::PathBuf::from("upstream-patches"),
+                ["--out", dir] => std::path::PathBuf::from(dir),
+                _ => bail!("{USAGE}"),
+            };
+            let patches = engine.upstream_diff(upstream, &out)?;
+            if patches.is_empty() {
+                println!("no changes of your own to send upstream");
+            }
+            for patch in patches {
+                println!("{}", patch.display());
+            }
+            0
+        }
+        ["new-skill", name, "--base", base] => {
+            let dir = engine.new_skill(name, base)?;
+            println!(
+                "scaffolded {}: fill in SKILL.md and skill.toml (description, test), then commit it",
+                dir.display()
+            );
+            0
+        }
+        _ => bail!("{USAGE}"),
+    };
+    Ok(Some(code))
+}
+
+fn full_ref(name: &str) -> String {
+    if name.starts_with("refs/") {
+        name.to_owned()
+    } else {
+        format!("refs/heads/{name}")
+    }
+}
+
+/// Apply time of a small skill on a fork 0 and 500 commits away from the
+/// skill's base, in the same run.
+fn bench_skills(runs: usize) -> anyhow::Result<()> {
+    use git2::{Repository, Signature};
+    use pincer_skills::{ApplyOutcome, Engine};
+
+    fn commit_all(repo: &Repository, message: &str) -> anyhow::Result<git2::Oid> {
+        let mut index = repo.index()?;
+        index.add_all(["*"].iter(), git2::IndexAddOption::DEFAULT, None)?;
+        index.write()?;
+        let tree = repo.find_tree(index.write_tree()?)?;
+        let signature = Signature::now("bench", "bench@pincer.invalid")?;
+        let parents: Vec<git2::Commit<'_>> = repo
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        Ok(repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parents,
+        )?)
+    }
+
+    let measure = |divergence: usize| -> anyhow::Result<Vec<Duration>> {
+        let dir = tempfile_dir()?;
+        let root = dir.as_path();
+        let repo = Repository::init(root)?;
+        for i in 0..50 {
+            std::fs::create_dir_all(root.join("core/src"))?;
+            let body: String = (0..200).map(|l| format!("fn f{i}_{l}() {{}}\n")).collect();
+            std::fs::write(root.join(format!("core/src/m{i}.rs")), body)?;
+        }
+        std::fs::write(
+            root.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"core\"]\n",
+        )?;
+        let base = commit_all(&repo, "upstream")?;
+        let skill = root.join("skills/demo");
+        std::fs::create_dir_all(skill.join("files/core/src"))?;
+        for i in 0..3 {
+            let mut body = std::fs::read_to_string(root.join(format!("core/src/m{i}.rs")))?;
+            body.push_str("fn added_by_the_skill() {}\n");
+            std::fs::write(skill.join(format!("files/core/src/m{i}.rs")), body)?;
+        }
+        std::fs::write(skill.join("files/core/src/demo.rs"), "pub fn demo() {}\n")?;
+        std::fs::write(skill.join("SKILL.md"), "# demo\n")?;
+        std::fs::write(
+            skill.join("skill.toml"),
+            format!(
+                "name = \"demo\"\nversion = \"1.0.0\"\ndescription = \"bench\"\nbase = \"{base}\"\n\
+                     adds = [\"core/src/demo.rs\"]\nmodifies = [\"core/src/m0.rs\", \"core/src/m1.rs\", \"core/src/m2.rs\"]\n"
+            ),
+        )?;
+        commit_all(&repo, "add the skill")?;
+        // The owner's divergence: commits editing the files the skill modifies (other lines) and others.
+        for c in 0..divergence {
+            let file = root.join(format!("core/src/m{}.rs", c % 50));
+            let mut body = std::fs::read_to_string(&file)?;
+            body = body.replacen(
+                &format!("fn f{}_{}() {{}}", c % 50, c % 200),
+                &format!("fn f{}_{}() {{ /* owner {c} */ }}", c % 50, c % 200),
+                1,
+            );
+            std::fs::write(&file, body)?;
+            commit_all(&repo, &format!("owner change {c}"))?;
+        }
+        let engine = Engine::open(root)?;
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let started = Instant::now();
+            let outcome = engine.apply("demo", false)?;
+            times.push(started.elapsed());
+            let ApplyOutcome::Committed { from, branch, .. } = outcome else {
+                bail!("the bench skill conflicted")
+            };
+            // Back to where we were, for the next run.
+            repo.set_head(&from)?;
+            repo.checkout_head(Some(
+                git2::build::CheckoutBuilder::new()
+                    .force()
+                    .remove_untracked(true),
+            ))?;
+            repo.find_branch(&branch, git2::BranchType::Local)?
+                .delete()?;
+        }
+        let _ = std::fs::remove_dir_all(root);
+        Ok(times)
+    };
+    let mut fresh = measure(0)?;
+    let mut diverged = measure(500)?;
+    let (fresh_median, diverged_median) =
+        (percentile(&mut fresh, 50), percentile(&mut diverged, 50));
+    println!("bench skills: apply-skill (3 merged files, 1 added, 50-file fork), {runs} runs each");
+    println!("{:<40} {:>10}", "", "median");
+    println!(
+        "{:<40} {:>8.1}ms",
+        "fork at the skill's base",
+        ms(fresh_median)
+    );
+    println!(
+        "{:<40} {:>8.1}ms",
+        "fork 500 commits of divergence away",
+        ms(diverged_median)
+    );
+    println!(
+        "{:<40} {:>10.2}",
+        "ratio (500 commits / none)",
+        ms(diverged_median) / ms(fresh_median)
+    );
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "pincer-bench-skills-{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 async fn bench_spawn(runs: usize) -> anyhow::Result<()> {

@@ -1,0 +1,155 @@
+//! `skill.toml`: what a skill is and what it touches, checked before anything
+//! is written.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::SkillError;
+
+/// Edits to one `Cargo.toml`, applied structurally.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrateEdit {
+    /// The manifest, relative to the repository's root.
+    pub manifest: String,
+    /// Entries to add to `[dependencies]` (name → a version string or an
+    /// inline table, as Cargo takes them).
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, toml::Value>,
+    /// Members to add to `[workspace] members` (the root manifest).
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// A skill's manifest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillManifest {
+    /// Its name (the folder's name).
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// One line about it.
+    pub description: String,
+    /// The upstream commit the reference implementation was written against.
+    pub base: String,
+    /// Files it adds.
+    #[serde(default)]
+    pub adds: Vec<String>,
+    /// Files it modifies.
+    #[serde(default)]
+    pub modifies: Vec<String>,
+    /// `Cargo.toml` edits.
+    #[serde(default, rename = "crate")]
+    pub crates: Vec<CrateEdit>,
+    /// Environment variables it needs.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Skills that must be applied first.
+    #[serde(default)]
+    pub depends: Vec<String>,
+    /// Skills it cannot be applied with.
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    /// The command that proves it works once applied (run from the root).
+    #[serde(default)]
+    pub test: Option<String>,
+}
+
+impl SkillManifest {
+    /// Reads and checks `skills/<name>/skill.toml` in `root`.
+    pub fn load(root: &Path, name: &str) -> Result<Self, SkillError> {
+        let dir = root.join("skills").join(name);
+        let path = dir.join("skill.toml");
+        if !valid_name(name) || !path.is_file() {
+            return Err(SkillError::UnknownSkill(name.to_owned()));
+        }
+        let text = std::fs::read_to_string(&path).map_err(SkillError::io(&path))?;
+        let bad = |message: String| SkillError::Manifest {
+            path: path.clone(),
+            message,
+        };
+        let manifest: Self =
+            toml::from_str(&text).map_err(|err| bad(err.to_string().trim().to_owned()))?;
+        if manifest.name != name {
+            return Err(bad(format!(
+                "`name` is {:?} but the folder is {name:?}",
+                manifest.name
+            )));
+        }
+        if manifest.version.trim().is_empty() {
+            return Err(bad("`version` is empty".into()));
+        }
+        if manifest.base.trim().is_empty() {
+            return Err(bad("`base` is empty".into()));
+        }
+        for (key, list) in [("adds", &manifest.adds), ("modifies", &manifest.modifies)] {
+            for file in list {
+                check_relative(file).map_err(|why| bad(format!("`{key}`: {file:?} {why}")))?;
+                let source = dir.join("files").join(file);
+                let meta = std::fs::symlink_metadata(&source).map_err(|_| {
+                    bad(format!(
+                        "`{key}`: {file:?} is not in the package ({} is missing)",
+                        source.display()
+                    ))
+                })?;
+                if !meta.is_file() {
+                    return Err(bad(format!(
+                        "`{key}`: {} is not a regular file (symlinks are refused)",
+                        source.display()
+                    )));
+                }
+            }
+        }
+        for edit in &manifest.crates {
+            check_relative(&edit.manifest)
+                .map_err(|why| bad(format!("`crate.manifest`: {:?} {why}", edit.manifest)))?;
+            if !edit.manifest.ends_with("Cargo.toml") {
+                return Err(bad(format!(
+                    "`crate.manifest`: {:?} is not a Cargo.toml",
+                    edit.manifest
+                )));
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// The skill's version of a file.
+    pub(crate) fn theirs(&self, root: &Path, file: &str) -> PathBuf {
+        root.join("skills")
+            .join(&self.name)
+            .join("files")
+            .join(file)
+    }
+
+    /// The kept copy of a file's base version, if the package has one.
+    pub(crate) fn kept_base(&self, root: &Path, file: &str) -> PathBuf {
+        root.join("skills").join(&self.name).join("base").join(file)
+    }
+}
+
+/// Skill names: lowercase letters, digits and `-`.
+pub(crate) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A path inside the repository: relative, no `..`, no root, no `.git`.
+pub(crate) fn check_relative(path: &str) -> Result<(), &'static str> {
+    let p = Path::new(path);
+    if path.is_empty() || p.is_absolute() || path.contains('\\') {
+        return Err("must be a relative path");
+    }
+    for component in p.components() {
+        match component {
+            Component::Normal(part) if part == ".git" => return Err("must not touch .git"),
+            Component::Normal(_) => {}
+            _ => return Err("must not contain `..` or `.`"),
+        }
+    }
+    Ok(())
+}

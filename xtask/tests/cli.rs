@@ -1,0 +1,99 @@
+//! `cargo xtask`'s skill verbs as an owner runs them: exit codes and output.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn write(dir: &Path, path: &str, content: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn xtask(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_skill_verbs_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Owner"]);
+    git(root, &["config", "user.email", "owner@example.org"]);
+    write(root, "src/lib.rs", "fn one() {}\nfn two() {}\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "upstream"]);
+    let base = git(root, &["rev-parse", "HEAD"]);
+    write(
+        root,
+        "skills/hello/SKILL.md",
+        "---\nname: hello\ndescription: says hello\n---\n# hello\nAdds a greeting.\n",
+    );
+    write(
+        root,
+        "skills/hello/files/src/lib.rs",
+        "fn one() {}\nfn two() { hello() }\n",
+    );
+    write(
+        root,
+        "skills/hello/skill.toml",
+        &format!(
+            "name = \"hello\"\nversion = \"0.1.0\"\ndescription = \"says hello\"\nbase = \"{base}\"\nmodifies = [\"src/lib.rs\"]\n"
+        ),
+    );
+    // The owner changed the same line.
+    write(root, "src/lib.rs", "fn one() {}\nfn two() { owner() }\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "owner"]);
+
+    let listed = xtask(root, &["skills"]);
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("hello"));
+    let shown = xtask(root, &["show-skill", "hello"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("modifies  src/lib.rs"));
+    let diff = xtask(root, &["diff-skill", "hello"]);
+    let diff_text = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        diff_text.contains("--- a/src/lib.rs") && !diff_text.contains("\x1b["),
+        "plain when piped: {diff_text}"
+    );
+    assert!(
+        git(root, &["status", "--porcelain"]).is_empty(),
+        "diff-skill writes nothing"
+    );
+
+    let applied = xtask(root, &["apply-skill", "hello"]);
+    assert_eq!(
+        applied.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("<<<<<<< fork"));
+    let aborted = xtask(root, &["apply-skill", "--abort"]);
+    assert!(aborted.status.success());
+    assert_eq!(git(root, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+
+    let unknown = xtask(root, &["apply-skill", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no skill named \"nope\""));
+}
