@@ -397,16 +397,40 @@ impl Engine {
                 )));
             }
         }
-        let branch = format!("skill/{name}");
+        self.land(
+            "apply",
+            name,
+            &manifest.version,
+            format!("skill/{name}"),
+            &planned,
+            run_test,
+        )
+    }
+
+    /// Creates the review branch, writes the planned files, and either stops
+    /// at the conflicts (exit 3 for the caller) or finishes the operation.
+    fn land(
+        &self,
+        op: &str,
+        name: &str,
+        version: &str,
+        branch: String,
+        planned: &[PlannedFile],
+        run_test: bool,
+    ) -> Result<ApplyOutcome, SkillError> {
         let from = self.start_branch(&branch)?;
-        self.write_planned(&planned)?;
+        self.write_planned(planned)?;
         let pending = Pending {
-            op: "apply".into(),
+            op: op.into(),
             name: name.to_owned(),
-            version: manifest.version.clone(),
+            version: version.to_owned(),
             from,
             branch: branch.clone(),
-            files: planned.iter().map(|p| p.path.clone()).collect(),
+            files: planned
+                .iter()
+                .filter(|p| p.after.is_some())
+                .map(|p| p.path.clone())
+                .collect(),
         };
         self.save_pending(&pending)?;
         let conflicted: Vec<&PlannedFile> = planned.iter().filter(|p| p.conflicted).collect();
@@ -691,38 +715,14 @@ impl Engine {
                 conflicted: false,
             });
         }
-        let branch = format!("skill/remove-{name}");
-        let from = self.start_branch(&branch)?;
-        self.write_planned(&planned)?;
-        let pending = Pending {
-            op: "remove".into(),
-            name: name.to_owned(),
-            version: applied.version.clone(),
-            from,
-            branch: branch.clone(),
-            files: planned
-                .iter()
-                .filter(|p| p.after.is_some())
-                .map(|p| p.path.clone())
-                .collect(),
-        };
-        self.save_pending(&pending)?;
-        let conflicted: Vec<&PlannedFile> = planned.iter().filter(|p| p.conflicted).collect();
-        if !conflicted.is_empty() {
-            return Ok(ApplyOutcome::Conflicts {
-                branch,
-                files: conflicted
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.path.clone(),
-                            conflict_hunks(p.after.as_deref().unwrap_or_default()),
-                        )
-                    })
-                    .collect(),
-            });
-        }
-        self.finish(pending, false)
+        self.land(
+            "remove",
+            name,
+            &applied.version,
+            format!("skill/remove-{name}"),
+            &planned,
+            false,
+        )
     }
 
     /// Takes a new upstream (a path or URL, and a ref) onto a review branch

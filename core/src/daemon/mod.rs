@@ -88,6 +88,9 @@ pub struct Daemon {
     stopping: watch::Sender<bool>,
     workers: Mutex<JoinSet<()>>,
     clock: Arc<dyn Clock>,
+    /// One delivery pass at a time: two passes reading the same undelivered
+    /// row would send it twice.
+    delivering: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -115,6 +118,7 @@ impl Daemon {
             stopping,
             workers: Mutex::new(JoinSet::new()),
             clock: Arc::new(SystemClock),
+            delivering: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -326,6 +330,7 @@ impl Daemon {
     }
 
     async fn deliver_pending(&self) {
+        let _one_at_a_time = self.delivering.lock().await;
         let pending = match self.store.undelivered() {
             Ok(pending) => pending,
             Err(err) => {
