@@ -139,11 +139,13 @@ impl Daemon {
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), DaemonError> {
+        // The control socket first: it refuses to start beside a live daemon of
+        // the same home, whose claimed messages must not be requeued under it.
+        let control = control::serve(Arc::clone(&self))?;
         let requeued = self.store.requeue_unfinished()?;
         if requeued > 0 {
             tracing::info!("picked up {requeued} message(s) a previous run had not answered");
         }
-        let control = control::serve(Arc::clone(&self))?;
         let mut background = JoinSet::new();
         for channel in &self.channels {
             let channel = Arc::clone(channel);
