@@ -72,6 +72,8 @@ enum Request {
 pub(super) struct Served {
     path: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    /// Held while this daemon runs: one daemon per home.
+    _lock: std::fs::File,
 }
 
 impl Drop for Served {
@@ -88,7 +90,17 @@ pub(super) fn serve(daemon: Arc<Daemon>) -> Result<Served, DaemonError> {
         path: path.clone(),
         message,
     };
-    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+    // One daemon per home, decided by a lock the kernel drops when the
+    // process dies (even by kill -9), not by who answers on the socket.
+    let lock_path = daemon.host.paths().run_dir().join("daemon.lock");
+    std::fs::create_dir_all(daemon.host.paths().run_dir()).map_err(|err| fail(err.to_string()))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|err| fail(format!("{}: {err}", lock_path.display())))?;
+    if lock.try_lock().is_err() {
         return Err(fail("another pincer daemon is already serving here".into()));
     }
     let _ = std::fs::remove_file(&path);
@@ -103,7 +115,11 @@ pub(super) fn serve(daemon: Arc<Daemon>) -> Result<Served, DaemonError> {
             tokio::spawn(connection(Arc::clone(&daemon), stream));
         }
     });
-    Ok(Served { path, task })
+    Ok(Served {
+        path,
+        task,
+        _lock: lock,
+    })
 }
 
 async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
