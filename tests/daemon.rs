@@ -558,71 +558,125 @@ fn memory_files_reach_the_model() {
     );
 }
 
-#[test]
-fn pincer_chat_in_a_terminal_starts_its_own_daemon_and_answers() {
-    use std::io::{Read, Write};
-    let install = Installation::new();
-    let model = ScriptedModel::always(answer(|request| format!("echo: {}", last_prompt(request))));
-    // A real terminal: `script` gives `pincer chat` a pty.
-    let pincer = install.pincer(&model.url());
-    let mut command = std::process::Command::new("script");
-    command.args([
-        "-qfec",
-        &format!("{} chat", env!("CARGO_BIN_EXE_pincer")),
-        "/dev/null",
-    ]);
-    for (key, value) in pincer.get_envs() {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    command.env("RUST_LOG", "warn");
-    let mut child = command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let screen = Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let seen = Arc::clone(&screen);
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            seen.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+/// `pincer chat` in a real terminal (`script` gives it a pty).
+struct Terminal {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    screen: Arc<std::sync::Mutex<String>>,
+}
+
+impl Terminal {
+    fn chat(install: &Installation, model_url: &str) -> Self {
+        use std::io::Read;
+        let pincer = install.pincer(model_url);
+        let mut command = std::process::Command::new("script");
+        command.args([
+            "-qfec",
+            &format!("{} chat", env!("CARGO_BIN_EXE_pincer")),
+            "/dev/null",
+        ]);
+        for (key, value) in pincer.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
         }
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    let shows = |text: &str| {
-        let text = text.to_owned();
-        let screen = Arc::clone(&screen);
-        move || screen.lock().unwrap().contains(&text)
-    };
-    assert!(
-        wait_for(Duration::from_secs(60), shows("you> ")),
-        "{}",
-        screen.lock().unwrap()
-    );
-    stdin.write_all(b"hello from a terminal\r").unwrap();
-    assert!(
-        wait_for(
-            Duration::from_secs(60),
-            shows("pincer> echo: hello from a terminal")
-        ),
-        "{}",
-        screen.lock().unwrap()
-    );
+        command.env("RUST_LOG", "warn");
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let screen = Arc::new(std::sync::Mutex::new(String::new()));
+        let mut stdout = child.stdout.take().unwrap();
+        let seen = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        Self {
+            child,
+            stdin,
+            screen,
+        }
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        self.stdin.write_all(keys).unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Waits until the screen shows `text` (after `from` bytes of it).
+    fn expect(&self, text: &str) {
+        let screen = Arc::clone(&self.screen);
+        let found = wait_for(Duration::from_secs(60), || {
+            screen.lock().unwrap().contains(text)
+        });
+        assert!(
+            found,
+            "the screen never showed {text:?}:\n{}",
+            self.screen.lock().unwrap()
+        );
+    }
+}
+
+#[test]
+fn pincer_chat_in_a_terminal_starts_its_own_daemon_answers_and_cancels() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        let prompt = last_prompt(request);
+        if prompt.contains("slow")
+            && !request.json()["messages"]
+                .to_string()
+                .contains("tool_result")
+        {
+            tool_use(
+                "bash",
+                json!({"command": "sleep 300", "timeout_ms": 600000}),
+            )(request)
+        } else {
+            (200, message(&format!("echo: {prompt}")))
+        }
+    }));
+    let mut terminal = Terminal::chat(&install, &model.url());
+    terminal.expect("you> ");
+    terminal.type_keys(b"hello from a terminal\r");
+    terminal.expect("pincer> echo: hello from a terminal");
     // It started a daemon of its own: the control socket is up meanwhile.
     assert!(install.home().join("pincer.sock").exists());
-    stdin.write_all(b"\x04").unwrap(); // Ctrl-D leaves
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}: {}", screen.lock().unwrap());
+
+    // Ctrl-C while the agent works: the invocation is cancelled, its
+    // container killed; the chat (and its daemon) go on.
+    terminal.type_keys(b"be slow\r");
+    terminal.expect("working");
+    assert!(wait_for(Duration::from_secs(30), || !install
+        .containers()
+        .is_empty()));
+    terminal.type_keys(b"\x03");
+    terminal.expect("cancelled by the owner");
+    assert!(wait_for(Duration::from_secs(10), || install
+        .containers()
+        .is_empty()));
+    terminal.type_keys(b"still there?\r");
+    terminal.expect("pincer> echo: still there?");
+
+    terminal.type_keys(b"\x04"); // Ctrl-D leaves
+    let status = terminal.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status:?}: {}",
+        terminal.screen.lock().unwrap()
+    );
     assert!(
         !install.home().join("pincer.sock").exists(),
         "its daemon stopped with it"
