@@ -457,7 +457,7 @@ async fn start_daemon(
         secrets,
     )
     .await?;
-    Ok(Daemon::new(host, settings))
+    Ok(Daemon::new(host, settings, pincer::daemon::channels(&env)))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -694,7 +694,7 @@ async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
             None,
         )?;
     }
-    let daemon = Daemon::new(host, settings);
+    let daemon = Daemon::new(host, settings, pincer::daemon::channels(&|_| None));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(daemon.run(async {
         let _ = stopped.await;

@@ -38,9 +38,14 @@ use crate::sandbox::SandboxError;
 use crate::scheduler::{Clock, SystemClock};
 use crate::store::{Inbound, Store};
 
-/// The channels this installation runs. A channel skill adds its line here.
-pub fn channels() -> Vec<Arc<dyn Channel>> {
-    vec![Arc::new(control::LocalChannel)]
+/// The channels this installation runs, configured from `env` (the
+/// binary's environment lookup). A channel skill adds its line here.
+pub fn channels(env: &dyn Fn(&str) -> Option<String>) -> Vec<Arc<dyn Channel>> {
+    #[allow(unused_mut)] // channel skills push theirs
+    let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(control::LocalChannel)];
+    // Channel skills register here, one line each.
+    let _ = env;
+    channels
 }
 
 /// What watchers of the control socket are told.
@@ -101,7 +106,7 @@ impl std::fmt::Debug for Daemon {
 
 impl Daemon {
     /// A daemon over a started host.
-    pub fn new(host: Host, settings: Settings) -> Arc<Self> {
+    pub fn new(host: Host, settings: Settings, channels: Vec<Arc<dyn Channel>>) -> Arc<Self> {
         let store = Arc::clone(host.store());
         let (events, _) = broadcast::channel(1024);
         let (stopping, _) = watch::channel(false);
@@ -111,7 +116,7 @@ impl Daemon {
             store,
             permits: Arc::new(Semaphore::new(settings.max_concurrent)),
             settings,
-            channels: channels(),
+            channels,
             wakers: Mutex::new(HashMap::new()),
             cancels: Mutex::new(HashMap::new()),
             events,
@@ -341,21 +346,33 @@ impl Daemon {
             }
         };
         for message in pending {
-            let Some(channel) = self.channels.iter().find(|c| c.owns(&message.chat_id)) else {
+            // Every channel that owns the chat gets it (the owner's main chat
+            // can live in the terminal and in a chat app at once). It counts
+            // as delivered when all of them took it; a failure retries all.
+            let owners: Vec<&Arc<dyn Channel>> = self
+                .channels
+                .iter()
+                .filter(|c| c.owns(&message.chat_id))
+                .collect();
+            if owners.is_empty() {
                 continue;
-            };
-            match channel
-                .deliver(&message.chat_id, &message.sender, &message.text)
-                .await
-            {
-                Ok(()) => {
-                    if let Err(err) = self.store.mark_delivered(message.id) {
-                        tracing::error!("cannot mark message {} delivered: {err}", message.id);
-                    }
+            }
+            let mut delivered = true;
+            for channel in owners {
+                if let Err(err) = channel
+                    .deliver(&message.chat_id, &message.sender, &message.text)
+                    .await
+                {
+                    tracing::warn!(
+                        chat = message.chat_id,
+                        channel = channel.name(),
+                        "delivery failed, will retry: {err}"
+                    );
+                    delivered = false;
                 }
-                Err(err) => {
-                    tracing::warn!(chat = message.chat_id, "delivery failed, will retry: {err}")
-                }
+            }
+            if delivered && let Err(err) = self.store.mark_delivered(message.id) {
+                tracing::error!("cannot mark message {} delivered: {err}", message.id);
             }
         }
     }
