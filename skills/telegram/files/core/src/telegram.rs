@@ -1,0 +1,164 @@
+//! The Telegram channel (skill `telegram`): the Bot API, by long polling.
+//!
+//! A group chat registered with `pincer groups add NAME --chat telegram:<id>`
+//! is that group; the owner's private chat with the bot (`TELEGRAM_OWNER_ID`)
+//! is the main group. Messages from chats nobody registered are dropped. An
+//! update is confirmed to Telegram (by the next `offset`) only after the
+//! daemon stored its message, so a crash loses none.
+//!
+//! A thin client of our own on the host's hyper and rustls rather than a bot
+//! framework: three methods (`getUpdates`, `sendMessage`, `sendChatAction`)
+//! do not earn a dependency tree of their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+use crate::channel::{BoxFuture, Channel, ChannelError, Inbox};
+use crate::store::MAIN_CHAT;
+
+/// Telegram's limit on one message's text.
+const MAX_TEXT_CHARS: usize = 4096;
+/// Seconds a `getUpdates` call waits for news.
+const POLL_SECONDS: u64 = 25;
+
+/// The channel.
+pub struct TelegramChannel {
+    base: String,
+    owner: Option<i64>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl TelegramChannel {
+    /// The channel, if `TELEGRAM_BOT_TOKEN` is set (`TELEGRAM_API_URL`
+    /// defaults to the public Bot API; `TELEGRAM_OWNER_ID` maps the owner's
+    /// private chat to the main group).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Arc<dyn Channel>> {
+        let token = env("TELEGRAM_BOT_TOKEN").filter(|t| !t.trim().is_empty())?;
+        let api = env("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into());
+        let owner = env("TELEGRAM_OWNER_ID").and_then(|id| id.trim().parse().ok());
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|err| tracing::error!("telegram: cannot set up TLS: {err}"))
+            .ok()?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Some(Arc::new(Self {
+            base: format!("{}/bot{}", api.trim_end_matches('/'), token.trim()),
+            owner,
+            client: Client::builder(TokioExecutor::new()).build(https),
+        }))
+    }
+
+    async fn call(&self, method: &str, body: Value) -> Result<Value, ChannelError> {
+        let fail = |what: String| ChannelError(format!("telegram {method}: {what}"));
+        let request = hyper::Request::post(format!("{}/{method}", self.base))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|err| fail(err.to_string()))?;
+        let response = tokio::time::timeout(
+            Duration::from_secs(POLL_SECONDS + 15),
+            self.client.request(request),
+        )
+        .await
+        .map_err(|_| fail("timed out".into()))?
+        .map_err(|err| fail(err.to_string()))?;
+        let bytes = Limited::new(response.into_body(), 16 * 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|err| fail(err.to_string()))?
+            .to_bytes();
+        let reply: Value = serde_json::from_slice(&bytes).map_err(|err| fail(err.to_string()))?;
+        if reply["ok"] != true {
+            return Err(fail(reply["description"].as_str().unwrap_or("not ok").to_owned()));
+        }
+        Ok(reply["result"].clone())
+    }
+
+    fn chat_of(&self, chat_id: &str) -> Option<i64> {
+        if chat_id == MAIN_CHAT {
+            return self.owner;
+        }
+        chat_id.strip_prefix("telegram:")?.parse().ok()
+    }
+}
+
+impl Channel for TelegramChannel {
+    fn name(&self) -> &'static str {
+        "telegram"
+    }
+
+    fn owns(&self, chat_id: &str) -> bool {
+        chat_id.starts_with("telegram:") || (self.owner.is_some() && chat_id == MAIN_CHAT)
+    }
+
+    fn run(&self, inbox: Arc<dyn Inbox>) -> BoxFuture<'_, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let mut offset: i64 = 0;
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                let body = json!({"offset": offset, "timeout": POLL_SECONDS, "allowed_updates": ["message"]});
+                let updates = match self.call("getUpdates", body).await {
+                    Ok(updates) => {
+                        backoff = Duration::from_secs(1);
+                        updates
+                    }
+                    Err(err) => {
+                        tracing::warn!("{err}; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                        continue;
+                    }
+                };
+                for update in updates.as_array().into_iter().flatten() {
+                    let id = update["update_id"].as_i64().unwrap_or(offset);
+                    let message = &update["message"];
+                    if let (Some(text), Some(chat)) = (message["text"].as_str(), message["chat"]["id"].as_i64()) {
+                        let from = &message["from"];
+                        let sender = from["username"]
+                            .as_str()
+                            .or(from["first_name"].as_str())
+                            .unwrap_or("someone")
+                            .to_owned();
+                        let private_with_owner =
+                            message["chat"]["type"] == "private" && from["id"].as_i64().is_some() && from["id"].as_i64() == self.owner;
+                        let target = if private_with_owner { MAIN_CHAT.to_owned() } else { format!("telegram:{chat}") };
+                        match inbox.accept(&target, &sender, text) {
+                            Ok(_) => {
+                                let _ = self.call("sendChatAction", json!({"chat_id": chat, "action": "typing"})).await;
+                            }
+                            // A chat nobody registered: dropped, on purpose.
+                            Err(err) => tracing::debug!("telegram: ignoring a message from chat {chat}: {err}"),
+                        }
+                    }
+                    offset = offset.max(id + 1);
+                }
+            }
+        })
+    }
+
+    fn deliver<'a>(&'a self, chat_id: &'a str, _sender: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let chat = self
+                .chat_of(chat_id)
+                .ok_or_else(|| ChannelError(format!("telegram: {chat_id} is not a Telegram chat")))?;
+            let chars: Vec<char> = text.chars().collect();
+            for part in chars.chunks(MAX_TEXT_CHARS) {
+                let part: String = part.iter().collect();
+                self.call("sendMessage", json!({"chat_id": chat, "text": part})).await?;
+            }
+            Ok(())
+        })
+    }
+}
