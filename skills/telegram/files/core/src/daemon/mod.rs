@@ -43,7 +43,12 @@ use crate::store::{Inbound, Store};
 pub fn channels(env: &dyn Fn(&str) -> Option<String>) -> Vec<Arc<dyn Channel>> {
     #[allow(unused_mut)] // channel skills push theirs
     let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(control::LocalChannel)];
-    // Channel skills register here, one line each.
+    // Channel skills register below, one line each under the heading of their
+    // name's first letter, so that two skills never edit the same lines.
+    // a–f
+    // g–l
+    // m–r
+    // s–z
     channels.extend(crate::telegram::TelegramChannel::from_env(env));
     let _ = env;
     channels
