@@ -130,6 +130,9 @@ pub struct Settings {
     pub model_url: String,
     /// `model` / `PINCER_MODEL`: the model name.
     pub model: String,
+    /// `model_provider` / `PINCER_MODEL_PROVIDER`: the API the model speaks
+    /// (`anthropic`; provider skills add others).
+    pub model_provider: String,
     /// `image` / `PINCER_IMAGE`: the agent image.
     pub image: String,
     /// `timeout` / `PINCER_TIMEOUT`: hard wall-clock limit of one invocation.
@@ -179,6 +182,7 @@ pub const CONFIG_FILE: &str = "config.toml";
 struct ConfigFile {
     model_url: Option<String>,
     model: Option<String>,
+    model_provider: Option<String>,
     image: Option<String>,
     timeout: Option<String>,
     idle_timeout: Option<String>,
@@ -275,6 +279,9 @@ impl Settings {
             model: get("PINCER_MODEL")
                 .or(file.model)
                 .unwrap_or_else(|| DEFAULT_MODEL.into()),
+            model_provider: get("PINCER_MODEL_PROVIDER")
+                .or(file.model_provider)
+                .unwrap_or_else(|| "anthropic".into()),
             image: get("PINCER_IMAGE")
                 .or(file.image)
                 .unwrap_or_else(crate::sandbox::default_image),

@@ -70,7 +70,9 @@ pub enum GatewayError {
         reason: String,
     },
     /// No key to give the model API.
-    #[error("ANTHROPIC_API_KEY is not set on the host (the gateway adds it; agents never see it)")]
+    #[error(
+        "ANTHROPIC_API_KEY is not set on the host, nor PINCER_MODEL_KEY (the gateway adds the key; agents never see it)"
+    )]
     NoKey,
     /// TLS could not be set up.
     #[error("cannot set up TLS for the model API: {0}")]
@@ -120,12 +122,50 @@ pub struct Upstream {
     client: HttpsClient,
     messages_url: Uri,
     key: ApiKey,
+    provider: Option<Arc<dyn Provider>>,
+}
+
+/// A model API other than Anthropic's Messages API. The agent always speaks
+/// the Messages API to the gateway; a provider translates each request to its
+/// own API and each answer back, on the host. Provider skills implement it
+/// and register it in [`provider`].
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The path after the model URL (e.g. `/v1/chat/completions`).
+    fn path(&self) -> &'static str;
+    /// The header that carries the key, and its value.
+    fn credential(&self, key: &str) -> (HeaderName, String);
+    /// A Messages API request body → the provider's.
+    fn request(&self, messages_request: &[u8]) -> Result<Vec<u8>, String>;
+    /// The provider's answer (status, body) → a Messages API answer.
+    fn response(&self, status: u16, body: &[u8]) -> (u16, Vec<u8>);
+}
+
+/// The provider called `name` (`anthropic`: none, the Messages API as it is).
+pub fn provider(name: &str) -> Result<Option<Arc<dyn Provider>>, GatewayError> {
+    match name {
+        "anthropic" => Ok(None),
+        // Provider skills register here, one line each.
+        other => Err(GatewayError::BadUrl {
+            url: other.to_owned(),
+            reason: "unknown model provider (provider skills add others)".into(),
+        }),
+    }
 }
 
 impl Upstream {
     /// A client for `<model_url>/v1/messages`.
     pub fn new(model_url: &str, key: ApiKey) -> Result<Self, GatewayError> {
-        let url = format!("{}/v1/messages", model_url.trim_end_matches('/'));
+        Self::with_provider(model_url, key, None)
+    }
+
+    /// A client for `<model_url><provider's path>`, translating through `provider`.
+    pub fn with_provider(
+        model_url: &str,
+        key: ApiKey,
+        provider: Option<Arc<dyn Provider>>,
+    ) -> Result<Self, GatewayError> {
+        let path = provider.as_ref().map_or("/v1/messages", |p| p.path());
+        let url = format!("{}{path}", model_url.trim_end_matches('/'));
         let messages_url: Uri =
             url.parse()
                 .map_err(|err: hyper::http::uri::InvalidUri| GatewayError::BadUrl {
@@ -152,6 +192,7 @@ impl Upstream {
             client,
             messages_url,
             key,
+            provider,
         })
     }
 
@@ -434,7 +475,21 @@ async fn model(
             );
         }
     };
-    forwarded = forwarded.header(HeaderName::from_static("x-api-key"), key);
+    forwarded = match &upstream.provider {
+        None => forwarded.header(HeaderName::from_static("x-api-key"), key),
+        Some(provider) => {
+            let (name, value) = provider.credential(upstream.key.expose());
+            let Ok(mut value) = HeaderValue::from_str(&value) else {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    "the host's model key is not a valid header value",
+                );
+            };
+            value.set_sensitive(true);
+            forwarded.header(name, value)
+        }
+    };
 
     // Bounded: a body past the limit is refused as it streams in, not buffered.
     let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
@@ -458,6 +513,19 @@ async fn model(
         }
     };
     let size = body.len();
+    let body = match &upstream.provider {
+        None => body,
+        Some(provider) => match provider.request(&body) {
+            Ok(translated) => Bytes::from(translated),
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("cannot translate the request for the model provider: {err}"),
+                );
+            }
+        },
+    };
     let forwarded = match forwarded.body(Full::new(body)) {
         Ok(request) => request,
         Err(err) => {
@@ -482,15 +550,37 @@ async fn model(
     }) {
         tracing::error!("cannot write the audit: {err}");
     }
-    match result {
-        Ok(response) => {
+    match (result, &upstream.provider) {
+        (Ok(response), None) => {
             let (mut parts, body) = response.into_parts();
             for name in HOP_HEADERS {
                 parts.headers.remove(*name);
             }
             Response::from_parts(parts, body.boxed())
         }
-        Err(err) => {
+        (Ok(response), Some(provider)) => {
+            let status = response.status().as_u16();
+            let body = match Limited::new(response.into_body(), MAX_REQUEST_BYTES * 2)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(err) => {
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "api_error",
+                        &format!("pincer gateway: cannot read the model's answer: {err}"),
+                    );
+                }
+            };
+            let (status, body) = provider.response(status, &body);
+            full_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "application/json",
+                Bytes::from(body),
+            )
+        }
+        (Err(err), _) => {
             tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model API unreachable: {err}");
             error_response(
                 StatusCode::BAD_GATEWAY,
@@ -545,6 +635,13 @@ mod tests {
         let key = ApiKey::new("sk-secret".into()).unwrap();
         assert!(!format!("{key:?}").contains("sk-secret"));
         assert!(matches!(ApiKey::new("  ".into()), Err(GatewayError::NoKey)));
+    }
+
+    #[test]
+    fn providers_are_registered_by_name() {
+        assert!(provider("anthropic").unwrap().is_none());
+        let err = provider("made-up").unwrap_err().to_string();
+        assert!(err.contains("unknown model provider"), "{err}");
     }
 
     #[test]

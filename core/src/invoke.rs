@@ -136,7 +136,8 @@ impl Host {
         let key = ApiKey::new(api_key.unwrap_or_default())?;
         // The leak guard knows the model key and the owner's other secrets.
         let guard = LeakGuard::new(std::iter::once(key.expose().to_owned()).chain(other_secrets));
-        let upstream = Arc::new(Upstream::new(&settings.model_url, key)?);
+        let provider = crate::gateway::provider(&settings.model_provider)?;
+        let upstream = Arc::new(Upstream::with_provider(&settings.model_url, key, provider)?);
         let egress = Arc::new(Egress::new(Arc::clone(&store), guard)?);
         let facts = host_facts(&paths, sandbox.endpoint());
         Ok(Self {

@@ -248,6 +248,13 @@ fn env(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
 
+/// The model key: `PINCER_MODEL_KEY` (any provider), else `ANTHROPIC_API_KEY`.
+fn model_key() -> Option<String> {
+    env("PINCER_MODEL_KEY")
+        .filter(|k| !k.is_empty())
+        .or_else(|| env("ANTHROPIC_API_KEY"))
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -373,7 +380,7 @@ async fn run_once(
     prompt: &str,
 ) -> ExitCode {
     let outcome = async {
-        let host = Host::start(paths, settings, engine, env("ANTHROPIC_API_KEY"), secrets).await?;
+        let host = Host::start(paths, settings, engine, model_key(), secrets).await?;
         let mut on_event = |event: &Event| match event {
             Event::ToolCall { name, input, .. } => tracing::info!("tool {name}: {input}"),
             Event::Message { text } => tracing::info!("agent: {text}"),
@@ -449,14 +456,7 @@ async fn start_daemon(
     engine: EngineEndpoint,
     secrets: Vec<String>,
 ) -> anyhow::Result<std::sync::Arc<Daemon>> {
-    let host = Host::start(
-        paths,
-        settings.clone(),
-        engine,
-        env("ANTHROPIC_API_KEY"),
-        secrets,
-    )
-    .await?;
+    let host = Host::start(paths, settings.clone(), engine, model_key(), secrets).await?;
     Ok(Daemon::new(host, settings, pincer::daemon::channels(&env)))
 }
 

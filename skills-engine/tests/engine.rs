@@ -425,7 +425,10 @@ fn two_independent_skills_give_the_same_tree_in_either_order() {
             .join("\n")
     };
     let (forward, backward) = (tree_after("one", "two"), tree_after("two", "one"));
-    assert!(forward.contains(".pincer/skills.toml") && forward.contains("core/src/two.rs"), "{forward}");
+    assert!(
+        forward.contains(".pincer/skills.toml") && forward.contains("core/src/two.rs"),
+        "{forward}"
+    );
     assert_eq!(forward, backward);
 }
 
