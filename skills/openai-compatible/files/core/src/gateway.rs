@@ -1,0 +1,655 @@
+//! The per-container socket server: the model gateway and the host API.
+//!
+//! Each invocation gets its own Unix socket, created here and mounted into
+//! its container. The gateway knows whose socket it is ([`Caller`]) because it
+//! made it; nothing the agent writes can change that. Two things are served:
+//! the host API under `/host/v1/` ([`crate::hostapi`]), and the model: it
+//! forwards exactly one route, `POST /v1/messages`, to `<model_url>/v1/messages`, passing on only a
+//! short list of harmless headers and adding the key itself: a credential the
+//! agent sends (`Authorization`, `X-Api-Key`, cookies…) is dropped. The client
+//! that talks to the model is plain hyper, which reads no proxy variables, so
+//! the key cannot be steered through a proxy of the host's environment.
+//!
+//! Every model request is audited (group, size, status; never the key).
+//!
+//! The gateway knows nothing about containers: it serves a socket path.
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixListener;
+use tokio::task::JoinSet;
+
+use crate::egress::Egress;
+use crate::group::GroupName;
+use crate::hostapi;
+use crate::store::{AuditRecord, Store};
+
+/// The largest request body the gateway accepts from an agent.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// The Messages API version used when the agent names none.
+const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+/// The request headers passed on to the model API; everything else is dropped.
+const FORWARDED_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "anthropic-version",
+    "anthropic-beta",
+];
+/// Response headers that describe the hop, not the message.
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "set-cookie",
+    "upgrade",
+];
+
+/// The gateway could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The model URL is not a URL.
+    #[error("invalid model URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No key to give the model API.
+    #[error(
+        "ANTHROPIC_API_KEY is not set on the host, nor PINCER_MODEL_KEY (the gateway adds the key; agents never see it)"
+    )]
+    NoKey,
+    /// TLS could not be set up.
+    #[error("cannot set up TLS for the model API: {0}")]
+    Tls(String),
+    /// The socket could not be created.
+    #[error("cannot serve the host socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The model API key. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Wraps a key; an empty one is no key.
+    pub fn new(key: String) -> Result<Self, GatewayError> {
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            return Err(GatewayError::NoKey);
+        }
+        Ok(Self(key))
+    }
+
+    /// The key itself, for the leak checks of tests and the egress guard.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type GatewayBody = BoxBody<Bytes, hyper::Error>;
+
+/// Where model requests go, and with which key. One per host process.
+#[derive(Debug)]
+pub struct Upstream {
+    client: HttpsClient,
+    messages_url: Uri,
+    key: ApiKey,
+    provider: Option<Arc<dyn Provider>>,
+}
+
+/// A model API other than Anthropic's Messages API. The agent always speaks
+/// the Messages API to the gateway; a provider translates each request to its
+/// own API and each answer back, on the host. Provider skills implement it
+/// and register it in [`provider`].
+pub trait Provider: Send + Sync + std::fmt::Debug {
+    /// The path after the model URL (e.g. `/v1/chat/completions`).
+    fn path(&self) -> &'static str;
+    /// The header that carries the key, and its value.
+    fn credential(&self, key: &str) -> (HeaderName, String);
+    /// A Messages API request body → the provider's.
+    fn request(&self, messages_request: &[u8]) -> Result<Vec<u8>, String>;
+    /// The provider's answer (status, body) → a Messages API answer.
+    fn response(&self, status: u16, body: &[u8]) -> (u16, Vec<u8>);
+}
+
+/// The provider called `name` (`anthropic`: none, the Messages API as it is).
+pub fn provider(name: &str) -> Result<Option<Arc<dyn Provider>>, GatewayError> {
+    match name {
+        "anthropic" => Ok(None),
+        // Provider skills register here, one line each.
+        "openai" => Ok(Some(Arc::new(crate::openai::OpenAiCompatible))),
+        other => Err(GatewayError::BadUrl {
+            url: other.to_owned(),
+            reason: "unknown model provider (provider skills add others)".into(),
+        }),
+    }
+}
+
+impl Upstream {
+    /// A client for `<model_url>/v1/messages`.
+    pub fn new(model_url: &str, key: ApiKey) -> Result<Self, GatewayError> {
+        Self::with_provider(model_url, key, None)
+    }
+
+    /// A client for `<model_url><provider's path>`, translating through `provider`.
+    pub fn with_provider(
+        model_url: &str,
+        key: ApiKey,
+        provider: Option<Arc<dyn Provider>>,
+    ) -> Result<Self, GatewayError> {
+        let path = provider.as_ref().map_or("/v1/messages", |p| p.path());
+        let url = format!("{}{path}", model_url.trim_end_matches('/'));
+        let messages_url: Uri =
+            url.parse()
+                .map_err(|err: hyper::http::uri::InvalidUri| GatewayError::BadUrl {
+                    url: model_url.into(),
+                    reason: err.to_string(),
+                })?;
+        if !matches!(messages_url.scheme_str(), Some("http" | "https")) {
+            return Err(GatewayError::BadUrl {
+                url: model_url.into(),
+                reason: "must be http:// or https://".into(),
+            });
+        }
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|err| GatewayError::Tls(err.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Self {
+            client,
+            messages_url,
+            key,
+            provider,
+        })
+    }
+
+    /// The key (for leak checks).
+    pub fn key(&self) -> &ApiKey {
+        &self.key
+    }
+}
+
+/// Who is on the other end of a socket: decided by the host when it made the socket.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The group the container runs for.
+    pub group: GroupName,
+    /// The invocation.
+    pub invocation_id: String,
+}
+
+/// A served socket; stops serving and removes the socket when dropped.
+#[derive(Debug)]
+pub struct Gateway {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Serves `caller`'s socket at `path` with the host's `services`.
+    pub fn serve(
+        path: &Path,
+        services: Arc<Services>,
+        caller: Caller,
+    ) -> Result<Self, GatewayError> {
+        let fail = |source| GatewayError::Socket {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(fail(err)),
+        }
+        let listener = UnixListener::bind(path).map_err(fail)?;
+        // The container's user must be able to connect; the folder around the
+        // socket (0700) keeps other host users out.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+        let shared = Arc::new(Shared { services, caller });
+        let task = tokio::spawn(accept_loop(listener, shared));
+        Ok(Self {
+            path: path.to_owned(),
+            task,
+        })
+    }
+
+    /// The socket's path on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What the host offers on every socket: the model, the store (host API and
+/// audit), and the egress proxy.
+#[derive(Debug)]
+pub struct Services {
+    /// The model API.
+    pub upstream: Arc<Upstream>,
+    /// State and audit.
+    pub store: Arc<Store>,
+    /// The way out.
+    pub egress: Arc<Egress>,
+}
+
+/// What every connection of one socket shares.
+struct Shared {
+    services: Arc<Services>,
+    caller: Caller,
+}
+
+async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
+    // Connections live in this set: aborting the loop aborts them all.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        tracing::warn!("host socket accept failed: {err}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let shared = Arc::clone(&shared);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(route(request, &shared).await) }
+                    });
+                    if let Err(err) = hyper::server::conn::http1::Builder::new()
+                        .max_buf_size(64 * 1024)
+                        .serve_connection(TokioIo::new(stream), service)
+                        // CONNECT tunnels take over the connection.
+                        .with_upgrades()
+                        .await
+                    {
+                        tracing::debug!("host socket connection ended: {err}");
+                    }
+                });
+            }
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
+    let is_connect = request.method() == Method::CONNECT;
+    if is_connect || request.uri().scheme().is_some() {
+        // CONNECT, or an absolute URI (plain HTTP through the proxy). Decided
+        // on a task of its own: a client that hangs up mid-decision must not
+        // cancel the decision's audit entry.
+        let egress = Arc::clone(&shared.services.egress);
+        let caller = shared.caller.clone();
+        let decision = tokio::spawn(async move {
+            if is_connect {
+                egress.connect(caller, request).await
+            } else {
+                egress.forward(&caller, request).await
+            }
+        });
+        return decision.await.unwrap_or_else(|err| {
+            tracing::error!("egress task failed: {err}");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "egress failed",
+            )
+        });
+    }
+    let path = request.uri().path().to_owned();
+    if let Some(action) = path.strip_prefix(hostapi::PREFIX) {
+        return host_api(request, action, shared).await;
+    }
+    if path != "/v1/messages" {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "not_found_error",
+            "the host serves POST /v1/messages and /host/v1/ only",
+        );
+    }
+    let services = &shared.services;
+    model(request, &services.upstream, &shared.caller, &services.store).await
+}
+
+async fn host_api(
+    request: Request<Incoming>,
+    action: &str,
+    shared: &Shared,
+) -> Response<GatewayBody> {
+    if request.method() != Method::POST {
+        return json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &serde_json::json!({"ok": false, "error": "use POST"}),
+        );
+    }
+    let body = match Limited::new(request.into_body(), hostapi::MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            let (status, message) = if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "host API requests are limited to {} bytes",
+                        hostapi::MAX_BODY_BYTES
+                    ),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the request body: {err}"),
+                )
+            };
+            if let Err(err) = shared.services.store.audit(AuditRecord {
+                group: Some(shared.caller.group.as_str()),
+                kind: "host_api",
+                action,
+                allowed: Some(false),
+                reason: Some(&message),
+                ..Default::default()
+            }) {
+                tracing::error!("cannot write the audit: {err}");
+            }
+            return json_response(status, &serde_json::json!({"ok": false, "error": message}));
+        }
+    };
+    let services = &shared.services;
+    if action == "web_fetch" {
+        let (status, body) = services.egress.web_fetch(&shared.caller, &body).await;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return json_response(status, &body);
+    }
+    // What an agent sends to a chat leaves the host too: same guard as egress.
+    if services.egress.guard().finds_secret_in(&body) {
+        let reason = "the request carries a secret the host knows";
+        if let Err(err) = services.store.audit(AuditRecord {
+            group: Some(shared.caller.group.as_str()),
+            kind: "host_api",
+            action,
+            allowed: Some(false),
+            reason: Some(reason),
+            ..Default::default()
+        }) {
+            tracing::error!("cannot write the audit: {err}");
+        }
+        return json_response(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({"ok": false, "error": reason}),
+        );
+    }
+    let reply = hostapi::handle(&services.store, &shared.caller, action, &body);
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(status, &reply.body)
+}
+
+async fn model(
+    request: Request<Incoming>,
+    upstream: &Upstream,
+    caller: &Caller,
+    store: &Store,
+) -> Response<GatewayBody> {
+    if request.method() != Method::POST {
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            "use POST /v1/messages",
+        );
+    }
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
+        tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: too large");
+        return too_large();
+    }
+
+    let mut forwarded = Request::builder()
+        .method(Method::POST)
+        .uri(upstream.messages_url.clone());
+    for name in FORWARDED_HEADERS {
+        for value in request.headers().get_all(*name) {
+            forwarded = forwarded.header(*name, value);
+        }
+    }
+    if !request.headers().contains_key("anthropic-version") {
+        forwarded = forwarded.header("anthropic-version", DEFAULT_ANTHROPIC_VERSION);
+    }
+    let key = match HeaderValue::from_str(upstream.key.expose()) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            value
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "the host's model key is not a valid header value",
+            );
+        }
+    };
+    forwarded = match &upstream.provider {
+        None => forwarded.header(HeaderName::from_static("x-api-key"), key),
+        Some(provider) => {
+            let (name, value) = provider.credential(upstream.key.expose());
+            let Ok(mut value) = HeaderValue::from_str(&value) else {
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "api_error",
+                    "the host's model key is not a valid header value",
+                );
+            };
+            value.set_sensitive(true);
+            forwarded.header(name, value)
+        }
+    };
+
+    // Bounded: a body past the limit is refused as it streams in, not buffered.
+    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(err)
+            if err
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return too_large();
+        }
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("cannot read the request body: {err}"),
+            );
+        }
+    };
+    let size = body.len();
+    let body = match &upstream.provider {
+        None => body,
+        Some(provider) => match provider.request(&body) {
+            Ok(translated) => Bytes::from(translated),
+            Err(err) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    &format!("cannot translate the request for the model provider: {err}"),
+                );
+            }
+        },
+    };
+    let forwarded = match forwarded.body(Full::new(body)) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("cannot forward the request: {err}"),
+            );
+        }
+    };
+
+    let result = upstream.client.request(forwarded).await;
+    let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
+    tracing::info!(group = %caller.group, invocation = %caller.invocation_id, bytes = size, status, "model request");
+    if let Err(err) = store.audit(AuditRecord {
+        group: Some(caller.group.as_str()),
+        kind: "model",
+        action: "POST /v1/messages",
+        target: Some(&caller.invocation_id),
+        detail: Some(serde_json::json!({"bytes": size, "status": status}).to_string()),
+        ..Default::default()
+    }) {
+        tracing::error!("cannot write the audit: {err}");
+    }
+    match (result, &upstream.provider) {
+        (Ok(response), None) => {
+            let (mut parts, body) = response.into_parts();
+            for name in HOP_HEADERS {
+                parts.headers.remove(*name);
+            }
+            Response::from_parts(parts, body.boxed())
+        }
+        (Ok(response), Some(provider)) => {
+            let status = response.status().as_u16();
+            let body = match Limited::new(response.into_body(), MAX_REQUEST_BYTES * 2)
+                .collect()
+                .await
+            {
+                Ok(body) => body.to_bytes(),
+                Err(err) => {
+                    return error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "api_error",
+                        &format!("pincer gateway: cannot read the model's answer: {err}"),
+                    );
+                }
+            };
+            let (status, body) = provider.response(status, &body);
+            full_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "application/json",
+                Bytes::from(body),
+            )
+        }
+        (Err(err), _) => {
+            tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model API unreachable: {err}");
+            error_response(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("pincer gateway: cannot reach the model API: {err}"),
+            )
+        }
+    }
+}
+
+fn too_large() -> Response<GatewayBody> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        &format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes"),
+    )
+}
+
+/// An error in the Messages API's own shape, so any client understands it.
+fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<GatewayBody> {
+    json_response(
+        status,
+        &serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
+    )
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<GatewayBody> {
+    full_response(status, "application/json", Bytes::from(body.to_string()))
+}
+
+/// A whole response with a body in hand: what every route of the socket
+/// answers when it does not stream.
+pub(crate) fn full_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<GatewayBody> {
+    let mut response = Response::new(Full::new(body).map_err(|never| match never {}).boxed());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_never_prints() {
+        let key = ApiKey::new("sk-secret".into()).unwrap();
+        assert!(!format!("{key:?}").contains("sk-secret"));
+        assert!(matches!(ApiKey::new("  ".into()), Err(GatewayError::NoKey)));
+    }
+
+    #[test]
+    fn providers_are_registered_by_name() {
+        assert!(provider("anthropic").unwrap().is_none());
+        let err = provider("made-up").unwrap_err().to_string();
+        assert!(err.contains("unknown model provider"), "{err}");
+    }
+
+    #[test]
+    fn upstream_urls_are_checked() {
+        let key = ApiKey::new("k".into()).unwrap();
+        assert!(Upstream::new("http://127.0.0.1:1/", key.clone()).is_ok());
+        assert!(Upstream::new("ftp://x", key.clone()).is_err());
+        assert!(Upstream::new("not a url", key).is_err());
+    }
+}
