@@ -159,6 +159,9 @@ pub struct Settings {
     pub agent_bin: Option<PathBuf>,
     /// `busybox` / `PINCER_BUSYBOX`: a static busybox for the image (default `/bin/busybox`).
     pub busybox: Option<PathBuf>,
+    /// `runtime` / `PINCER_RUNTIME`: the engine's OCI runtime for agent
+    /// containers (default: the engine's own, usually runc; e.g. `runsc`).
+    pub runtime: Option<String>,
     /// `project_dir` / `PINCER_PROJECT_DIR`: the project's code, mounted
     /// read-only for the main group (default: the source tree `pincer` was
     /// built from, if it is there; `none` mounts no project).
@@ -194,6 +197,7 @@ struct ConfigFile {
     agent_bin: Option<PathBuf>,
     busybox: Option<PathBuf>,
     project_dir: Option<String>,
+    runtime: Option<String>,
 }
 
 impl Settings {
@@ -307,6 +311,9 @@ impl Settings {
                 .map(PathBuf::from)
                 .or(file.agent_bin),
             busybox: get("PINCER_BUSYBOX").map(PathBuf::from).or(file.busybox),
+            runtime: get("PINCER_RUNTIME")
+                .or(file.runtime)
+                .filter(|r| !r.trim().is_empty()),
             project_dir: match get("PINCER_PROJECT_DIR").or(file.project_dir) {
                 Some(dir) if dir == "none" => None,
                 Some(dir) => Some(PathBuf::from(dir)),

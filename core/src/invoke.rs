@@ -238,6 +238,7 @@ impl Host {
                 ("pincer.invocation".to_owned(), invocation_id.clone()),
             ]),
             working_dir: mounts::GROUP_TARGET.into(),
+            runtime: self.settings.runtime.clone(),
         };
         let invocation = Invocation {
             protocol: PROTOCOL_VERSION,

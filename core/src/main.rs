@@ -83,6 +83,13 @@ enum Command {
     },
     /// Remove agent containers left behind by a host that died.
     Cleanup,
+    /// Check the installation: the engine, the runtime, the agent image.
+    /// Exit 0 when every check passes, 1 otherwise.
+    Doctor {
+        /// One JSON object per check.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage groups: the owner's main group and the chats Pincer serves.
     Groups {
         #[command(subcommand)]
@@ -328,6 +335,7 @@ async fn run(cli: Cli) -> ExitCode {
             command: ImageCommand::Build { full, tag },
         } => build_image(&paths, &settings, engine, full, tag).await,
         Command::Cleanup => cleanup(&paths, engine).await,
+        Command::Doctor { json } => return doctor(&paths, &settings, engine, json).await,
         Command::Groups { command } => groups_command(&paths, command),
         Command::Tasks { command } => tasks_command(&paths, command),
         Command::Session {
@@ -441,6 +449,106 @@ async fn build_image(
         .with_context(|| format!("cannot build the agent image {tag}"))?;
     println!("built {tag}");
     Ok(())
+}
+
+/// One line of `pincer doctor`.
+#[derive(serde::Serialize)]
+struct Check {
+    check: String,
+    ok: bool,
+    detail: String,
+}
+
+async fn doctor(
+    paths: &Paths,
+    settings: &Settings,
+    engine: EngineEndpoint,
+    json: bool,
+) -> ExitCode {
+    let mut checks = Vec::new();
+    match Sandbox::connect(paths, engine).await {
+        Err(err) => checks.push(Check {
+            check: "engine".into(),
+            ok: false,
+            detail: err.to_string(),
+        }),
+        Ok(sandbox) => match sandbox.engine_facts().await {
+            Err(err) => checks.push(Check {
+                check: "engine".into(),
+                ok: false,
+                detail: err.to_string(),
+            }),
+            Ok(facts) => {
+                checks.push(Check {
+                    check: "engine".into(),
+                    ok: true,
+                    detail: format!("version {}, API {}", facts.version, facts.api_version),
+                });
+                let runtime = settings
+                    .runtime
+                    .clone()
+                    .unwrap_or_else(|| facts.default_runtime.clone());
+                let registered = facts.runtimes.contains_key(&runtime);
+                checks.push(Check {
+                    check: "runtime".into(),
+                    ok: registered,
+                    detail: if registered {
+                        format!(
+                            "{runtime} is registered (registered: {})",
+                            facts
+                                .runtimes
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    } else {
+                        format!(
+                            "{runtime} is not registered with the engine (registered: {})",
+                            facts
+                                .runtimes
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                });
+                let image = sandbox.image_exists(&settings.image).await.unwrap_or(false);
+                checks.push(Check {
+                    check: "image".into(),
+                    ok: image,
+                    detail: if image {
+                        format!("{} is built", settings.image)
+                    } else {
+                        format!(
+                            "{} is missing: `pincer image build` (or it is built on first use)",
+                            settings.image
+                        )
+                    },
+                });
+                // Doctor checks from skills register here, one line each.
+                let _ = &facts;
+            }
+        },
+    }
+    for check in &checks {
+        if json {
+            println!("{}", serde_json::to_string(check).unwrap_or_default());
+        } else {
+            println!(
+                "{:<5} {:<10} {}",
+                if check.ok { "ok" } else { "FAIL" },
+                check.check,
+                check.detail
+            );
+        }
+    }
+    if checks.iter().all(|c| c.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 async fn cleanup(paths: &Paths, engine: EngineEndpoint) -> anyhow::Result<()> {

@@ -110,6 +110,9 @@ async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerS
         resources: Resources::default(),
         labels: BTreeMap::new(),
         working_dir: mounts::GROUP_TARGET.into(),
+        runtime: std::env::var("PINCER_RUNTIME")
+            .ok()
+            .filter(|r| !r.is_empty()),
     };
     Ok((sandbox, spec))
 }

@@ -121,6 +121,19 @@ fn engine(action: &'static str) -> impl FnOnce(EngineError) -> SandboxError {
     move |source| SandboxError::Engine { action, source }
 }
 
+/// What `pincer doctor` reports about the engine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineFacts {
+    /// The engine's version.
+    pub version: String,
+    /// The API version in use (negotiated).
+    pub api_version: String,
+    /// The engine's default OCI runtime.
+    pub default_runtime: String,
+    /// Registered runtimes: name → (path, arguments).
+    pub runtimes: std::collections::BTreeMap<String, (String, Vec<String>)>,
+}
+
 /// A line the container wrote on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputLine<'a> {
@@ -203,6 +216,35 @@ impl Sandbox {
             installation,
             owners_dir,
             owner,
+        })
+    }
+
+    /// The engine's version and runtimes.
+    pub async fn engine_facts(&self) -> Result<EngineFacts, SandboxError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(engine("asking the engine about itself"))?;
+        let runtimes = info
+            .runtimes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, runtime)| {
+                (
+                    name,
+                    (
+                        runtime.path.unwrap_or_default(),
+                        runtime.runtime_args.unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect();
+        Ok(EngineFacts {
+            version: info.server_version.unwrap_or_default(),
+            api_version: self.docker.client_version().to_string(),
+            default_runtime: info.default_runtime.unwrap_or_default(),
+            runtimes,
         })
     }
 

@@ -60,6 +60,8 @@ pub struct ContainerSpec {
     pub labels: BTreeMap<String, String>,
     /// Working directory.
     pub working_dir: String,
+    /// The engine's OCI runtime (`None`: the engine's default).
+    pub runtime: Option<String>,
 }
 
 /// The environment every container gets. Never a secret: the model key stays
@@ -118,6 +120,7 @@ impl ContainerSpec {
             }),
             // An init process reaps the agent's zombies.
             init: Some(true),
+            runtime: self.runtime.clone(),
             mounts: Some(
                 self.mounts
                     .iter()
@@ -174,6 +177,7 @@ impl ContainerSpec {
             "no_new_privileges": true,
             "privileged": false,
             "init": true,
+            "runtime": self.runtime,
             "env": CONTAINER_ENV,
             "labels": self.labels,
         })
@@ -242,6 +246,9 @@ impl ContainerSpec {
                 value.push_str(",readonly,bind-nonrecursive");
             }
             push("--mount", value);
+        }
+        if let Some(runtime) = &self.runtime {
+            push("--runtime", runtime.clone());
         }
         if let Some(entrypoint) = self.command.as_ref().and_then(|c| c.first()) {
             push("--entrypoint", entrypoint.clone());
