@@ -316,3 +316,70 @@ fn policy_errors_stop_everything_and_mounts_check_reports_them() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(install.containers(), Vec::<String>::new());
 }
+
+#[test]
+fn a_groups_stored_mounts_reach_its_daemon_invocations_read_only() {
+    let install = Installation::new();
+    install.add_group("family");
+    mkdirs(&install.user_home(), &["projects/recipes"]);
+    std::fs::write(
+        install.user_home().join("projects/recipes/soup.txt"),
+        "lentil soup",
+    )
+    .unwrap();
+    install.allow(r#"{"allowed_roots": [{"path": "~/projects", "allow_read_write": true}]}"#);
+    let pincer = |args: &[&str]| {
+        install
+            .pincer("http://127.0.0.1:1")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let added = pincer(&[
+        "groups",
+        "mount",
+        "family",
+        "host=~/projects/recipes,name=recipes,rw",
+    ]);
+    assert!(added.status.success(), "{}", text(&added));
+    let listed = pincer(&["groups", "mounts", "family"]);
+    assert_eq!(
+        stdout(&listed).trim(),
+        "~/projects/recipes as recipes (read-write asked)"
+    );
+    assert_eq!(
+        pincer(&["groups", "mount", "nobody", "/tmp"]).status.code(),
+        Some(1)
+    );
+
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        if request.json()["messages"]
+            .to_string()
+            .contains("tool_result")
+        {
+            (200, message(&request.last_tool_result()))
+        } else {
+            tool_use(
+                "bash",
+                json!({"command": "cat /workspace/extra/recipes/soup.txt; (echo x > /workspace/extra/recipes/new) 2>/dev/null || echo READ_ONLY"}),
+            )(request)
+        }
+    }));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    let reply = daemon.control().ask("family", "@pincer what soup?");
+    assert_eq!(daemon.terminate(), Some(0));
+    let answer = reply["text"].as_str().unwrap();
+    assert!(answer.contains("lentil soup"), "{reply}");
+    assert!(
+        answer.contains("READ_ONLY"),
+        "a non-main group's rw wish stays read-only: {reply}"
+    );
+
+    let removed = pincer(&["groups", "unmount", "family", "~/projects/recipes"]);
+    assert!(removed.status.success(), "{}", text(&removed));
+    assert!(
+        stdout(&pincer(&["groups", "mounts", "family"]))
+            .trim()
+            .is_empty()
+    );
+}

@@ -215,6 +215,19 @@ impl Host {
         // The policy is read afresh right before the container is created, so
         // an edit applies to the next invocation, and a broken file stops it.
         let policy = MountPolicy::load(&self.facts).map_err(MountError::from)?;
+        // The group's stored requests, then this invocation's own.
+        let mut requested: Vec<MountRequest> = self
+            .services
+            .store
+            .group_mounts(group.as_str())?
+            .into_iter()
+            .map(|(host_path, container_name, read_write)| MountRequest {
+                host_path,
+                container_name,
+                read_write,
+            })
+            .collect();
+        requested.extend_from_slice(extra_mounts);
         let mounts = mounts::invocation_mounts(
             &self.paths,
             &MountPlan {
@@ -222,7 +235,7 @@ impl Host {
                 user: self.user,
                 host_socket: &socket_path,
                 project: self.settings.project_dir.as_deref(),
-                extra: extra_mounts,
+                extra: &requested,
                 policy: &policy,
                 home: self.paths.user_home.as_deref(),
             },

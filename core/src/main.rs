@@ -209,6 +209,27 @@ enum GroupsCommand {
         /// The group's name.
         name: String,
     },
+    /// Ask for an extra folder for a group, at every invocation; the mount
+    /// allowlist decides each time (`pincer mounts check` shows how).
+    Mount {
+        /// The group.
+        group: String,
+        /// `host=PATH[,name=NAME][,rw]` (or just PATH).
+        #[arg(value_parser = parse_mount_request)]
+        spec: MountRequest,
+    },
+    /// Withdraw a group's request for an extra folder.
+    Unmount {
+        /// The group.
+        group: String,
+        /// The host path, as it was asked for.
+        host_path: String,
+    },
+    /// The extra folders a group asks for.
+    Mounts {
+        /// The group.
+        group: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -934,6 +955,35 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
         GroupsCommand::Remove { name } => {
             store.remove_group(&name)?;
             println!("removed {name}");
+        }
+        GroupsCommand::Mount { group, spec } => {
+            store.add_group_mount(
+                &group,
+                &spec.host_path,
+                spec.container_name.as_deref(),
+                spec.read_write,
+            )?;
+            println!(
+                "{group} asks for {} (decided by the mount allowlist at each invocation)",
+                spec.host_path
+            );
+        }
+        GroupsCommand::Unmount { group, host_path } => {
+            store.remove_group_mount(&group, &host_path)?;
+            println!("{group} no longer asks for {host_path}");
+        }
+        GroupsCommand::Mounts { group } => {
+            for (host_path, name, read_write) in store.group_mounts(&group)? {
+                let name = name.map(|n| format!(" as {n}")).unwrap_or_default();
+                println!(
+                    "{host_path}{name}{}",
+                    if read_write {
+                        " (read-write asked)"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     Ok(())

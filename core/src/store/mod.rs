@@ -100,6 +100,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_by_status ON messages (status, group_name, id);
     ALTER TABLE tasks ADD COLUMN next_run TEXT;
     ALTER TABLE tasks ADD COLUMN last_run TEXT;",
+    // 4: the extra folders each group asks for (the mount allowlist decides).
+    "CREATE TABLE group_mounts (
+        group_name TEXT NOT NULL REFERENCES groups (name) ON DELETE CASCADE,
+        host_path TEXT NOT NULL,
+        container_name TEXT,
+        read_write INTEGER NOT NULL DEFAULT 0 CHECK (read_write IN (0, 1)),
+        PRIMARY KEY (group_name, host_path)
+    );",
 ];
 
 /// A store operation failed.
@@ -758,6 +766,58 @@ impl Store {
             tx.commit()?;
             Ok(message)
         })
+    }
+
+    // --- extra mounts ---------------------------------------------------------------
+
+    /// The extra folders a group asks for: (host path, container name, read-write).
+    pub fn group_mounts(
+        &self,
+        group: &str,
+    ) -> Result<Vec<(String, Option<String>, bool)>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT host_path, container_name, read_write FROM group_mounts WHERE group_name = ?1 ORDER BY rowid",
+            )?;
+            let rows = statement.query_map([group], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records (or replaces) a group's request for an extra folder.
+    pub fn add_group_mount(
+        &self,
+        group: &str,
+        host_path: &str,
+        container_name: Option<&str>,
+        read_write: bool,
+    ) -> Result<(), StoreError> {
+        if self.group(group)?.is_none() {
+            return Err(StoreError::Refused(format!("no group named {group}")));
+        }
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO group_mounts (group_name, host_path, container_name, read_write) VALUES (?1, ?2, ?3, ?4)",
+                params![group, host_path, container_name, read_write],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Removes a group's request for an extra folder.
+    pub fn remove_group_mount(&self, group: &str, host_path: &str) -> Result<(), StoreError> {
+        let removed = self.with(|c| {
+            c.execute(
+                "DELETE FROM group_mounts WHERE group_name = ?1 AND host_path = ?2",
+                params![group, host_path],
+            )
+        })?;
+        if removed == 0 {
+            return Err(StoreError::Refused(format!(
+                "group {group} asks for no mount of {host_path}"
+            )));
+        }
+        Ok(())
     }
 
     // --- egress ------------------------------------------------------------------
