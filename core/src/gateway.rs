@@ -462,34 +462,23 @@ async fn model(
     if !request.headers().contains_key("anthropic-version") {
         forwarded = forwarded.header("anthropic-version", DEFAULT_ANTHROPIC_VERSION);
     }
-    let key = match HeaderValue::from_str(upstream.key.expose()) {
-        Ok(mut value) => {
-            value.set_sensitive(true);
-            value
-        }
-        Err(_) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                "the host's model key is not a valid header value",
-            );
-        }
+    // The credential the model API expects: Anthropic's header, or the provider's.
+    let (name, value) = match &upstream.provider {
+        None => (
+            HeaderName::from_static("x-api-key"),
+            upstream.key.expose().to_owned(),
+        ),
+        Some(provider) => provider.credential(upstream.key.expose()),
     };
-    forwarded = match &upstream.provider {
-        None => forwarded.header(HeaderName::from_static("x-api-key"), key),
-        Some(provider) => {
-            let (name, value) = provider.credential(upstream.key.expose());
-            let Ok(mut value) = HeaderValue::from_str(&value) else {
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "api_error",
-                    "the host's model key is not a valid header value",
-                );
-            };
-            value.set_sensitive(true);
-            forwarded.header(name, value)
-        }
+    let Ok(mut value) = HeaderValue::from_str(&value) else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "api_error",
+            "the host's model key is not a valid header value",
+        );
     };
+    value.set_sensitive(true);
+    forwarded = forwarded.header(name, value);
 
     // Bounded: a body past the limit is refused as it streams in, not buffered.
     let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
