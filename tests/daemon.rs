@@ -572,7 +572,9 @@ impl Terminal {
         let mut command = std::process::Command::new("script");
         command.args([
             "-qfec",
-            &format!("{} chat", env!("CARGO_BIN_EXE_pincer")),
+            // `exec`: script runs the command through $SHELL, and a shell that
+            // stays as its parent (dash does) dies of the Ctrl-C the test types.
+            &format!("exec {} chat", env!("CARGO_BIN_EXE_pincer")),
             "/dev/null",
         ]);
         for (key, value) in pincer.get_envs() {
@@ -582,6 +584,8 @@ impl Terminal {
             };
         }
         command.env("RUST_LOG", "warn");
+        // The same shell wherever the test runs (CI has no SHELL set).
+        command.env("SHELL", "/bin/sh");
         let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
