@@ -584,8 +584,9 @@ impl Terminal {
             };
         }
         command.env("RUST_LOG", "warn");
-        // The same shell wherever the test runs (CI has no SHELL set).
-        command.env("SHELL", "/bin/sh");
+        // The same shell and terminal wherever the test runs (CI may set
+        // neither; with no TERM the "working…" line is rightly not drawn).
+        command.env("SHELL", "/bin/sh").env("TERM", "xterm");
         let mut child = command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -779,6 +780,21 @@ fn a_non_main_group_wakes_on_its_trigger_and_sees_what_was_said_before() {
         "{text}"
     );
     assert_eq!(reply["chat"], "test:family");
+
+    // `pincer send` of a message that wakes nobody says so instead of
+    // waiting forever for a reply.
+    let output = install
+        .pincer(&model.url())
+        .args(["send", "family", "no trigger here"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", support::text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("wakes only on a message that starts with @pincer"),
+        "{}",
+        support::text(&output)
+    );
     assert_eq!(daemon.terminate(), Some(0));
 }
 
@@ -807,6 +823,11 @@ fn the_tasks_command_lists_pauses_resumes_and_cancels() {
     let tasks: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
     assert_eq!(tasks[0]["prompt"], "water the plants");
     assert_eq!(tasks[0]["status"], "active");
+    // Its slot passed while it was paused: resuming plans from now instead
+    // of firing at once.
+    store(&install)
+        .plan_task(id, Some("2020-01-01T00:00:00Z"))
+        .unwrap();
     for (verb, status) in [
         ("pause", "paused"),
         ("resume", "active"),
@@ -814,7 +835,11 @@ fn the_tasks_command_lists_pauses_resumes_and_cancels() {
     ] {
         let output = pincer(&["tasks", verb, &id.to_string()]);
         assert!(output.status.success(), "{}", text(&output));
-        assert_eq!(store(&install).task(id).unwrap().unwrap().status, status);
+        let task = store(&install).task(id).unwrap().unwrap();
+        assert_eq!(task.status, status);
+        if verb == "resume" {
+            assert_eq!(task.next_run, None, "planned afresh by the scheduler");
+        }
     }
     let again = pincer(&["tasks", "resume", &id.to_string()]);
     assert_eq!(again.status.code(), Some(1));

@@ -48,7 +48,7 @@ fn with_an_empty_allowlist_nothing_gets_out() {
         &format!(
             "{} {} \
              nc -w 3 1.1.1.1 80 </dev/null 2>&1; echo nc=$?; \
-             nslookup example.com 2>&1 | tail -n 1; \
+             nslookup example.com >/dev/null 2>&1; echo dns=$?; \
              (printf 'GET http://127.0.0.1:{port}/raw HTTP/1.0\\r\\n\\r\\n'; sleep 2) | nc -w 5 127.0.0.1 3128 | head -n 1",
             wget(&format!("http://127.0.0.1:{port}/direct"), "wget_local"),
             wget("http://example.com/", "wget_outside"),
@@ -65,6 +65,10 @@ fn with_an_empty_allowlist_nothing_gets_out() {
     assert!(
         !seen.contains("nc=0"),
         "a raw TCP connection got out: {seen}"
+    );
+    assert!(
+        seen.contains("dns=") && !seen.contains("dns=0"),
+        "a DNS lookup got an answer: {seen}"
     );
     assert!(seen.contains("HTTP/1.1 403"), "{seen}");
     assert!(!seen.contains("egress-ok"), "{seen}");

@@ -196,3 +196,63 @@ async fn the_socket_is_reachable_by_the_container_user_and_gone_after_drop() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn every_refused_request_is_audited_with_why_and_never_with_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![]);
+    let gateway = serve(dir.path(), &model.url());
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+    let too_large = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        MAX_REQUEST_BYTES + 1
+    )
+    .into_bytes();
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (get("/v1/messages"), 405, "model"),
+        (post("/v1/complete", "", "{}"), 404, "gateway"),
+        // The agent's path may carry the key: refused, and not written down.
+        (post(&format!("/v1/{TEST_KEY}"), "", "{}"), 404, "gateway"),
+        (too_large, 413, "model"),
+        (get("/host/v1/list_tasks"), 405, "host_api"),
+        (get("https://example.com/"), 400, "egress"),
+        (
+            post("/host/v1/web_fetch", "", r#"{"url":"ftp://example.com/x"}"#),
+            400,
+            "egress",
+        ),
+        (
+            post(
+                "/host/v1/web_fetch",
+                "",
+                &format!(r#"{{"url":"http://example.com/","{TEST_KEY}":1}}"#),
+            ),
+            403,
+            "host_api",
+        ),
+    ];
+    let store = pincer::store::Store::open(&dir.path().join("pincer.db")).unwrap();
+    for (index, (request, status, kind)) in cases.into_iter().enumerate() {
+        let (got, body) = raw(gateway.path(), request).await;
+        assert_eq!(
+            got,
+            status,
+            "case {index}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let entries = store.audit_entries(None, None).unwrap();
+        assert_eq!(entries.len(), index + 1, "case {index} audited once");
+        let entry = entries.last().unwrap();
+        assert_eq!(entry.kind, kind, "case {index}: {entry:?}");
+        assert_eq!(entry.allowed, Some(false), "case {index}: {entry:?}");
+        assert!(
+            entry.reason.as_deref().is_some_and(|r| !r.is_empty()),
+            "case {index}: {entry:?}"
+        );
+        assert!(
+            !format!("{entry:?}").contains(TEST_KEY),
+            "case {index}: the audit holds the key: {entry:?}"
+        );
+    }
+    assert!(model.requests().is_empty());
+}

@@ -47,6 +47,18 @@ impl World {
                 .add_task(group, chat, "daily digest", "cron", "0 9 * * *", "owner")
                 .unwrap();
         }
+        // Task 4: a reminder that has run.
+        let done = store
+            .add_task(
+                "main",
+                MAIN_CHAT,
+                "once",
+                "once",
+                "2026-01-01T09:00:00Z",
+                "owner",
+            )
+            .unwrap();
+        store.set_task_status(done.id, "done").unwrap();
         let sockets = ["main", "family", "work"]
             .into_iter()
             .map(|group| {
@@ -151,6 +163,8 @@ async fn authorization_table() {
         ("main", "cancel_task", r#"{"id":2}"#, 200),
         ("main", "pause_task", r#"{"id":2}"#, 409),
         ("main", "pause_task", r#"{"id":999}"#, 404),
+        // A finished reminder is not run again.
+        ("main", "resume_task", r#"{"id":4}"#, 409),
         (
             "main",
             "register_group",
@@ -266,6 +280,19 @@ async fn authorization_table() {
         (
             "family",
             "schedule_task",
+            r#"{"prompt":"p","schedule":"cron","value":"99 99 * * *"}"#,
+            400,
+        ),
+        // An injected agent cannot hog the container slots with a fast loop.
+        (
+            "family",
+            "schedule_task",
+            r#"{"prompt":"p","schedule":"interval","value":"1s"}"#,
+            400,
+        ),
+        (
+            "family",
+            "schedule_task",
             r#"{"prompt":"p","schedule":"sometimes","value":"1h"}"#,
             400,
         ),
@@ -319,6 +346,15 @@ async fn authorization_table() {
             "case {index}: {entry:?}"
         );
         assert!(entry.reason.is_some());
+        if ["\"group\"", "\"is_main\"", "\"as\""]
+            .iter()
+            .any(|field| body.contains(field))
+        {
+            assert!(
+                entry.reason.as_deref().unwrap().contains("names a caller"),
+                "case {index}: a forgery is audited as one: {entry:?}"
+            );
+        }
     }
 
     // What the denied cases would have done did not happen.

@@ -371,11 +371,15 @@ fn a_live_hosts_containers_survive_another_hosts_start() {
 #[test]
 fn no_reachable_engine_is_a_clear_error_and_nothing_runs() {
     let install = Installation::new();
+    let marker = install.dir.path().join("ran");
     let model = ScriptedModel::start(vec![
-        tool_use("bash", json!({"command": "touch /tmp/pincer-ran-on-host"})),
+        // Were the agent's command run on the host, the marker would appear.
+        tool_use(
+            "bash",
+            json!({"command": format!("touch {}", marker.display())}),
+        ),
         say("ran"),
     ]);
-    let marker = install.dir.path().join("ran");
     for docker_host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
         let output = install
             .pincer(&model.url())

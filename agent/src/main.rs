@@ -147,9 +147,8 @@ fn compact_if_needed(
         .filter_map(|block| block["text"].as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let label = format!("before-compaction-{}", std::process::id());
     session
-        .archive(&label)
+        .archive("before-compaction")
         .map_err(|err| format!("cannot archive the session: {err}"))?;
     let mut compacted = vec![
         json!({"role": "user", "content": format!("Summary of our earlier conversation:\n{summary}")}),

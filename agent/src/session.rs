@@ -58,12 +58,29 @@ impl Session {
         Ok(text.len() as u64)
     }
 
-    /// Archives the current transcript under `archive/<label>.json`.
-    pub(crate) fn archive(&self, label: &str) -> std::io::Result<()> {
+    /// Archives the current transcript as `archive/<label>-<n>.json`, with
+    /// the first `n` not taken: an archive is never overwritten (the runner's
+    /// pid, say, repeats from one container to the next).
+    pub(crate) fn archive(&self, label: &str) -> std::io::Result<PathBuf> {
         let archive = self.dir.join("archive");
         std::fs::create_dir_all(&archive)?;
-        std::fs::copy(self.transcript(), archive.join(format!("{label}.json")))?;
-        Ok(())
+        let mut original = std::fs::File::open(self.transcript())?;
+        for n in 1.. {
+            let path = archive.join(format!("{label}-{n}.json"));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut copy) => {
+                    std::io::copy(&mut original, &mut copy)?;
+                    return Ok(path);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        Err(std::io::Error::other("no free archive name"))
     }
 }
 
@@ -122,7 +139,25 @@ mod tests {
         session.save(&messages).unwrap();
         assert_eq!(session.load(), messages);
         session.archive("first").unwrap();
-        assert!(dir.join("archive/first.json").exists());
+        assert!(dir.join("archive/first-1.json").exists());
+        // A second archive with the same label keeps the first.
+        session
+            .save(&[json!({"role": "user", "content": "later"})])
+            .unwrap();
+        assert_eq!(
+            session.archive("first").unwrap(),
+            dir.join("archive/first-2.json")
+        );
+        assert!(
+            std::fs::read_to_string(dir.join("archive/first-1.json"))
+                .unwrap()
+                .contains("hi")
+        );
+        assert!(
+            std::fs::read_to_string(dir.join("archive/first-2.json"))
+                .unwrap()
+                .contains("later")
+        );
         std::fs::write(dir.join("transcript.json"), "{broken").unwrap();
         assert!(session.load().is_empty());
         let _ = std::fs::remove_dir_all(dir);

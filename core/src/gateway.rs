@@ -342,6 +342,19 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
         return host_api(request, action, shared).await;
     }
     if path != "/v1/messages" {
+        // Audited without the path: an agent chooses it, and the audit never
+        // holds what might be a secret.
+        if let Err(err) = shared.services.store.audit(AuditRecord {
+            group: Some(shared.caller.group.as_str()),
+            kind: "gateway",
+            action: "unknown route",
+            target: Some(&shared.caller.invocation_id),
+            allowed: Some(false),
+            reason: Some("the host serves POST /v1/messages and /host/v1/ only"),
+            ..Default::default()
+        }) {
+            tracing::error!("cannot write the audit: {err}");
+        }
         return error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
@@ -357,11 +370,32 @@ async fn host_api(
     action: &str,
     shared: &Shared,
 ) -> Response<GatewayBody> {
+    // The action is the agent's words, and goes into the audit.
+    let action = if shared
+        .services
+        .egress
+        .guard()
+        .finds_secret_in(action.as_bytes())
+    {
+        "(an action naming a secret)"
+    } else {
+        action
+    };
+    let refuse = |status: StatusCode, message: &str| {
+        if let Err(err) = shared.services.store.audit(AuditRecord {
+            group: Some(shared.caller.group.as_str()),
+            kind: "host_api",
+            action,
+            allowed: Some(false),
+            reason: Some(message),
+            ..Default::default()
+        }) {
+            tracing::error!("cannot write the audit: {err}");
+        }
+        json_response(status, &serde_json::json!({"ok": false, "error": message}))
+    };
     if request.method() != Method::POST {
-        return json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"ok": false, "error": "use POST"}),
-        );
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "use POST");
     }
     let body = match Limited::new(request.into_body(), hostapi::MAX_BODY_BYTES)
         .collect()
@@ -386,42 +420,22 @@ async fn host_api(
                     format!("cannot read the request body: {err}"),
                 )
             };
-            if let Err(err) = shared.services.store.audit(AuditRecord {
-                group: Some(shared.caller.group.as_str()),
-                kind: "host_api",
-                action,
-                allowed: Some(false),
-                reason: Some(&message),
-                ..Default::default()
-            }) {
-                tracing::error!("cannot write the audit: {err}");
-            }
-            return json_response(status, &serde_json::json!({"ok": false, "error": message}));
+            return refuse(status, &message);
         }
     };
     let services = &shared.services;
+    // What an agent sends to a chat or the web leaves the host: same guard
+    // as egress, before anything of the body can reach the audit.
+    if services.egress.guard().finds_secret_in(&body) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the request carries a secret the host knows",
+        );
+    }
     if action == "web_fetch" {
         let (status, body) = services.egress.web_fetch(&shared.caller, &body).await;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return json_response(status, &body);
-    }
-    // What an agent sends to a chat leaves the host too: same guard as egress.
-    if services.egress.guard().finds_secret_in(&body) {
-        let reason = "the request carries a secret the host knows";
-        if let Err(err) = services.store.audit(AuditRecord {
-            group: Some(shared.caller.group.as_str()),
-            kind: "host_api",
-            action,
-            allowed: Some(false),
-            reason: Some(reason),
-            ..Default::default()
-        }) {
-            tracing::error!("cannot write the audit: {err}");
-        }
-        return json_response(
-            StatusCode::FORBIDDEN,
-            &serde_json::json!({"ok": false, "error": reason}),
-        );
     }
     let reply = hostapi::handle(&services.store, &shared.caller, action, &body);
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -434,11 +448,17 @@ async fn model(
     caller: &Caller,
     store: &Store,
 ) -> Response<GatewayBody> {
+    // Every request is audited: a refused one with why.
+    let refuse = |status: StatusCode, kind: &str, message: &str, bytes: Option<usize>| {
+        audit_model(store, caller, status.as_u16(), bytes, Some(message));
+        error_response(status, kind, message)
+    };
     if request.method() != Method::POST {
-        return error_response(
+        return refuse(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request_error",
             "use POST /v1/messages",
+            None,
         );
     }
     let declared = request
@@ -448,7 +468,12 @@ async fn model(
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
         tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: too large");
-        return too_large();
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &too_large(),
+            declared,
+        );
     }
 
     let mut forwarded = Request::builder()
@@ -471,10 +496,11 @@ async fn model(
         Some(provider) => provider.credential(upstream.key.expose()),
     };
     let Ok(mut value) = HeaderValue::from_str(&value) else {
-        return error_response(
+        return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_error",
             "the host's model key is not a valid header value",
+            None,
         );
     };
     value.set_sensitive(true);
@@ -491,13 +517,19 @@ async fn model(
                 .downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return too_large();
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &too_large(),
+                None,
+            );
         }
         Err(err) => {
-            return error_response(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &format!("cannot read the request body: {err}"),
+                None,
             );
         }
     };
@@ -507,10 +539,11 @@ async fn model(
         Some(provider) => match provider.request(&body) {
             Ok(translated) => Bytes::from(translated),
             Err(err) => {
-                return error_response(
+                return refuse(
                     StatusCode::BAD_REQUEST,
                     "invalid_request_error",
                     &format!("cannot translate the request for the model provider: {err}"),
+                    Some(size),
                 );
             }
         },
@@ -518,10 +551,11 @@ async fn model(
     let forwarded = match forwarded.body(Full::new(body)) {
         Ok(request) => request,
         Err(err) => {
-            return error_response(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &format!("cannot forward the request: {err}"),
+                Some(size),
             );
         }
     };
@@ -529,16 +563,7 @@ async fn model(
     let result = upstream.client.request(forwarded).await;
     let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
     tracing::info!(group = %caller.group, invocation = %caller.invocation_id, bytes = size, status, "model request");
-    if let Err(err) = store.audit(AuditRecord {
-        group: Some(caller.group.as_str()),
-        kind: "model",
-        action: "POST /v1/messages",
-        target: Some(&caller.invocation_id),
-        detail: Some(serde_json::json!({"bytes": size, "status": status}).to_string()),
-        ..Default::default()
-    }) {
-        tracing::error!("cannot write the audit: {err}");
-    }
+    audit_model(store, caller, status, Some(size), None);
     match (result, &upstream.provider) {
         (Ok(response), None) => {
             let (mut parts, body) = response.into_parts();
@@ -580,12 +605,30 @@ async fn model(
     }
 }
 
-fn too_large() -> Response<GatewayBody> {
-    error_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request_too_large",
-        &format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes"),
-    )
+fn too_large() -> String {
+    format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes")
+}
+
+/// One model request in the audit: forwarded (`refused` is `None`) or
+/// refused by the gateway, with why.
+fn audit_model(
+    store: &Store,
+    caller: &Caller,
+    status: u16,
+    bytes: Option<usize>,
+    refused: Option<&str>,
+) {
+    if let Err(err) = store.audit(AuditRecord {
+        group: Some(caller.group.as_str()),
+        kind: "model",
+        action: "POST /v1/messages",
+        target: Some(&caller.invocation_id),
+        allowed: refused.map(|_| false),
+        reason: refused,
+        detail: Some(serde_json::json!({"bytes": bytes, "status": status}).to_string()),
+    }) {
+        tracing::error!("cannot write the audit: {err}");
+    }
 }
 
 /// An error in the Messages API's own shape, so any client understands it.

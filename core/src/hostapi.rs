@@ -172,8 +172,28 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|err| format!("invalid request: {err}"))
+    serde_json::from_slice(body).map_err(|err| {
+        // A body that tries to say who is calling is an attempt, not a typo:
+        // the audit says so.
+        let claimed = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+            .ok()
+            .and_then(|fields| {
+                IDENTITY_FIELDS
+                    .iter()
+                    .find(|name| fields.contains_key(**name))
+                    .copied()
+            });
+        match claimed {
+            Some(name) => format!(
+                "invalid request: the body names a caller (`{name}`); the caller is the socket it came through"
+            ),
+            None => format!("invalid request: {err}"),
+        }
+    })
 }
+
+/// Fields with which a body might try to pass for another group.
+const IDENTITY_FIELDS: &[&str] = &["group", "is_main", "as", "caller", "from_group"];
 
 macro_rules! parse_or_deny {
     ($body:expr) => {
@@ -235,8 +255,10 @@ fn decide(
                     "resume_task" => "active",
                     _ => "cancelled",
                 };
-                if task.status == "cancelled" {
-                    return Ok(Err(format!("task {} is cancelled", task.id)));
+                // A finished task stays finished: resuming a done `once`
+                // task would run it again.
+                if task.status == "cancelled" || task.status == "done" {
+                    return Ok(Err(format!("task {} is {}", task.id, task.status)));
                 }
                 store.set_task_status(task.id, status)?;
                 Ok(Ok(json!({"id": task.id, "status": status})))
@@ -461,8 +483,14 @@ fn validate_text(field: &str, text: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// `cron` (five fields), `interval` (a duration such as `30m`) or `once` (an
-/// instant, `YYYY-MM-DDTHH:MM:SSZ`).
+/// The shortest interval a task may repeat at: an agent (perhaps a
+/// prompt-injected one) must not keep the shared container slots busy.
+pub const MIN_TASK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `cron` (five fields, with a next run), `interval` (a duration of at least
+/// [`MIN_TASK_INTERVAL`], such as `30m`) or `once` (an instant,
+/// `YYYY-MM-DDTHH:MM:SSZ`). Checked when the task is asked for, so a bad one
+/// is refused then rather than paused later.
 pub fn validate_schedule(kind: &str, value: &str) -> Result<(), String> {
     match kind {
         "cron" => {
@@ -473,11 +501,22 @@ pub fn validate_schedule(kind: &str, value: &str) -> Result<(), String> {
                     "invalid cron expression {value:?}: five fields, e.g. \"0 9 * * 1-5\""
                 ));
             }
-            Ok(())
-        }
-        "interval" => crate::config::parse_duration(value)
+            crate::scheduler::next_run(
+                kind,
+                value,
+                jiff::Timestamp::now(),
+                &jiff::tz::TimeZone::UTC,
+            )
             .map(|_| ())
-            .map_err(|err| format!("invalid interval {value:?}: {err}")),
+        }
+        "interval" => match crate::config::parse_duration(value) {
+            Ok(every) if every < MIN_TASK_INTERVAL => Err(format!(
+                "interval {value:?} is shorter than the minimum, {}s",
+                MIN_TASK_INTERVAL.as_secs()
+            )),
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!("invalid interval {value:?}: {err}")),
+        },
         "once" => {
             let since_epoch = std::time::SystemTime::now();
             match crate::time::parse_since(value, since_epoch) {

@@ -454,7 +454,15 @@ async fn build_image(
     tag: Option<String>,
 ) -> anyhow::Result<()> {
     let sandbox = Sandbox::connect(paths, engine).await?;
-    let tag = tag.unwrap_or_else(|| settings.image.clone());
+    // The full image gets a name of its own: building it must not silently
+    // replace the image every invocation uses.
+    let tag = tag.unwrap_or_else(|| {
+        if full {
+            format!("pincer-agent-full:{}", env!("CARGO_PKG_VERSION"))
+        } else {
+            settings.image.clone()
+        }
+    });
     let kind = if full {
         ImageKind::Full
     } else {
@@ -469,6 +477,9 @@ async fn build_image(
         .await
         .with_context(|| format!("cannot build the agent image {tag}"))?;
     println!("built {tag}");
+    if tag != settings.image {
+        println!("agents use {}; set PINCER_IMAGE={tag} to use this one", settings.image);
+    }
     Ok(())
 }
 

@@ -151,8 +151,14 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
             Err(err) => json!({"event": "error", "error": format!("invalid request: {err}")}),
             Ok(Request::Ping) => json!({"event": "pong"}),
             Ok(Request::Send { group, text }) => match daemon.store.group(&group) {
-                Ok(Some(found)) => match Inbox::accept(&*daemon, &found.chat_id, "owner", &text) {
-                    Ok(id) => json!({"event": "accepted", "id": id, "group": group}),
+                Ok(Some(found)) => match daemon.accept_message(&found.chat_id, "owner", &text) {
+                    Ok(accepted) => json!({
+                        "event": "accepted",
+                        "id": accepted.id,
+                        "group": group,
+                        "wakes": accepted.wakes,
+                        "trigger": found.trigger,
+                    }),
                     Err(err) => json!({"event": "error", "error": err.to_string()}),
                 },
                 Ok(None) => json!({"event": "error", "error": format!("no group named {group}")}),
@@ -223,7 +229,9 @@ impl ControlClient {
     }
 
     /// Sends `text` to `group` and waits for the reply that answers it.
-    /// Returns (reply text, whether the agent failed).
+    /// Returns (reply text, whether the agent failed). A message that does
+    /// not wake a non-main group (no trigger) is stored as context and
+    /// answered by nobody now: that is an error, not a wait forever.
     pub async fn ask(&mut self, group: &str, text: &str) -> std::io::Result<(String, bool)> {
         self.request(&json!({"op": "watch"})).await?;
         self.request(&json!({"op": "send", "group": group, "text": text}))
@@ -231,6 +239,12 @@ impl ControlClient {
         let mut mine = None;
         while let Some(event) = self.next().await? {
             match event["event"].as_str() {
+                Some("accepted") if event["wakes"] == json!(false) => {
+                    return Err(std::io::Error::other(format!(
+                        "stored in group {group}'s chat as context: its agent wakes only on a message that starts with {}",
+                        event["trigger"].as_str().unwrap_or("its trigger")
+                    )));
+                }
                 Some("accepted") => mine = event["id"].as_i64(),
                 Some("error") => {
                     return Err(std::io::Error::other(

@@ -435,8 +435,14 @@ impl Daemon {
     }
 }
 
-impl Inbox for Daemon {
-    fn accept(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, ChannelError> {
+impl Daemon {
+    /// Stores an inbound message and wakes its group's worker if it should.
+    fn accept_message(
+        &self,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<crate::store::Accepted, ChannelError> {
         let accepted = self
             .store
             .accept_message(chat_id, sender, text)
@@ -444,7 +450,14 @@ impl Inbox for Daemon {
         if accepted.wakes {
             self.wake(&accepted.group);
         }
-        Ok(accepted.id)
+        Ok(accepted)
+    }
+}
+
+impl Inbox for Daemon {
+    fn accept(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, ChannelError> {
+        self.accept_message(chat_id, sender, text)
+            .map(|accepted| accepted.id)
     }
 }
 

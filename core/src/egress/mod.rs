@@ -159,6 +159,18 @@ impl Egress {
         }
     }
 
+    /// Audits a request refused before any destination was decided (it was
+    /// malformed); the target, as the agent wrote it, unless it holds a
+    /// secret the host knows.
+    fn refuse_malformed(&self, caller: &Caller, action: &str, target: Option<&str>, reason: &str) {
+        let target = match target {
+            Some(target) if !self.guard().finds_secret_in(target.as_bytes()) => target,
+            Some(_) => "(a target naming a secret)",
+            None => "-",
+        };
+        self.audit(caller, action, target, false, reason, json!({}));
+    }
+
     /// Checks, decides and connects; audits a refusal.
     async fn open(
         &self,
@@ -206,11 +218,15 @@ impl Egress {
         caller: Caller,
         mut request: Request<Incoming>,
     ) -> Response<Body> {
-        let Some(authority) = request.uri().authority().cloned() else {
-            return text(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
-        };
-        let Some(port) = authority.port_u16() else {
-            return text(StatusCode::BAD_REQUEST, "CONNECT needs host:port");
+        let authority = request.uri().authority().cloned();
+        let Some((authority, port)) = authority
+            .as_ref()
+            .and_then(|a| a.port_u16().map(|port| (a.clone(), port)))
+        else {
+            let reason = "CONNECT needs host:port";
+            let written = authority.as_ref().map(|a| a.as_str());
+            self.refuse_malformed(&caller, "CONNECT", written, reason);
+            return text(StatusCode::BAD_REQUEST, reason);
         };
         let head = head_bytes(request.uri(), request.headers());
         let (mut upstream, allowed) = match self
@@ -255,14 +271,20 @@ impl Egress {
     /// Plain HTTP with an absolute URI (`GET http://host/path`), forwarded.
     pub async fn forward(&self, caller: &Caller, request: Request<Incoming>) -> Response<Body> {
         let uri = request.uri().clone();
+        let method = request.method().as_str().to_owned();
+        let written = uri.authority().map(|a| a.as_str().to_owned());
+        let refuse = |status: StatusCode, reason: &str| {
+            self.refuse_malformed(caller, &method, written.as_deref(), reason);
+            text(status, reason)
+        };
         if uri.scheme_str() != Some("http") {
-            return text(
+            return refuse(
                 StatusCode::BAD_REQUEST,
                 "only http:// is forwarded; use CONNECT for https",
             );
         }
         let Some(authority) = uri.authority().cloned() else {
-            return text(StatusCode::BAD_REQUEST, "the URI has no host");
+            return refuse(StatusCode::BAD_REQUEST, "the URI has no host");
         };
         let port = authority.port_u16().unwrap_or(80);
         let head = head_bytes(&uri, request.headers());
@@ -273,7 +295,7 @@ impl Egress {
         {
             Ok(body) => body.to_bytes(),
             Err(_) => {
-                return text(
+                return refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "request body too large for the proxy",
                 );
@@ -362,13 +384,18 @@ impl Egress {
                 return fail(400, &format!("not a URL: {err}"));
             }
         };
+        let written = uri.authority().map(|a| a.as_str().to_owned());
+        let refuse = |error: &str| {
+            self.refuse_malformed(caller, "web_fetch", written.as_deref(), error);
+            fail(400, error)
+        };
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
-            _ => return fail(400, "only http:// and https:// URLs can be fetched"),
+            _ => return refuse("only http:// and https:// URLs can be fetched"),
         };
         let Some(host) = uri.host().map(str::to_owned) else {
-            return fail(400, "the URL has no host");
+            return refuse("the URL has no host");
         };
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let (stream, allowed) = match self
@@ -395,13 +422,13 @@ impl Egress {
             .body(Full::new(Bytes::new()));
         let request = match request {
             Ok(request) => request,
-            Err(err) => return fail(400, &err.to_string()),
+            Err(err) => return refuse(&format!("cannot build the request: {err}")),
         };
         let result = if https {
             let server_name =
                 match rustls::pki_types::ServerName::try_from(policy::normalise_host(&host)) {
                     Ok(name) => name,
-                    Err(err) => return fail(400, &format!("not a TLS server name: {err}")),
+                    Err(err) => return refuse(&format!("not a TLS server name: {err}")),
                 };
             match tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(server_name, stream)).await
             {

@@ -219,6 +219,17 @@ pub fn invocation_mounts(
     let shadows = shadow::Shadows::prepare(&paths.run_dir().join("shadow"))?;
     if let (true, Some(project)) = (is_main, plan.project) {
         let project = resolve(project)?;
+        // The project is the owner's choice, not a request, but it must not
+        // carry Pincer's own state or the engine's socket in with it.
+        if let Some(protected) = plan.policy.protected_path_at(&project) {
+            return Err(MountError::Denied(policy::Denial {
+                host_path: project.display().to_string(),
+                reason: format!(
+                    "the project folder is or contains the protected path {} (set project_dir to another folder, or none)",
+                    protected.display()
+                ),
+            }));
+        }
         mounts.extend(shadows.cover(&project, PROJECT_TARGET, plan.policy)?);
         mounts.insert(
             3,
@@ -361,7 +372,7 @@ mod tests {
         let socket = root.path().join("sock");
         std::fs::write(&socket, "").unwrap();
         let project = root.path().join("project");
-        for dir in ["src", "deploy/.ssh", "target/x", "node_modules/m"] {
+        for dir in ["src", "deploy/.ssh", "target/x", "node_modules/m", "config"] {
             std::fs::create_dir_all(project.join(dir)).unwrap();
         }
         for file in [
@@ -370,9 +381,14 @@ mod tests {
             "src/.env.local",
             "deploy/credentials.json",
             "target/x/.env",
+            "config/prod",
         ] {
             std::fs::write(project.join(file), "x").unwrap();
         }
+        // A secret's name on a link: what it leads to is covered; a link out
+        // of the project dangles in the container and needs no cover.
+        std::os::unix::fs::symlink("config/prod", project.join(".env.production")).unwrap();
+        std::os::unix::fs::symlink(&socket, project.join("src/.secret")).unwrap();
         let policy = no_policy(root.path());
         let main = GroupName::main();
         let mounts =
@@ -386,6 +402,7 @@ mod tests {
                 (GLOBAL_TARGET, false),
                 (PROJECT_TARGET, true),
                 ("/workspace/project/.env", true),
+                ("/workspace/project/config/prod", true),
                 ("/workspace/project/deploy/.ssh", true),
                 ("/workspace/project/deploy/credentials.json", true),
                 ("/workspace/project/src/.env.local", true),
@@ -394,8 +411,9 @@ mod tests {
         );
         // The shadows are empty.
         assert_eq!(std::fs::metadata(mounts[4].source()).unwrap().len(), 0);
-        assert!(mounts[5].source().is_dir());
-        assert_eq!(std::fs::read_dir(mounts[5].source()).unwrap().count(), 0);
+        assert_eq!(std::fs::metadata(mounts[5].source()).unwrap().len(), 0);
+        assert!(mounts[6].source().is_dir());
+        assert_eq!(std::fs::read_dir(mounts[6].source()).unwrap().count(), 0);
 
         let family = GroupName::new("family").unwrap();
         let mounts =
@@ -405,5 +423,70 @@ mod tests {
                 .iter()
                 .all(|m| !m.target().starts_with(PROJECT_TARGET))
         );
+    }
+
+    #[test]
+    fn a_project_holding_pincers_own_state_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let socket = root.path().join("sock");
+        std::fs::write(&socket, "").unwrap();
+        std::fs::create_dir_all(root.path().join("config")).unwrap();
+        let policy = no_policy(root.path());
+        let main = GroupName::main();
+        // The folder that holds the config folder (as `~` would).
+        let err = invocation_mounts(&paths, &plan(&main, &socket, Some(root.path()), &policy))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("protected path"), "{err}");
+        assert!(err.contains("config"), "{err}");
+    }
+
+    #[test]
+    fn a_granted_folder_gets_its_secrets_shadowed_too() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let socket = root.path().join("sock");
+        std::fs::write(&socket, "").unwrap();
+        let code = root.path().join("code");
+        std::fs::create_dir_all(code.join("app")).unwrap();
+        std::fs::write(code.join("app/.env"), "TOKEN=x").unwrap();
+        std::fs::write(code.join("app/main.py"), "print()").unwrap();
+        let facts = HostFacts {
+            home: None,
+            config_dir: root.path().join("config"),
+            data_dir: root.path().join("home"),
+            engine_sockets: Vec::new(),
+        };
+        let policy = MountPolicy::parse(
+            &format!(r#"{{"allowed_roots": [{{"path": "{}"}}]}}"#, code.display()),
+            Path::new("allowlist.json"),
+            &facts,
+        )
+        .unwrap();
+        let main = GroupName::main();
+        let extra = [MountRequest {
+            host_path: code.display().to_string(),
+            container_name: None,
+            read_write: false,
+        }];
+        let mounts = invocation_mounts(
+            &paths,
+            &MountPlan {
+                extra: &extra,
+                ..plan(&main, &socket, None, &policy)
+            },
+        )
+        .unwrap();
+        let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
+        assert_eq!(
+            targets[3..],
+            [
+                ("/workspace/extra/code", true),
+                ("/workspace/extra/code/app/.env", true),
+                (pincer_protocol::HOST_SOCKET_PATH, true)
+            ]
+        );
+        assert_eq!(std::fs::metadata(mounts[4].source()).unwrap().len(), 0);
     }
 }

@@ -199,8 +199,16 @@ impl MountPolicy {
             }
         }
         for (index, pattern) in parsed.blocked_patterns.iter().enumerate() {
-            if pattern.trim().is_empty() {
+            let pattern = pattern.trim();
+            if pattern.is_empty() {
                 return Err(malformed(format!("blocked_patterns[{index}] is empty")));
+            }
+            // A path pattern that cannot be expanded would be dropped, and the
+            // owner would believe it holds.
+            if pattern.starts_with('~') {
+                expand_home(pattern, facts.home.as_deref()).map_err(|reason| {
+                    malformed(format!("blocked_patterns[{index}] {pattern:?}: {reason}"))
+                })?;
             }
         }
         Ok(Self::assemble(file.to_owned(), true, parsed, facts))
@@ -299,11 +307,7 @@ impl MountPolicy {
                 real.display()
             )));
         }
-        if let Some(blocked) = self
-            .blocked_paths
-            .iter()
-            .find(|b| real.starts_with(b) || b.starts_with(&real))
-        {
+        if let Some(blocked) = self.protected_path_at(&real) {
             return Err(deny(format!(
                 "resolves to {}, which is or contains the protected path {}",
                 real.display(),
@@ -348,6 +352,15 @@ impl MountPolicy {
         })
     }
 
+    /// The protected path (config, data, engine socket, the owner's path
+    /// patterns) that the real path `real` is, lies in, or contains.
+    pub fn protected_path_at(&self, real: &Path) -> Option<&Path> {
+        self.blocked_paths
+            .iter()
+            .find(|b| real.starts_with(b) || b.starts_with(real))
+            .map(PathBuf::as_path)
+    }
+
     /// The first blocked pattern that `path` matches: a plain name against
     /// each component, a pattern with a `/` against a run of components.
     pub fn blocked_name_in(&self, path: &Path) -> Option<&str> {
@@ -378,18 +391,13 @@ impl AllowlistFile {
     }
 }
 
-/// Whether a file name matches a blocked pattern: the same name ignoring
-/// case, or the name followed by `.`, `-` or `_` (`.env.local`,
-/// `id_rsa.pub`, `credentials.json`). A pattern with a `/` matches a run of
-/// components.
+/// Whether a file name matches a blocked pattern: the name contains the
+/// pattern, ignoring case (`.env.local`, `prod.env`, `id_rsa.pub`,
+/// `aws_credentials`, and `password-store` blocks `.password-store`). This
+/// errs on the side of refusing: a refusal names the pattern, a leak names
+/// nothing. A pattern with a `/` matches a run of components.
 fn name_matches(name: &str, pattern: &str) -> bool {
-    let name = name.to_lowercase();
-    let pattern = pattern.to_lowercase();
-    match name.strip_prefix(&pattern) {
-        Some("") => true,
-        Some(rest) => rest.starts_with(['.', '-', '_']),
-        None => false,
-    }
+    name.to_lowercase().contains(&pattern.to_lowercase())
 }
 
 /// Expands `~` and `~/…`; other `~user` forms are refused.
@@ -612,7 +620,7 @@ mod tests {
         let f = Fixture::new();
         denied(f.check("~/projects/nope", false, true), "does not exist");
         denied(
-            f.check("~/projects/app/.envy", false, true),
+            f.check("~/projects/app/missing.txt", false, true),
             "does not exist",
         );
     }
@@ -758,6 +766,8 @@ mod tests {
         assert!(err.contains("line 2"), "{err}");
         let err = parse(r#"{"blocked_patterns": [" "]}"#);
         assert!(err.contains("blocked_patterns[0]"), "{err}");
+        let err = parse(r#"{"blocked_patterns": ["secrets", "~bob/keys"]}"#);
+        assert!(err.contains("blocked_patterns[1] \"~bob/keys\""), "{err}");
     }
 
     #[test]
@@ -782,14 +792,17 @@ mod tests {
     }
 
     #[test]
-    fn name_matching_is_exact_or_a_suffixed_variant() {
+    fn a_name_matches_a_pattern_it_contains_ignoring_case() {
         assert!(name_matches(".env", ".env"));
         assert!(name_matches(".ENV", ".env"));
         assert!(name_matches(".env.local", ".env"));
         assert!(name_matches("id_rsa.pub", "id_rsa"));
         assert!(name_matches("credentials.json", "credentials"));
-        assert!(!name_matches(".environment", ".env"));
-        assert!(!name_matches("my.env", ".env"));
+        assert!(name_matches("prod.env", ".env"));
+        assert!(name_matches("aws_credentials", "credentials"));
+        assert!(name_matches(".password-store", "password-store"));
+        assert!(!name_matches("env.rs", ".env"));
+        assert!(!name_matches("notes.txt", ".env"));
     }
 
     proptest::proptest! {

@@ -3,7 +3,9 @@
 //! `.env` with it.
 //!
 //! The scan follows no symlinks (a link inside a bind mount resolves inside
-//! the container, where the host's files are not) and skips the bulky
+//! the container, where the host's files are not); a link with a secret's
+//! name that leads to a file inside the same folder gets that file covered,
+//! so `.env -> config/prod` reads as empty too. The scan skips the bulky
 //! folders `target`, `node_modules` and `.git`, which hold build output,
 //! dependencies and history rather than the owner's secrets.
 
@@ -102,6 +104,11 @@ impl Shadows {
                 let name = entry.file_name();
                 let path = entry.path();
                 if kind.is_symlink() {
+                    if policy.blocked_name_in(Path::new(&name)).is_some()
+                        && let Some(cover) = self.cover_link_target(&path, root, target)
+                    {
+                        covers.push(cover);
+                    }
                     continue;
                 }
                 if policy.blocked_name_in(Path::new(&name)).is_some() {
@@ -123,6 +130,28 @@ impl Shadows {
             }
         }
         covers.sort_by(|a, b| a.target.cmp(&b.target));
+        covers.dedup_by(|a, b| a.target == b.target);
         Ok(covers)
+    }
+
+    /// The cover for what the link at `link` leads to, when that lies inside
+    /// `root` (a link leading out of the mounted folder dangles inside the
+    /// container: there is nothing to cover).
+    fn cover_link_target(&self, link: &Path, root: &Path, target: &str) -> Option<ValidatedMount> {
+        let resolved = link.canonicalize().ok()?;
+        let relative = resolved.strip_prefix(root).ok()?;
+        if relative.as_os_str().is_empty() {
+            // A link to the folder itself: covering it would hide the whole mount.
+            return None;
+        }
+        Some(ValidatedMount {
+            source: if resolved.is_dir() {
+                self.empty_dir.clone()
+            } else {
+                self.empty_file.clone()
+            },
+            target: format!("{target}/{}", relative.display()),
+            read_only: true,
+        })
     }
 }

@@ -660,11 +660,13 @@ impl Store {
         })
     }
 
-    /// Sets a task's status.
+    /// Sets a task's status. Resuming (`active`) also forgets the planned
+    /// run, so the scheduler plans the next one from now: a task paused over
+    /// its slots does not fire the moment it is resumed.
     pub fn set_task_status(&self, id: i64, status: &str) -> Result<(), StoreError> {
         self.with(|c| {
             c.execute(
-                "UPDATE tasks SET status = ?2 WHERE id = ?1",
+                "UPDATE tasks SET status = ?2, next_run = CASE WHEN ?2 = 'active' THEN NULL ELSE next_run END WHERE id = ?1",
                 params![id, status],
             )
         })?;

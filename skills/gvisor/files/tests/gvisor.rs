@@ -1,7 +1,12 @@
 //! Agents under gVisor: a real container started with runsc, where the
 //! engine has it registered (Debian's `runsc`); otherwise the test says it
 //! is skipped, and why.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 
@@ -32,13 +37,19 @@ fn doctor_reports_whether_runsc_is_registered() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let gvisor = checks.iter().find(|c| c["check"] == "gvisor").expect("the gvisor check is there");
+    let gvisor = checks
+        .iter()
+        .find(|c| c["check"] == "gvisor")
+        .expect("the gvisor check is there");
     if runsc_registered() {
         assert_eq!(gvisor["ok"], true, "{gvisor}");
         assert_eq!(output.status.code(), Some(0), "{checks:?}");
     } else {
         assert_eq!(gvisor["ok"], false);
-        assert!(gvisor["detail"].as_str().unwrap().contains("daemon.json"), "{gvisor}");
+        assert!(
+            gvisor["detail"].as_str().unwrap().contains("daemon.json"),
+            "{gvisor}"
+        );
         assert_eq!(output.status.code(), Some(1));
     }
 }
@@ -60,7 +71,10 @@ fn agents_run_under_gvisor() {
         Box::new(move |request: &Recorded| {
             let ids = containers_labelled(&label);
             *seen.lock().unwrap() = inspect(&ids[0])["HostConfig"]["Runtime"].clone();
-            tool_use("bash", json!({"command": "dmesg | head -1; id -u; ls /sys/class/net 2>&1"}))(request)
+            tool_use(
+                "bash",
+                json!({"command": "dmesg | head -1; id -u; echo \"net: $(ls /sys/class/net | tr '\\n' ' ')\""}),
+            )(request)
         }),
         answer(|request| request.last_tool_result()),
     ]);
@@ -74,6 +88,9 @@ fn agents_run_under_gvisor() {
     let seen = String::from_utf8_lossy(&output.stdout);
     assert!(seen.contains("Starting gVisor"), "not under gVisor: {seen}");
     assert!(seen.contains("1000"), "{seen}");
+    // No network under gVisor either: loopback is the only interface.
+    assert!(seen.contains("net: lo "), "{seen}");
+    assert!(!seen.contains("eth"), "{seen}");
     assert_eq!(*runtime.lock().unwrap(), "runsc");
     assert_eq!(install.containers(), Vec::<String>::new());
 }

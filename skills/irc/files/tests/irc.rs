@@ -19,7 +19,11 @@ struct IrcServer {
 
 impl IrcServer {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ngircd.conf");
         std::fs::write(
@@ -38,8 +42,16 @@ impl IrcServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("ngircd is needed for this test (Debian package ngircd; .ci/run installs it)");
-        assert!(wait_for(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()));
-        Self { child, port, _dir: dir }
+        assert!(wait_for(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()));
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 }
 
@@ -60,8 +72,14 @@ struct Person {
 impl Person {
     fn connect(port: u16, nick: &str) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut person = Self { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream, nick: nick.into() };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .unwrap();
+        let mut person = Self {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            nick: nick.into(),
+        };
         person.say(&format!("NICK {nick}"));
         person.say(&format!("USER {nick} 0 * :{nick}"));
         person.wait_for(|line| line.contains(" 001 "));
@@ -69,7 +87,9 @@ impl Person {
     }
 
     fn say(&mut self, line: &str) {
-        self.writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
     }
 
     /// Reads lines (answering PINGs) until one matches; returns it.
@@ -102,7 +122,12 @@ fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
         .unwrap();
     assert!(added.status.success(), "{}", text(&added));
     let model = ScriptedModel::always(answer(|request| {
-        let prompt = request.json()["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+        let prompt = request.json()["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["content"]
+            .clone();
         format!("re: {}", prompt.as_str().unwrap_or_default())
     }));
 
@@ -123,15 +148,24 @@ fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
     // The bot joins the channel.
     alice.wait_for(|line| line.starts_with(":pincer!") && line.contains("JOIN"));
     alice.say("PRIVMSG #family :@pincer what's for dinner?");
-    let reply = alice.wait_for(|line| line.starts_with(":pincer!") && line.contains("PRIVMSG #family"));
-    assert!(reply.ends_with(":re: @pincer what's for dinner?"), "{reply}");
+    let reply =
+        alice.wait_for(|line| line.starts_with(":pincer!") && line.contains("PRIVMSG #family"));
+    assert!(
+        reply.ends_with(":re: @pincer what's for dinner?"),
+        "{reply}"
+    );
 
     // A message without the trigger wakes nobody; a private message from a stranger is dropped.
     alice.say("PRIVMSG pincer :let me in");
     let mut owner = Person::connect(server.port, "owner");
     owner.say("PRIVMSG pincer :hello, it's me");
-    let private = owner.wait_for(|line| line.starts_with(":pincer!") && line.contains("PRIVMSG owner"));
+    let private =
+        owner.wait_for(|line| line.starts_with(":pincer!") && line.contains("PRIVMSG owner"));
     assert!(private.ends_with(":re: hello, it's me"), "{private}");
     assert_eq!(daemon.terminate(), Some(0));
-    assert_eq!(model.requests().len(), 2, "only the channel's trigger and the owner woke the agent");
+    assert_eq!(
+        model.requests().len(),
+        2,
+        "only the channel's trigger and the owner woke the agent"
+    );
 }

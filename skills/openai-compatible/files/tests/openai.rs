@@ -9,9 +9,12 @@ use serde_json::{Value, json};
 use support::*;
 
 fn chat_answer(message: Value, finish: &str) -> (u16, Value) {
-    (200, json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.1",
+    (
+        200,
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "llama3.1",
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}))
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}),
+    )
 }
 
 #[test]
@@ -33,7 +36,10 @@ fn the_tool_loop_runs_over_chat_completions_with_the_key_on_the_host() {
                 .find(|m| m["role"] == "tool")
                 .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
                 .unwrap_or_default();
-            chat_answer(json!({"role": "assistant", "content": format!("done: {tool}")}), "stop")
+            chat_answer(
+                json!({"role": "assistant", "content": format!("done: {tool}")}),
+                "stop",
+            )
         }),
     ]);
     let output = install
@@ -47,20 +53,35 @@ fn the_tool_loop_runs_over_chat_completions_with_the_key_on_the_host() {
     assert!(output.status.success(), "{}", text(&output));
     let result: Value = serde_json::from_slice(&output.stdout).unwrap();
     let answer = result["text"].as_str().unwrap();
-    assert!(answer.starts_with("done: from-the-container\n1000"), "{answer}");
+    assert!(
+        answer.starts_with("done: from-the-container\n1000"),
+        "{answer}"
+    );
 
     let requests = model.requests();
     assert_eq!(requests.len(), 2);
     for request in &requests {
         assert_eq!(request.path, "/v1/chat/completions");
-        assert_eq!(request.header("authorization"), Some("Bearer ollama-key-123456"));
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer ollama-key-123456")
+        );
         assert_eq!(request.header("x-api-key"), None);
         assert_eq!(request.json()["model"], "llama3.1");
     }
     let first = requests[0].json();
     assert_eq!(first["messages"][0]["role"], "system");
-    assert_eq!(first["messages"][1], json!({"role": "user", "content": "say something from the box"}));
-    assert!(first["tools"].as_array().unwrap().iter().any(|t| t["function"]["name"] == "bash"));
+    assert_eq!(
+        first["messages"][1],
+        json!({"role": "user", "content": "say something from the box"})
+    );
+    assert!(
+        first["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["function"]["name"] == "bash")
+    );
     let second = requests[1].json();
     assert_eq!(second["messages"][2]["tool_calls"][0]["id"], "call_1");
     assert_eq!(second["messages"][3]["role"], "tool");
@@ -71,7 +92,10 @@ fn the_tool_loop_runs_over_chat_completions_with_the_key_on_the_host() {
 fn a_provider_error_comes_back_as_an_agent_failure() {
     let install = Installation::new();
     let model = ScriptedModel::start(vec![Box::new(|_: &Recorded| {
-        (404, json!({"error": {"message": "model 'llama9' not found", "type": "not_found"}}))
+        (
+            404,
+            json!({"error": {"message": "model 'llama9' not found", "type": "not_found"}}),
+        )
     })]);
     let output = install
         .pincer(&model.url())
@@ -81,5 +105,9 @@ fn a_provider_error_comes_back_as_an_agent_failure() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("model 'llama9' not found"), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("model 'llama9' not found"),
+        "{}",
+        text(&output)
+    );
 }

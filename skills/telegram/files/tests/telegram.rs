@@ -30,7 +30,8 @@ impl FakeTelegram {
         let seen = Arc::clone(&calls);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (seen, pending, prefix) = (Arc::clone(&seen), Arc::clone(&pending), prefix.clone());
+                let (seen, pending, prefix) =
+                    (Arc::clone(&seen), Arc::clone(&pending), prefix.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut writer = stream;
@@ -47,7 +48,9 @@ impl FakeTelegram {
                             if header.trim().is_empty() {
                                 break;
                             }
-                            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                            if let Some(v) =
+                                header.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
                                 length = v.trim().parse().unwrap();
                             }
                         }
@@ -55,7 +58,8 @@ impl FakeTelegram {
                         reader.read_exact(&mut body).unwrap();
                         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         let Some(method) = path.strip_prefix(&prefix) else {
-                            let _ = writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+                            let _ = writer
+                                .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
                             continue;
                         };
                         seen.lock().unwrap().push((method.to_owned(), body));
@@ -67,7 +71,9 @@ impl FakeTelegram {
                                     json!([])
                                 }
                             },
-                            "sendMessage" => json!({"message_id": 99, "chat": {"id": 0}, "date": 0, "text": ""}),
+                            "sendMessage" => {
+                                json!({"message_id": 99, "chat": {"id": 0}, "date": 0, "text": ""})
+                            }
                             _ => json!(true),
                         };
                         let reply = json!({"ok": true, "result": result}).to_string();
@@ -86,7 +92,13 @@ impl FakeTelegram {
     }
 
     fn calls(&self, method: &str) -> Vec<Value> {
-        self.calls.lock().unwrap().iter().filter(|(m, _)| m == method).map(|(_, b)| b.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| m == method)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 }
 
@@ -100,7 +112,12 @@ fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
         .unwrap();
     assert!(added.status.success(), "{}", text(&added));
     let model = ScriptedModel::always(answer(|request| {
-        let prompt = request.json()["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+        let prompt = request.json()["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["content"]
+            .clone();
         format!("re: {}", prompt.as_str().unwrap_or_default())
     }));
     let token = "123456:TEST-TOKEN";
@@ -128,7 +145,10 @@ fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
         ],
     );
     assert!(
-        wait_for(Duration::from_secs(120), || telegram.calls("sendMessage").len() >= 2),
+        wait_for(Duration::from_secs(120), || telegram
+            .calls("sendMessage")
+            .len()
+            >= 2),
         "{:?}",
         telegram.calls.lock().unwrap()
     );
@@ -137,9 +157,19 @@ fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
 
     let sent = telegram.calls("sendMessage");
     assert_eq!(sent.len(), 2, "{sent:?}");
-    assert!(sent.contains(&json!({"chat_id": -1001, "text": "re: @pincer what's for dinner?"})), "{sent:?}");
-    assert!(sent.contains(&json!({"chat_id": 42, "text": "re: hello from my phone"})), "{sent:?}");
-    assert!(telegram.calls("sendChatAction").contains(&json!({"chat_id": -1001, "action": "typing"})));
+    assert!(
+        sent.contains(&json!({"chat_id": -1001, "text": "re: @pincer what's for dinner?"})),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&json!({"chat_id": 42, "text": "re: hello from my phone"})),
+        "{sent:?}"
+    );
+    assert!(
+        telegram
+            .calls("sendChatAction")
+            .contains(&json!({"chat_id": -1001, "action": "typing"}))
+    );
     // Confirmed past the last update, the stranger's included (dropped, not answered).
     let polls = telegram.calls("getUpdates");
     assert!(polls.iter().any(|p| p["offset"] == 13), "{polls:?}");

@@ -60,7 +60,15 @@ mod tests {
             default_runtime: "runc".into(),
             runtimes: runtimes
                 .iter()
-                .map(|(n, a)| (n.to_string(), ("/usr/bin/runsc".to_owned(), a.iter().map(|s| s.to_string()).collect())))
+                .map(|(n, a)| {
+                    (
+                        n.to_string(),
+                        (
+                            "/usr/bin/runsc".to_owned(),
+                            a.iter().map(|s| s.to_string()).collect(),
+                        ),
+                    )
+                })
                 .collect(),
         }
     }
@@ -69,7 +77,10 @@ mod tests {
     fn the_checks_see_missing_runsc_and_missing_arguments() {
         assert!(!doctor(None, &facts(&[("runc", &[])]))[0].1);
         assert!(!doctor(None, &facts(&[("runsc", &["--network=none"])]))[0].1);
-        let good = doctor(Some("runsc"), &facts(&[("runsc", &["--network=none", "--host-uds=open"])]));
+        let good = doctor(
+            Some("runsc"),
+            &facts(&[("runsc", &["--network=none", "--host-uds=open"])]),
+        );
         assert!(good.iter().all(|c| c.1), "{good:?}");
         assert_eq!(good[1].2, "agents run under gVisor");
     }

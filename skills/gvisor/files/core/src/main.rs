@@ -528,7 +528,11 @@ async fn doctor(
                     },
                 });
                 // Doctor checks from skills register here, one line each.
-                checks.extend(pincer::gvisor::doctor(settings.runtime.as_deref(), &facts).into_iter().map(|(check, ok, detail)| Check { check, ok, detail }));
+                checks.extend(
+                    pincer::gvisor::doctor(settings.runtime.as_deref(), &facts)
+                        .into_iter()
+                        .map(|(check, ok, detail)| Check { check, ok, detail }),
+                );
                 let _ = &facts;
             }
         },

@@ -61,15 +61,20 @@ impl IrcChannel {
     }
 
     async fn session(&self, inbox: &Arc<dyn Inbox>) -> Result<(), ChannelError> {
-        let stream = TcpStream::connect(&self.server)
-            .await
-            .map_err(|err| ChannelError(format!("irc: cannot connect to {}: {err}", self.server)))?;
+        let stream = TcpStream::connect(&self.server).await.map_err(|err| {
+            ChannelError(format!("irc: cannot connect to {}: {err}", self.server))
+        })?;
         let (reader, writer) = stream.into_split();
         *self.writer.lock().await = Some(writer);
         self.send(&format!("NICK {}", self.nick)).await?;
-        self.send(&format!("USER {} 0 * :Pincer", self.nick)).await?;
+        self.send(&format!("USER {} 0 * :Pincer", self.nick))
+            .await?;
         let mut lines = BufReader::new(reader).lines();
-        while let Some(line) = lines.next_line().await.map_err(|err| ChannelError(format!("irc: {err}")))? {
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|err| ChannelError(format!("irc: {err}")))?
+        {
             let message = parse(&line);
             match message.command {
                 "PING" => self.send(&format!("PONG :{}", message.trailing)).await?,
@@ -80,7 +85,9 @@ impl IrcChannel {
                     }
                 }
                 "PRIVMSG" => {
-                    let Some(target) = message.params.first() else { continue };
+                    let Some(target) = message.params.first() else {
+                        continue;
+                    };
                     let from = message.nick;
                     let chat = if target.starts_with('#') {
                         format!("irc:{target}")
@@ -160,7 +167,12 @@ impl Channel for IrcChannel {
         })
     }
 
-    fn deliver<'a>(&'a self, chat_id: &'a str, _sender: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(
+        &'a self,
+        chat_id: &'a str,
+        _sender: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
             let target = self
                 .target_of(chat_id)
@@ -172,7 +184,8 @@ impl Channel for IrcChannel {
                     while !rest.is_char_boundary(cut) {
                         cut -= 1;
                     }
-                    self.send(&format!("PRIVMSG {target} :{}", &rest[..cut])).await?;
+                    self.send(&format!("PRIVMSG {target} :{}", &rest[..cut]))
+                        .await?;
                     rest = &rest[cut..];
                 }
             }
@@ -188,7 +201,10 @@ mod tests {
     #[test]
     fn lines_parse() {
         let m = parse(":alice!a@host PRIVMSG #family :@pincer hello there\r\n");
-        assert_eq!((m.nick, m.command, m.params, m.trailing), ("alice", "PRIVMSG", vec!["#family"], "@pincer hello there"));
+        assert_eq!(
+            (m.nick, m.command, m.params, m.trailing),
+            ("alice", "PRIVMSG", vec!["#family"], "@pincer hello there")
+        );
         let m = parse("PING :irc.test");
         assert_eq!((m.command, m.trailing), ("PING", "irc.test"));
         let m = parse(":irc.test 001 pincer :Welcome");

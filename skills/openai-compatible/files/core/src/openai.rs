@@ -27,7 +27,8 @@ impl Provider for OpenAiCompatible {
     }
 
     fn request(&self, messages_request: &[u8]) -> Result<Vec<u8>, String> {
-        let request: Value = serde_json::from_slice(messages_request).map_err(|err| err.to_string())?;
+        let request: Value =
+            serde_json::from_slice(messages_request).map_err(|err| err.to_string())?;
         serde_json::to_vec(&to_chat(&request)?).map_err(|err| err.to_string())
     }
 
@@ -39,7 +40,9 @@ impl Provider for OpenAiCompatible {
                 let message = parsed
                     .ok()
                     .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned());
+                    .unwrap_or_else(|| {
+                        String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned()
+                    });
                 Err(format!("the model provider answered {status}: {message}"))
             }
         };
@@ -47,7 +50,12 @@ impl Provider for OpenAiCompatible {
             Ok(answer) => (200, answer.to_string().into_bytes()),
             Err(message) => {
                 let status = if status == 200 { 502 } else { status };
-                (status, json!({"type": "error", "error": {"type": "api_error", "message": message}}).to_string().into_bytes())
+                (
+                    status,
+                    json!({"type": "error", "error": {"type": "api_error", "message": message}})
+                        .to_string()
+                        .into_bytes(),
+                )
             }
         }
     }
@@ -169,10 +177,22 @@ mod tests {
             ]
         });
         let chat = to_chat(&request).unwrap();
-        assert_eq!(chat["messages"][0], json!({"role": "system", "content": "be brief"}));
-        assert_eq!(chat["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"command\":\"ls\"}");
-        assert_eq!(chat["messages"][3], json!({"role": "tool", "tool_call_id": "call_1", "content": "a.txt"}));
-        assert_eq!(chat["tools"][0]["function"]["parameters"], json!({"type": "object"}));
+        assert_eq!(
+            chat["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
+        assert_eq!(
+            chat["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"command\":\"ls\"}"
+        );
+        assert_eq!(
+            chat["messages"][3],
+            json!({"role": "tool", "tool_call_id": "call_1", "content": "a.txt"})
+        );
+        assert_eq!(
+            chat["tools"][0]["function"]["parameters"],
+            json!({"type": "object"})
+        );
         let answer = from_chat(&json!({"id": "x", "model": "m", "choices": [{"finish_reason": "tool_calls",
             "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_2", "type": "function",
             "function": {"name": "bash", "arguments": "{\"command\":\"pwd\"}"}}]}}], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}))

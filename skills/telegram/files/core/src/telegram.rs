@@ -81,7 +81,9 @@ impl TelegramChannel {
             .to_bytes();
         let reply: Value = serde_json::from_slice(&bytes).map_err(|err| fail(err.to_string()))?;
         if reply["ok"] != true {
-            return Err(fail(reply["description"].as_str().unwrap_or("not ok").to_owned()));
+            return Err(fail(
+                reply["description"].as_str().unwrap_or("not ok").to_owned(),
+            ));
         }
         Ok(reply["result"].clone())
     }
@@ -124,22 +126,36 @@ impl Channel for TelegramChannel {
                 for update in updates.as_array().into_iter().flatten() {
                     let id = update["update_id"].as_i64().unwrap_or(offset);
                     let message = &update["message"];
-                    if let (Some(text), Some(chat)) = (message["text"].as_str(), message["chat"]["id"].as_i64()) {
+                    if let (Some(text), Some(chat)) =
+                        (message["text"].as_str(), message["chat"]["id"].as_i64())
+                    {
                         let from = &message["from"];
                         let sender = from["username"]
                             .as_str()
                             .or(from["first_name"].as_str())
                             .unwrap_or("someone")
                             .to_owned();
-                        let private_with_owner =
-                            message["chat"]["type"] == "private" && from["id"].as_i64().is_some() && from["id"].as_i64() == self.owner;
-                        let target = if private_with_owner { MAIN_CHAT.to_owned() } else { format!("telegram:{chat}") };
+                        let private_with_owner = message["chat"]["type"] == "private"
+                            && from["id"].as_i64().is_some()
+                            && from["id"].as_i64() == self.owner;
+                        let target = if private_with_owner {
+                            MAIN_CHAT.to_owned()
+                        } else {
+                            format!("telegram:{chat}")
+                        };
                         match inbox.accept(&target, &sender, text) {
                             Ok(_) => {
-                                let _ = self.call("sendChatAction", json!({"chat_id": chat, "action": "typing"})).await;
+                                let _ = self
+                                    .call(
+                                        "sendChatAction",
+                                        json!({"chat_id": chat, "action": "typing"}),
+                                    )
+                                    .await;
                             }
                             // A chat nobody registered: dropped, on purpose.
-                            Err(err) => tracing::debug!("telegram: ignoring a message from chat {chat}: {err}"),
+                            Err(err) => tracing::debug!(
+                                "telegram: ignoring a message from chat {chat}: {err}"
+                            ),
                         }
                     }
                     offset = offset.max(id + 1);
@@ -148,15 +164,21 @@ impl Channel for TelegramChannel {
         })
     }
 
-    fn deliver<'a>(&'a self, chat_id: &'a str, _sender: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), ChannelError>> {
+    fn deliver<'a>(
+        &'a self,
+        chat_id: &'a str,
+        _sender: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
         Box::pin(async move {
-            let chat = self
-                .chat_of(chat_id)
-                .ok_or_else(|| ChannelError(format!("telegram: {chat_id} is not a Telegram chat")))?;
+            let chat = self.chat_of(chat_id).ok_or_else(|| {
+                ChannelError(format!("telegram: {chat_id} is not a Telegram chat"))
+            })?;
             let chars: Vec<char> = text.chars().collect();
             for part in chars.chunks(MAX_TEXT_CHARS) {
                 let part: String = part.iter().collect();
-                self.call("sendMessage", json!({"chat_id": chat, "text": part})).await?;
+                self.call("sendMessage", json!({"chat_id": chat, "text": part}))
+                    .await?;
             }
             Ok(())
         })
