@@ -478,7 +478,10 @@ async fn build_image(
         .with_context(|| format!("cannot build the agent image {tag}"))?;
     println!("built {tag}");
     if tag != settings.image {
-        println!("agents use {}; set PINCER_IMAGE={tag} to use this one", settings.image);
+        println!(
+            "agents use {}; set PINCER_IMAGE={tag} to use this one",
+            settings.image
+        );
     }
     Ok(())
 }
