@@ -10,12 +10,21 @@ use git2::{BranchType, IndexAddOption, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
-use crate::manifest::{CrateEdit, SkillManifest, check_relative, valid_name};
+use crate::manifest::{
+    CrateEdit, SkillManifest, check_relative, valid_name, walk_without_symlinks,
+};
 use crate::merge::{has_markers, merge3};
-use crate::state::{AppliedSkill, State};
+use crate::state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 
 /// The trailer that marks the commits the engine makes.
 pub const TRAILER: &str = "Pincer-Skill";
+
+/// Where `update` fetches upstream's commit to.
+const UPSTREAM_REF: &str = "refs/pincer/upstream";
+
+/// The folder in the git directory where `upstream-diff` writes when not
+/// told where: outside the working tree, so the patches never make it dirty.
+const PATCH_DIR: &str = "pincer-upstream-patches";
 
 /// What a planned change to one file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +37,8 @@ pub enum FileChange {
     Manifest,
     /// A file removed (by remove-skill).
     Delete,
+    /// `.pincer/skills.toml`, the record of what is applied.
+    State,
 }
 
 /// One file's planned content.
@@ -103,6 +114,29 @@ struct Pending {
     from: String,
     branch: String,
     files: Vec<String>,
+    /// For an update: the full id of the upstream commit it merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upstream: Option<String>,
+    /// For an apply: what it added to `Cargo.toml` files.
+    #[serde(default)]
+    cargo: Vec<CargoAdded>,
+}
+
+impl Pending {
+    /// An operation about to land on `branch` (`from` and `files` are filled
+    /// in when it does).
+    fn new(op: &str, name: &str, version: &str, branch: String) -> Self {
+        Self {
+            op: op.into(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            from: String::new(),
+            branch,
+            files: Vec::new(),
+            upstream: None,
+            cargo: Vec::new(),
+        }
+    }
 }
 
 /// The engine, on one repository.
@@ -157,6 +191,12 @@ impl Engine {
     pub fn show(&self, name: &str) -> Result<String, SkillError> {
         let manifest = SkillManifest::load(&self.root, name)?;
         let skill_md = self.root.join("skills").join(name).join("SKILL.md");
+        walk_without_symlinks(&self.root, &format!("skills/{name}/SKILL.md")).map_err(
+            |message| SkillError::Manifest {
+                path: skill_md.clone(),
+                message,
+            },
+        )?;
         let mut text = std::fs::read_to_string(&skill_md).map_err(SkillError::io(&skill_md))?;
         text.push_str(&format!(
             "\n---\n{} {} (written against {})\n",
@@ -185,9 +225,29 @@ impl Engine {
         Ok(text)
     }
 
-    /// What applying `name` would do to the working tree, computed in memory.
+    /// What applying `name` would do to the working tree, computed in
+    /// memory: every file it writes, `.pincer/skills.toml` included.
     pub fn plan(&self, name: &str) -> Result<(SkillManifest, Vec<PlannedFile>), SkillError> {
+        let (manifest, planned, _) = self.plan_apply(name)?;
+        Ok((manifest, planned))
+    }
+
+    /// `plan`, and what the apply adds to `Cargo.toml` files.
+    fn plan_apply(
+        &self,
+        name: &str,
+    ) -> Result<(SkillManifest, Vec<PlannedFile>, Vec<CargoAdded>), SkillError> {
         let manifest = SkillManifest::load(&self.root, name)?;
+        for path in manifest
+            .adds
+            .iter()
+            .chain(&manifest.modifies)
+            .chain(manifest.crates.iter().map(|c| &c.manifest))
+        {
+            self.check_target(path)?;
+        }
+        self.check_target(STATE_FILE)?;
+        let mut state = State::load(&self.root)?;
         let mut planned = Vec::new();
         for file in &manifest.adds {
             let theirs = read(&manifest.theirs(&self.root, file))?;
@@ -225,6 +285,7 @@ impl Engine {
                 conflicted: merged.conflicted,
             });
         }
+        let mut cargo: Vec<CargoAdded> = Vec::new();
         for edit in &manifest.crates {
             let path = self.root.join(&edit.manifest);
             // A manifest the skill also modifies is edited after its merge.
@@ -232,13 +293,51 @@ impl Engine {
                 Some(index) => planned.remove(index).after.unwrap_or_default(),
                 None => read(&path)?,
             };
-            let text = String::from_utf8(current.clone())
+            let text = String::from_utf8(current)
                 .map_err(|_| SkillError::Refused(format!("{}: not UTF-8", edit.manifest)))?;
-            let edited =
-                edit_manifest(&text, edit, false).map_err(|message| SkillError::Manifest {
+            let (edited, inserted) =
+                add_to_manifest(&text, edit).map_err(|message| SkillError::Manifest {
                     path: path.clone(),
                     message,
                 })?;
+            // An entry that was there already is the owner's, and stays when
+            // the skill goes, unless a skill added it (another applied one,
+            // or an earlier entry of this one): then each of them records it,
+            // and the last of them to be removed takes it out. So the record
+            // does not depend on the order skills were applied in either.
+            let record = {
+                let by_skills: Vec<&CargoAdded> = state
+                    .applied
+                    .iter()
+                    .filter(|s| s.name != manifest.name)
+                    .flat_map(|s| s.cargo.iter())
+                    .chain(cargo.iter())
+                    .collect();
+                CargoAdded {
+                    manifest: edit.manifest.clone(),
+                    dependencies: edit
+                        .dependencies
+                        .keys()
+                        .filter(|d| {
+                            inserted.dependencies.contains(d)
+                                || recorded(&by_skills, &edit.manifest, Entry::Dependency, d)
+                        })
+                        .cloned()
+                        .collect(),
+                    members: edit
+                        .members
+                        .iter()
+                        .filter(|m| {
+                            inserted.members.contains(m)
+                                || recorded(&by_skills, &edit.manifest, Entry::Member, m)
+                        })
+                        .cloned()
+                        .collect(),
+                }
+            };
+            if !record.is_empty() {
+                cargo.push(record);
+            }
             planned.push(PlannedFile {
                 path: edit.manifest.clone(),
                 change: FileChange::Manifest,
@@ -247,7 +346,58 @@ impl Engine {
                 conflicted: false,
             });
         }
-        Ok((manifest, planned))
+        // The state file, as a clean apply leaves it.
+        let files = self.applied_files(&manifest, |file| {
+            Ok(planned
+                .iter()
+                .find(|p| p.path == file)
+                .and_then(|p| p.after.clone())
+                .unwrap_or_default())
+        })?;
+        state.record(AppliedSkill {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            files,
+            cargo: cargo.clone(),
+        });
+        planned.push(PlannedFile {
+            path: STATE_FILE.into(),
+            change: FileChange::State,
+            before: read_optional(&self.root.join(STATE_FILE))?,
+            after: Some(state.render()?.into_bytes()),
+            conflicted: false,
+        });
+        Ok((manifest, planned, cargo))
+    }
+
+    /// The blob ids the state keeps for a skill. Added files: as `added`
+    /// gives them (the apply's result; remove-skill deletes a file only if it
+    /// is still that). Modified files: the skill's own version (the merge's
+    /// result depends on what else is applied, and the state must not depend
+    /// on the order skills were applied in).
+    fn applied_files(
+        &self,
+        manifest: &SkillManifest,
+        added: impl Fn(&str) -> Result<Vec<u8>, SkillError>,
+    ) -> Result<BTreeMap<String, String>, SkillError> {
+        let mut files = BTreeMap::new();
+        for file in &manifest.adds {
+            files.insert(file.clone(), blob_id(&added(file)?)?);
+        }
+        for file in &manifest.modifies {
+            let content = read(&manifest.theirs(&self.root, file))?;
+            files.insert(file.clone(), blob_id(&content)?);
+        }
+        Ok(files)
+    }
+
+    /// Refuses to write (or delete) `path` through a symlink in the fork: a
+    /// symlinked folder on the way, or a symlink where the file is. (`path`
+    /// is relative and has no `..`: the manifest was checked.)
+    fn check_target(&self, path: &str) -> Result<(), SkillError> {
+        walk_without_symlinks(&self.root, path)
+            .map_err(|why| SkillError::Refused(format!("{path} in this fork: {why}")))?;
+        Ok(())
     }
 
     /// The exact diff applying `name` would make, as unified diffs.
@@ -369,7 +519,7 @@ impl Engine {
         }
         self.check_clean()?;
         let state = State::load(&self.root)?;
-        let (manifest, planned) = self.plan(name)?;
+        let (manifest, planned, cargo) = self.plan_apply(name)?;
         if state.get(name).is_some() {
             return Err(SkillError::Refused(format!("{name} is applied already")));
         }
@@ -397,46 +547,38 @@ impl Engine {
                 )));
             }
         }
-        self.land(
-            "apply",
-            name,
-            &manifest.version,
-            format!("skill/{name}"),
-            &planned,
-            run_test,
-        )
+        let mut pending = Pending::new("apply", name, &manifest.version, format!("skill/{name}"));
+        pending.cargo = cargo;
+        self.land(pending, &planned, run_test)
     }
 
     /// Creates the review branch, writes the planned files, and either stops
     /// at the conflicts (exit 3 for the caller) or finishes the operation.
     fn land(
         &self,
-        op: &str,
-        name: &str,
-        version: &str,
-        branch: String,
+        mut pending: Pending,
         planned: &[PlannedFile],
         run_test: bool,
     ) -> Result<ApplyOutcome, SkillError> {
-        let from = self.start_branch(&branch)?;
-        self.write_planned(planned)?;
-        let pending = Pending {
-            op: op.into(),
-            name: name.to_owned(),
-            version: version.to_owned(),
-            from,
-            branch: branch.clone(),
-            files: planned
-                .iter()
-                .filter(|p| p.after.is_some())
-                .map(|p| p.path.clone())
-                .collect(),
-        };
+        // Everything is checked before the branch is created.
+        for file in planned {
+            self.check_target(&file.path)?;
+        }
+        self.check_target(STATE_FILE)?;
+        pending.files = planned
+            .iter()
+            .filter(|p| p.after.is_some() && p.change != FileChange::State)
+            .map(|p| p.path.clone())
+            .collect();
+        pending.from = self.start_branch(&pending.branch)?;
+        // Pending before the first write: whatever happens next, --abort
+        // goes back.
         self.save_pending(&pending)?;
+        self.write_planned(planned)?;
         let conflicted: Vec<&PlannedFile> = planned.iter().filter(|p| p.conflicted).collect();
         if !conflicted.is_empty() {
             return Ok(ApplyOutcome::Conflicts {
-                branch,
+                branch: pending.branch,
                 files: conflicted
                     .iter()
                     .map(|p| {
@@ -500,33 +642,24 @@ impl Engine {
         Ok(pending.from)
     }
 
+    /// Records the operation in the state, runs the skill's test, commits.
+    /// It may run more than once for one operation (a failed test stops it
+    /// after the state is written; `--continue` runs it again): it records a
+    /// skill in place of an earlier record of the same name.
     fn finish(&self, pending: Pending, run_test: bool) -> Result<ApplyOutcome, SkillError> {
+        if pending.op == "update" {
+            return self.finish_update(pending);
+        }
         let mut state = State::load(&self.root)?;
         let manifest = SkillManifest::load(&self.root, &pending.name)?;
         if pending.op == "apply" {
-            // Added files: the blob the apply left (remove-skill deletes a file
-            // only if it is still that). Modified files: the skill's own version
-            // (the merge's result depends on what else is applied, and the
-            // state must not depend on the order skills were applied in).
-            let mut files = BTreeMap::new();
-            for file in &manifest.adds {
-                let content = read(&self.root.join(file))?;
-                files.insert(
-                    file.clone(),
-                    Oid::hash_object(git2::ObjectType::Blob, &content)?.to_string(),
-                );
-            }
-            for file in &manifest.modifies {
-                let content = read(&manifest.theirs(&self.root, file))?;
-                files.insert(
-                    file.clone(),
-                    Oid::hash_object(git2::ObjectType::Blob, &content)?.to_string(),
-                );
-            }
-            state.applied.push(AppliedSkill {
+            // Added files as they are now: the owner may have fixed them.
+            let files = self.applied_files(&manifest, |file| read(&self.root.join(file)))?;
+            state.record(AppliedSkill {
                 name: pending.name.clone(),
                 version: pending.version.clone(),
                 files,
+                cargo: pending.cargo.clone(),
             });
         } else {
             state.applied.retain(|s| s.name != pending.name);
@@ -547,7 +680,33 @@ impl Engine {
             "{verb} skill {} {}\n\n{TRAILER}: {} {} {}\n",
             pending.name, pending.version, pending.op, pending.name, pending.version
         );
-        let commit = self.commit_all(&message)?;
+        let commit = self.commit_all(&message, None)?;
+        std::fs::remove_file(self.pending_path()).map_err(SkillError::io(self.pending_path()))?;
+        let summary = self.summary(&pending.from, commit)?;
+        Ok(ApplyOutcome::Committed {
+            branch: pending.branch,
+            from: pending.from,
+            commit: commit.to_string(),
+            summary,
+        })
+    }
+
+    /// An update whose conflicts the owner resolved: the merge commit, with
+    /// upstream's commit as its second parent.
+    fn finish_update(&self, pending: Pending) -> Result<ApplyOutcome, SkillError> {
+        let theirs = pending
+            .upstream
+            .as_deref()
+            .and_then(|id| Oid::from_str(id).ok())
+            .ok_or_else(|| {
+                SkillError::Refused(
+                    "the pending update does not name the upstream commit it merges; \
+                     --abort it and run the update again"
+                        .into(),
+                )
+            })?;
+        let theirs = self.repo.find_commit(theirs)?;
+        let commit = self.commit_all(&update_message(&pending.version), Some(&theirs))?;
         std::fs::remove_file(self.pending_path()).map_err(SkillError::io(self.pending_path()))?;
         let summary = self.summary(&pending.from, commit)?;
         Ok(ApplyOutcome::Committed {
@@ -582,13 +741,20 @@ impl Engine {
             .unwrap_or_else(|_| unreachable_signature())
     }
 
-    fn commit_all(&self, message: &str) -> Result<Oid, SkillError> {
+    /// Commits the whole working tree on HEAD (and `merged`, a second parent).
+    fn commit_all(
+        &self,
+        message: &str,
+        merged: Option<&git2::Commit<'_>>,
+    ) -> Result<Oid, SkillError> {
         let mut index = self.repo.index()?;
         index.add_all(["*"].iter(), IndexAddOption::DEFAULT, None)?;
         index.update_all(["*"].iter(), None)?;
         index.write()?;
         let tree = self.repo.find_tree(index.write_tree()?)?;
         let parent = self.repo.head()?.peel_to_commit()?;
+        let mut parents = vec![&parent];
+        parents.extend(merged);
         let signature = self.signature();
         Ok(self.repo.commit(
             Some("HEAD"),
@@ -596,7 +762,7 @@ impl Engine {
             &signature,
             message,
             &tree,
-            &[&parent],
+            &parents,
         )?)
     }
 
@@ -652,6 +818,9 @@ impl Engine {
             }
         }
         let manifest = SkillManifest::load(&self.root, name)?;
+        for path in manifest.adds.iter().chain(&manifest.modifies) {
+            self.check_target(path)?;
+        }
         let mut planned = Vec::new();
         for file in &manifest.adds {
             let path = self.root.join(file);
@@ -694,40 +863,72 @@ impl Engine {
                 conflicted: merged.conflicted,
             });
         }
-        for edit in &manifest.crates {
-            let path = self.root.join(&edit.manifest);
-            let current = match planned.iter().position(|p| p.path == edit.manifest) {
+        // Only what the apply added, and not what another applied skill
+        // added too (the last of them to go takes it out).
+        let by_others: Vec<&CargoAdded> = state
+            .applied
+            .iter()
+            .filter(|s| s.name != name)
+            .flat_map(|s| s.cargo.iter())
+            .collect();
+        for record in &applied.cargo {
+            check_relative(&record.manifest).map_err(|why| {
+                SkillError::Refused(format!(
+                    "{STATE_FILE}: {name}'s Cargo manifest {:?} {why}",
+                    record.manifest
+                ))
+            })?;
+            let dependencies: Vec<String> = record
+                .dependencies
+                .iter()
+                .filter(|d| !recorded(&by_others, &record.manifest, Entry::Dependency, d))
+                .cloned()
+                .collect();
+            let members: Vec<String> = record
+                .members
+                .iter()
+                .filter(|m| !recorded(&by_others, &record.manifest, Entry::Member, m))
+                .cloned()
+                .collect();
+            if dependencies.is_empty() && members.is_empty() {
+                continue;
+            }
+            let path = self.root.join(&record.manifest);
+            let current = match planned.iter().position(|p| p.path == record.manifest) {
                 Some(index) => planned.remove(index).after.unwrap_or_default(),
                 None => read(&path)?,
             };
             let text = String::from_utf8(current)
-                .map_err(|_| SkillError::Refused(format!("{}: not UTF-8", edit.manifest)))?;
+                .map_err(|_| SkillError::Refused(format!("{}: not UTF-8", record.manifest)))?;
             let edited =
-                edit_manifest(&text, edit, true).map_err(|message| SkillError::Manifest {
-                    path: path.clone(),
-                    message,
+                remove_from_manifest(&text, &dependencies, &members).map_err(|message| {
+                    SkillError::Manifest {
+                        path: path.clone(),
+                        message,
+                    }
                 })?;
             planned.push(PlannedFile {
-                path: edit.manifest.clone(),
+                path: record.manifest.clone(),
                 change: FileChange::Manifest,
                 before: read_optional(&path)?,
                 after: Some(edited.into_bytes()),
                 conflicted: false,
             });
         }
-        self.land(
+        let pending = Pending::new(
             "remove",
             name,
             &applied.version,
             format!("skill/remove-{name}"),
-            &planned,
-            false,
-        )
+        );
+        self.land(pending, &planned, false)
     }
 
-    /// Takes a new upstream (a path or URL, and a ref) onto a review branch
-    /// and reports, per applied skill, what upstream changed under it and
-    /// whether its test still passes.
+    /// Takes a new upstream (a remote's name, a path or a URL, and a ref)
+    /// onto a review branch and reports, per applied skill, what upstream
+    /// changed under it and whether its test still passes. Everything is
+    /// checked (the fetch, a common history, the merge) before the branch is
+    /// created: a bad upstream changes nothing.
     pub fn update(
         &self,
         upstream: &str,
@@ -740,31 +941,27 @@ impl Engine {
             ));
         }
         self.check_clean()?;
-        let mut remote = self.repo.remote_anonymous(upstream)?;
-        remote.fetch(&[format!("+{refname}:refs/pincer/upstream")], None, None)?;
-        let theirs = self
-            .repo
-            .find_reference("refs/pincer/upstream")?
-            .peel_to_commit()?;
         let ours = self.repo.head()?.peel_to_commit()?;
-        let short = &theirs.id().to_string()[..10];
-        let branch = format!("update/{short}");
+        let current = self.current_branch()?;
+        let previous = self.repo.refname_to_id(UPSTREAM_REF).ok();
+        let checked = self
+            .fetch_upstream(upstream, refname)
+            .and_then(|theirs| self.check_update(upstream, refname, &current, &ours, theirs));
+        let UpdatePlan {
+            theirs,
+            short,
+            branch,
+            upstream_changes,
+            mut index,
+        } = match checked {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.restore_upstream_ref(previous);
+                return Err(err);
+            }
+        };
         let from = self.start_branch(&branch)?;
-        let base = self.repo.merge_base(ours.id(), theirs.id())?;
-        let base_tree = self.repo.find_commit(base)?.tree()?;
-        let upstream_changes: BTreeSet<String> = self
-            .repo
-            .diff_tree_to_tree(Some(&base_tree), Some(&theirs.tree()?), None)?
-            .deltas()
-            .filter_map(|d| {
-                d.new_file()
-                    .path()
-                    .or(d.old_file().path())
-                    .map(|p| p.display().to_string())
-            })
-            .collect();
 
-        let mut index = self.repo.merge_commits(&ours, &theirs, None)?;
         if index.has_conflicts() {
             let conflicts: Vec<String> = index
                 .conflicts()?
@@ -784,14 +981,11 @@ impl Engine {
                         .conflict_style_merge(true),
                 ),
             )?;
-            self.save_pending(&Pending {
-                op: "update".into(),
-                name: upstream.into(),
-                version: short.into(),
-                from,
-                branch: branch.clone(),
-                files: conflicts.clone(),
-            })?;
+            let mut pending = Pending::new("update", upstream, &short, branch.clone());
+            pending.from = from;
+            pending.files = conflicts.clone();
+            pending.upstream = Some(theirs.id().to_string());
+            self.save_pending(&pending)?;
             return Ok(UpdateReport {
                 branch,
                 conflicts,
@@ -800,12 +994,11 @@ impl Engine {
         }
         let tree = self.repo.find_tree(index.write_tree_to(&self.repo)?)?;
         let signature = self.signature();
-        let message = format!("Update from upstream {short}\n\n{TRAILER}: update {short}\n");
         self.repo.commit(
             Some("HEAD"),
             &signature,
             &signature,
-            &message,
+            &update_message(&short),
             &tree,
             &[&ours, &theirs],
         )?;
@@ -840,13 +1033,120 @@ impl Engine {
         })
     }
 
+    /// Fetches `refname` of `upstream` (a remote's name, else a path or a
+    /// URL) into `refs/pincer/upstream`; returns the commit.
+    fn fetch_upstream(&self, upstream: &str, refname: &str) -> Result<Oid, SkillError> {
+        let cannot = |err: git2::Error| {
+            SkillError::Refused(format!(
+                "could not fetch {refname} from {upstream}: {}",
+                err.message()
+            ))
+        };
+        let mut remote = match self.repo.find_remote(upstream) {
+            Ok(remote) => remote,
+            Err(_) => self.repo.remote_anonymous(upstream).map_err(cannot)?,
+        };
+        // A ref the remote lacks fetches nothing: no stale id may stand in.
+        if let Ok(mut stale) = self.repo.find_reference(UPSTREAM_REF) {
+            stale.delete()?;
+        }
+        remote
+            .fetch(&[format!("+{refname}:{UPSTREAM_REF}")], None, None)
+            .map_err(cannot)?;
+        let fetched = self.repo.find_reference(UPSTREAM_REF).map_err(|_| {
+            SkillError::Refused(format!(
+                "{upstream} has no {refname} (`--ref` picks another)"
+            ))
+        })?;
+        Ok(fetched.peel_to_commit()?.id())
+    }
+
+    /// Puts `refs/pincer/upstream` back as it was before a failed update.
+    fn restore_upstream_ref(&self, previous: Option<Oid>) {
+        // Best effort: the update's own error is the one to report, and the
+        // ref is the engine's scratch space, read only by the next update.
+        let _restored = match previous {
+            Some(id) => self
+                .repo
+                .reference(UPSTREAM_REF, id, true, "pincer: a failed update")
+                .map(|_| ()),
+            None => self
+                .repo
+                .find_reference(UPSTREAM_REF)
+                .and_then(|mut fetched| fetched.delete()),
+        };
+    }
+
+    /// Everything an update checks before it creates its branch.
+    fn check_update<'r>(
+        &'r self,
+        upstream: &str,
+        refname: &str,
+        current: &str,
+        ours: &git2::Commit<'r>,
+        theirs: Oid,
+    ) -> Result<UpdatePlan<'r>, SkillError> {
+        let theirs = self.repo.find_commit(theirs)?;
+        let short = theirs.id().to_string()[..10].to_owned();
+        let branch = format!("update/{short}");
+        if self.repo.find_branch(&branch, BranchType::Local).is_ok() {
+            return Err(SkillError::Refused(format!(
+                "the branch {branch} exists already (merge or delete it first)"
+            )));
+        }
+        let current = current.trim_start_matches("refs/heads/");
+        let base = match self.repo.merge_base(ours.id(), theirs.id()) {
+            Ok(base) => base,
+            Err(err) if err.code() == git2::ErrorCode::NotFound => {
+                return Err(SkillError::Refused(format!(
+                    "{upstream} {refname} has no history in common with {current}: \
+                     it is not this fork's upstream"
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if base == theirs.id() {
+            return Err(SkillError::Refused(format!(
+                "{current} already has everything in {upstream} {refname}"
+            )));
+        }
+        let base_tree = self.repo.find_commit(base)?.tree()?;
+        let upstream_changes: BTreeSet<String> = self
+            .repo
+            .diff_tree_to_tree(Some(&base_tree), Some(&theirs.tree()?), None)?
+            .deltas()
+            .filter_map(|d| {
+                d.new_file()
+                    .path()
+                    .or(d.old_file().path())
+                    .map(|p| p.display().to_string())
+            })
+            .collect();
+        let index = self.repo.merge_commits(ours, &theirs, None)?;
+        Ok(UpdatePlan {
+            theirs,
+            short,
+            branch,
+            upstream_changes,
+            index,
+        })
+    }
+
+    /// Where `upstream_diff` writes when not told where: a folder in the git
+    /// directory, outside the working tree.
+    pub fn default_patch_dir(&self) -> PathBuf {
+        self.repo.path().join(PATCH_DIR)
+    }
+
     /// The owner's own changes since `upstream_ref` that came from neither
-    /// upstream nor a skill, one patch per commit, written into `out`.
+    /// upstream nor a skill, one patch per commit, written into `out` (by
+    /// default `default_patch_dir`, emptied of earlier patches first). Returns
+    /// the folder and the patches.
     pub fn upstream_diff(
         &self,
         upstream_ref: &str,
-        out: &Path,
-    ) -> Result<Vec<PathBuf>, SkillError> {
+        out: Option<&Path>,
+    ) -> Result<(PathBuf, Vec<PathBuf>), SkillError> {
         let upstream = self.repo.revparse_single(upstream_ref)?.peel_to_commit()?;
         let state = State::load(&self.root)?;
         let mut skill_files: BTreeSet<String> = BTreeSet::new();
@@ -868,7 +1168,15 @@ impl Engine {
             }
             commits.push(commit);
         }
-        std::fs::create_dir_all(out).map_err(SkillError::io(out))?;
+        let out = match out {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let dir = self.default_patch_dir();
+                remove_patches(&dir)?;
+                dir
+            }
+        };
+        std::fs::create_dir_all(&out).map_err(SkillError::io(&out))?;
         let mut written = Vec::new();
         let mut kept = Vec::new();
         for commit in &commits {
@@ -942,7 +1250,7 @@ impl Engine {
             std::fs::write(&path, text).map_err(SkillError::io(&path))?;
             written.push(path);
         }
-        Ok(written)
+        Ok((out, written))
     }
 
     /// Scaffolds `skills/<name>/` from what changed between `base_rev` and HEAD.
@@ -953,11 +1261,15 @@ impl Engine {
             )));
         }
         let dir = self.root.join("skills").join(name);
-        if dir.exists() {
-            return Err(SkillError::Refused(format!(
-                "{} exists already",
-                dir.display()
-            )));
+        match walk_without_symlinks(&self.root, &format!("skills/{name}")) {
+            Err(why) => return Err(SkillError::Refused(why)),
+            Ok(Some(_)) => {
+                return Err(SkillError::Refused(format!(
+                    "{} exists already",
+                    dir.display()
+                )));
+            }
+            Ok(None) => {}
         }
         let base = self.repo.revparse_single(base_rev)?.peel_to_commit()?;
         let head = self.repo.head()?.peel_to_commit()?;
@@ -1032,6 +1344,64 @@ impl Engine {
             .map_err(SkillError::io(dir.join("SKILL.md")))?;
         Ok(dir)
     }
+}
+
+/// What `update` checked and computed before it creates its branch.
+struct UpdatePlan<'r> {
+    theirs: git2::Commit<'r>,
+    short: String,
+    branch: String,
+    upstream_changes: BTreeSet<String>,
+    index: git2::Index,
+}
+
+fn update_message(short: &str) -> String {
+    format!("Update from upstream {short}\n\n{TRAILER}: update {short}\n")
+}
+
+/// Empties the default patch folder of an earlier run's patches.
+fn remove_patches(dir: &Path) -> Result<(), SkillError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(SkillError::Io {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    };
+    for entry in entries {
+        let path = entry.map_err(SkillError::io(dir))?.path();
+        if path.extension().is_some_and(|e| e == "patch") {
+            std::fs::remove_file(&path).map_err(SkillError::io(&path))?;
+        }
+    }
+    Ok(())
+}
+
+fn blob_id(content: &[u8]) -> Result<String, SkillError> {
+    Ok(Oid::hash_object(git2::ObjectType::Blob, content)?.to_string())
+}
+
+/// A kind of `Cargo.toml` entry a skill adds.
+#[derive(Clone, Copy)]
+enum Entry {
+    Dependency,
+    Member,
+}
+
+/// Whether one of `records` lists `entry` (of that kind) for `manifest`.
+fn recorded(records: &[&CargoAdded], manifest: &str, kind: Entry, entry: &str) -> bool {
+    records.iter().any(|r| {
+        r.manifest == manifest
+            && match kind {
+                Entry::Dependency => &r.dependencies,
+                Entry::Member => &r.members,
+            }
+            .iter()
+            .any(|e| e == entry)
+    })
 }
 
 fn unreachable_signature() -> Signature<'static> {
@@ -1127,49 +1497,50 @@ fn render_diff(planned: &[PlannedFile], colour: bool) -> String {
     out
 }
 
-/// Applies (or reverses) a skill's edits to one `Cargo.toml`, keeping the
-/// rest of the file as it is.
-pub(crate) fn edit_manifest(text: &str, edit: &CrateEdit, reverse: bool) -> Result<String, String> {
+/// Adds a skill's entries to one `Cargo.toml`, keeping the rest of the file
+/// as it is; returns the text and the entries that were not there before (an
+/// identical entry there already is left alone; a different one is an error).
+pub(crate) fn add_to_manifest(
+    text: &str,
+    edit: &CrateEdit,
+) -> Result<(String, CargoAdded), String> {
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|err: toml_edit::TomlError| err.to_string())?;
+    let mut inserted = CargoAdded {
+        manifest: edit.manifest.clone(),
+        ..CargoAdded::default()
+    };
     if !edit.dependencies.is_empty() {
-        if doc.get("dependencies").is_none() && !reverse {
+        if doc.get("dependencies").is_none() {
             doc["dependencies"] = toml_edit::table();
         }
-        if let Some(table) = doc
+        let table = doc
             .get_mut("dependencies")
             .and_then(|d| d.as_table_like_mut())
-        {
-            // A sorted table stays sorted, so that two skills give the same
-            // file whichever is applied first; an unsorted one keeps its order.
-            let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
-            let was_sorted = keys.windows(2).all(|w| w[0] <= w[1]);
-            for (name, value) in &edit.dependencies {
-                if reverse {
-                    table.remove(name);
-                } else {
-                    match table.get(name) {
-                        Some(existing)
-                            if existing.to_string().trim()
-                                != to_edit_value(value).to_string().trim() =>
-                        {
-                            return Err(format!(
-                                "[dependencies] {name} is {} already; the skill wants {}",
-                                existing.to_string().trim(),
-                                to_edit_value(value)
-                            ));
-                        }
-                        Some(_) => {}
-                        None => {
-                            table.insert(name, toml_edit::Item::Value(to_edit_value(value)));
-                        }
-                    }
+            .ok_or("[dependencies] is not a table")?;
+        // A sorted table stays sorted, so that two skills give the same
+        // file whichever is applied first; an unsorted one keeps its order.
+        let keys: Vec<String> = table.iter().map(|(k, _)| k.to_owned()).collect();
+        let was_sorted = keys.windows(2).all(|w| w[0] <= w[1]);
+        for (name, value) in &edit.dependencies {
+            let wanted = to_edit_value(value);
+            match table.get(name) {
+                Some(existing) if existing.to_string().trim() != wanted.to_string().trim() => {
+                    return Err(format!(
+                        "[dependencies] {name} is {} already; the skill wants {wanted}",
+                        existing.to_string().trim(),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    table.insert(name, toml_edit::Item::Value(wanted));
+                    inserted.dependencies.push(name.clone());
                 }
             }
-            if was_sorted && !reverse {
-                table.sort_values();
-            }
+        }
+        if was_sorted {
+            table.sort_values();
         }
     }
     if !edit.members.is_empty() {
@@ -1179,17 +1550,39 @@ pub(crate) fn edit_manifest(text: &str, edit: &CrateEdit, reverse: bool) -> Resu
             .and_then(|m| m.as_array_mut())
             .ok_or("there is no [workspace] members array to edit")?;
         for member in &edit.members {
-            let position = members
-                .iter()
-                .position(|m| m.as_str() == Some(member.as_str()));
-            match (reverse, position) {
-                (false, None) => members.push(member.as_str()),
-                (true, Some(index)) => {
-                    members.remove(index);
-                }
-                _ => {}
+            if !members.iter().any(|m| m.as_str() == Some(member.as_str())) {
+                members.push(member.as_str());
+                inserted.members.push(member.clone());
             }
         }
+    }
+    Ok((doc.to_string(), inserted))
+}
+
+/// Takes entries out of one `Cargo.toml`, keeping the rest of the file as it
+/// is (an entry that is not there any more is no error).
+pub(crate) fn remove_from_manifest(
+    text: &str,
+    dependencies: &[String],
+    members: &[String],
+) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|err: toml_edit::TomlError| err.to_string())?;
+    if let Some(table) = doc
+        .get_mut("dependencies")
+        .and_then(|d| d.as_table_like_mut())
+    {
+        for name in dependencies {
+            table.remove(name);
+        }
+    }
+    if let Some(list) = doc
+        .get_mut("workspace")
+        .and_then(|w| w.get_mut("members"))
+        .and_then(|m| m.as_array_mut())
+    {
+        list.retain(|m| !members.iter().any(|gone| m.as_str() == Some(gone.as_str())));
     }
     Ok(doc.to_string())
 }

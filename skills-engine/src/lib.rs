@@ -23,7 +23,7 @@ pub use engine::{
 };
 pub use manifest::{CrateEdit, SkillManifest};
 pub use merge::{BASE_LABEL, Merged, OURS_LABEL, THEIRS_LABEL, merge3};
-pub use state::{AppliedSkill, STATE_FILE, State};
+pub use state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 
 use std::path::PathBuf;
 

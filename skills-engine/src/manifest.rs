@@ -33,7 +33,9 @@ pub struct SkillManifest {
     pub version: String,
     /// One line about it.
     pub description: String,
-    /// The upstream commit the reference implementation was written against.
+    /// The upstream commit the reference implementation was written against:
+    /// its full id, 40 hex digits (an abbreviation could name another commit,
+    /// or none, in someone else's fork).
     pub base: String,
     /// Files it adds.
     #[serde(default)]
@@ -63,14 +65,20 @@ impl SkillManifest {
     pub fn load(root: &Path, name: &str) -> Result<Self, SkillError> {
         let dir = root.join("skills").join(name);
         let path = dir.join("skill.toml");
-        if !valid_name(name) || !path.is_file() {
+        if !valid_name(name) {
             return Err(SkillError::UnknownSkill(name.to_owned()));
         }
-        let text = std::fs::read_to_string(&path).map_err(SkillError::io(&path))?;
         let bad = |message: String| SkillError::Manifest {
             path: path.clone(),
             message,
         };
+        // The package folder and its manifest are plain, in every component.
+        match walk_without_symlinks(root, &format!("skills/{name}/skill.toml")) {
+            Err(why) => return Err(bad(why)),
+            Ok(Some(meta)) if meta.is_file() => {}
+            Ok(_) => return Err(SkillError::UnknownSkill(name.to_owned())),
+        }
+        let text = std::fs::read_to_string(&path).map_err(SkillError::io(&path))?;
         let manifest: Self =
             toml::from_str(&text).map_err(|err| bad(err.to_string().trim().to_owned()))?;
         if manifest.name != name {
@@ -82,25 +90,50 @@ impl SkillManifest {
         if manifest.version.trim().is_empty() {
             return Err(bad("`version` is empty".into()));
         }
-        if manifest.base.trim().is_empty() {
-            return Err(bad("`base` is empty".into()));
+        if !full_commit_id(&manifest.base) {
+            return Err(bad(format!(
+                "`base` is {:?}, but it must be a full commit id, 40 hex digits \
+                 (`git rev-parse <commit>` prints it): an abbreviation may name \
+                 another commit, or none, in someone else's fork",
+                manifest.base
+            )));
         }
         for (key, list) in [("adds", &manifest.adds), ("modifies", &manifest.modifies)] {
             for file in list {
                 check_relative(file).map_err(|why| bad(format!("`{key}`: {file:?} {why}")))?;
-                let source = dir.join("files").join(file);
-                let meta = std::fs::symlink_metadata(&source).map_err(|_| {
-                    bad(format!(
-                        "`{key}`: {file:?} is not in the package ({} is missing)",
-                        source.display()
-                    ))
-                })?;
-                if !meta.is_file() {
+                // Every component inside the package, not only the file: a
+                // symlinked folder (`files/core -> /`) would read from anywhere.
+                let source = format!("files/{file}");
+                match walk_without_symlinks(&dir, &source) {
+                    Err(why) => return Err(bad(format!("`{key}`: {file:?}: {why}"))),
+                    Ok(None) => {
+                        return Err(bad(format!(
+                            "`{key}`: {file:?} is not in the package ({} is missing)",
+                            dir.join(&source).display()
+                        )));
+                    }
+                    Ok(Some(meta)) if !meta.is_file() => {
+                        return Err(bad(format!(
+                            "`{key}`: {} is not a regular file",
+                            dir.join(&source).display()
+                        )));
+                    }
+                    Ok(Some(_)) => {}
+                }
+            }
+        }
+        // The kept copies of base versions, where the package has them.
+        for file in &manifest.modifies {
+            let kept = format!("base/{file}");
+            match walk_without_symlinks(&dir, &kept) {
+                Err(why) => return Err(bad(format!("`modifies`: {file:?}: {why}"))),
+                Ok(Some(meta)) if !meta.is_file() => {
                     return Err(bad(format!(
-                        "`{key}`: {} is not a regular file (symlinks are refused)",
-                        source.display()
+                        "`modifies`: {} is not a regular file",
+                        dir.join(&kept).display()
                     )));
                 }
+                Ok(_) => {}
             }
         }
         for edit in &manifest.crates {
@@ -138,18 +171,56 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// A path inside the repository: relative, no `..`, no root, no `.git`.
+/// A path inside the repository: relative, no `..`, no root, no `.git`, not
+/// the engine's own `.pincer/`.
 pub(crate) fn check_relative(path: &str) -> Result<(), &'static str> {
     let p = Path::new(path);
     if path.is_empty() || p.is_absolute() || path.contains('\\') {
         return Err("must be a relative path");
     }
-    for component in p.components() {
+    for (index, component) in p.components().enumerate() {
         match component {
             Component::Normal(part) if part == ".git" => return Err("must not touch .git"),
+            Component::Normal(part) if index == 0 && part == ".pincer" => {
+                return Err("must not touch .pincer (the engine's record of applied skills)");
+            }
             Component::Normal(_) => {}
             _ => return Err("must not contain `..` or `.`"),
         }
     }
     Ok(())
+}
+
+/// Walks `relative` (a path `check_relative` accepts) down from `dir`
+/// without following a symlink: an error names the first component that is
+/// one; `Ok(None)` when a component does not exist; else the metadata of the
+/// last component (a file, a folder, never a symlink).
+pub(crate) fn walk_without_symlinks(
+    dir: &Path,
+    relative: &str,
+) -> Result<Option<std::fs::Metadata>, String> {
+    let mut path = dir.to_path_buf();
+    let mut walked = PathBuf::new();
+    let mut last = None;
+    for component in Path::new(relative).components() {
+        path.push(component);
+        walked.push(component);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(format!(
+                    "{} is a symlink (symlinks are refused)",
+                    walked.display()
+                ));
+            }
+            Ok(meta) => last = Some(meta),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(format!("{}: {err}", path.display())),
+        }
+    }
+    Ok(last)
+}
+
+/// A full commit id: 40 hex digits.
+fn full_commit_id(id: &str) -> bool {
+    id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }

@@ -1,6 +1,7 @@
-//! `.pincer/skills.toml`: which skills are applied on this branch, and the
+//! `.pincer/skills.toml`: which skills are applied on this branch, the
 //! blob id of every file each left behind (so that removing a skill can tell
-//! whether the owner changed a file since).
+//! whether the owner changed a file since), and the `Cargo.toml` entries each
+//! added (so that removing it takes out those and no others).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
+use crate::manifest::walk_without_symlinks;
 
 /// The state file, relative to the repository's root.
 pub const STATE_FILE: &str = ".pincer/skills.toml";
@@ -24,6 +26,31 @@ pub struct AppliedSkill {
     /// file as the skill has it.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// The `Cargo.toml` entries that were not there before the apply (or
+    /// that another applied skill had added): what removing it takes out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cargo: Vec<CargoAdded>,
+}
+
+/// What applying a skill added to one `Cargo.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoAdded {
+    /// The manifest, relative to the repository's root.
+    pub manifest: String,
+    /// Names in `[dependencies]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    /// Entries of `[workspace] members`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+}
+
+impl CargoAdded {
+    /// Nothing added.
+    pub fn is_empty(&self) -> bool {
+        self.dependencies.is_empty() && self.members.is_empty()
+    }
 }
 
 /// The applied skills.
@@ -49,22 +76,37 @@ impl State {
         }
     }
 
-    /// Writes it (sorted by name, so the order skills were applied in does
-    /// not change the file).
-    pub fn save(&self, root: &Path) -> Result<(), SkillError> {
+    /// The file's text (sorted by name, so the order skills were applied in
+    /// does not change it).
+    pub fn render(&self) -> Result<String, SkillError> {
         let mut sorted = self.clone();
         sorted.applied.sort_by(|a, b| a.name.cmp(&b.name));
+        let text = toml::to_string_pretty(&sorted)
+            .map_err(|err| SkillError::Refused(format!("could not write {STATE_FILE}: {err}")))?;
+        Ok(format!(
+            "# Written by `cargo xtask apply-skill`; do not edit by hand.\n{text}"
+        ))
+    }
+
+    /// Writes it; never through a symlink.
+    pub fn save(&self, root: &Path) -> Result<(), SkillError> {
         let path = root.join(STATE_FILE);
+        walk_without_symlinks(root, STATE_FILE)
+            .map_err(|why| SkillError::Refused(format!("{STATE_FILE}: {why}")))?;
+        let text = self.render()?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(SkillError::io(parent))?;
         }
-        let text =
-            toml::to_string_pretty(&sorted).map_err(|err| SkillError::Refused(err.to_string()))?;
-        std::fs::write(
-            &path,
-            format!("# Written by `cargo xtask apply-skill`; do not edit by hand.\n{text}"),
-        )
-        .map_err(SkillError::io(&path))
+        std::fs::write(&path, text).map_err(SkillError::io(&path))
+    }
+
+    /// Records `skill` as applied, in place of an earlier record of the same
+    /// name (so finishing an apply twice, after a failed test, records it once).
+    pub fn record(&mut self, skill: AppliedSkill) {
+        match self.applied.iter_mut().find(|s| s.name == skill.name) {
+            Some(earlier) => *earlier = skill,
+            None => self.applied.push(skill),
+        }
     }
 
     /// The applied skill of that name.

@@ -283,17 +283,10 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     add_skill(&repo, "demo", &base, "x", "");
     add_skill(&repo, "needs", &base, "y", "depends = [\"demo\"]");
     add_skill(&repo, "rival", &base, "z", "conflicts = [\"demo\"]");
-    repo.write("skills/typo/SKILL.md", "# typo\n");
-    repo.write(
-        "skills/typo/skill.toml",
-        "name = \"typo\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"x\"\nmodfies = []\n",
-    );
-    repo.write("skills/escape/SKILL.md", "# escape\n");
-    repo.write("skills/escape/skill.toml", "name = \"escape\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"x\"\nadds = [\"../outside.rs\"]\n");
-    repo.write("skills/absolute/SKILL.md", "# absolute\n");
-    repo.write("skills/absolute/skill.toml", "name = \"absolute\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"x\"\nadds = [\"/etc/passwd\"]\n");
-    repo.write("skills/linked/SKILL.md", "# linked\n");
-    repo.write("skills/linked/skill.toml", "name = \"linked\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"x\"\nadds = [\"core/src/l.rs\"]\n");
+    package(&repo, "typo", &base, "modfies = []");
+    package(&repo, "escape", &base, "adds = [\"../outside.rs\"]");
+    package(&repo, "absolute", &base, "adds = [\"/etc/passwd\"]");
+    package(&repo, "linked", &base, "adds = [\"core/src/l.rs\"]");
     std::fs::create_dir_all(repo.root().join("skills/linked/files/core/src")).unwrap();
     std::os::unix::fs::symlink(
         "/etc/passwd",
@@ -410,6 +403,15 @@ fn two_independent_skills_give_the_same_tree_in_either_order() {
             "skills/two/files/core/src/a.rs",
             &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
         );
+        // And both add one dependency (which each records as its own).
+        for name in ["one", "two"] {
+            let path = format!("skills/{name}/skill.toml");
+            let toml = repo.read(&path).replace(
+                &format!("{{ {name}-dep = \"0.1\" }}"),
+                &format!("{{ {name}-dep = \"0.1\", shared = \"2\" }}"),
+            );
+            repo.write(&path, &toml);
+        }
         repo.commit("two skills");
         for name in [first, second] {
             committed(repo.engine().apply(name, false).unwrap());
@@ -501,9 +503,29 @@ fn upstream_diff_keeps_only_the_owners_own_core_changes() {
     );
     repo.commit("Fix line four");
 
-    let out = repo.root().join("patches");
-    let patches = repo.engine().upstream_diff("upstream", &out).unwrap();
+    // By default into the git directory: the tree stays clean for the next
+    // apply, and an earlier run's patches go.
+    let stale = repo
+        .root()
+        .join(".git/pincer-upstream-patches/0002-stale.patch");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, "an earlier run's\n").unwrap();
+    let (out, patches) = repo.engine().upstream_diff("upstream", None).unwrap();
+    assert_eq!(out, repo.engine().default_patch_dir());
+    assert!(out.starts_with(repo.root().join(".git")), "{out:?}");
     assert_eq!(patches.len(), 1, "{patches:?}");
+    assert!(patches[0].starts_with(&out), "{patches:?}");
+    assert!(!stale.exists());
+    assert!(repo.clean(), "{}", repo.git(&["status", "--porcelain"]));
+    // Or where the owner says.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let (out, patches) = repo
+        .engine()
+        .upstream_diff("upstream", Some(elsewhere.path()))
+        .unwrap();
+    assert_eq!(out, elsewhere.path());
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert!(patches[0].starts_with(elsewhere.path()));
     let patch = std::fs::read_to_string(&patches[0]).unwrap();
     assert!(
         patch.contains("Subject: [PATCH 1/1] Fix line four"),
@@ -558,6 +580,463 @@ fn new_skill_scaffolds_a_package_that_applies_back() {
     committed(repo.engine().apply("feature", true).unwrap());
     assert!(repo.read("core/src/a.rs").contains("a line 7, feature"));
     assert_eq!(repo.read("core/src/feature.rs"), "pub fn feature() {}\n");
+}
+
+/// Every ref (branches, HEAD's target, the engine's own refs), for "nothing changed".
+fn refs(repo: &Repo) -> String {
+    format!(
+        "{}\nHEAD {}",
+        repo.git(&["for-each-ref", "--format=%(refname) %(objectname)"]),
+        repo.git(&["symbolic-ref", "HEAD"])
+    )
+}
+
+fn pending_exists(repo: &Repo) -> bool {
+    repo.root().join(".git/pincer-skill-pending.toml").exists()
+}
+
+#[test]
+fn a_failed_test_fixed_and_continued_records_the_skill_once_and_commits() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "demo", &base, "x", "");
+    let toml = repo.read("skills/demo/skill.toml").replace(
+        "test = \"test -f core/src/demo.rs\"",
+        "test = \"grep -q fixed core/src/demo.rs\"",
+    );
+    repo.write("skills/demo/skill.toml", &toml);
+    let main_before = repo.commit("a skill whose test needs a fix in the fork");
+
+    let err = repo.engine().apply("demo", true).unwrap_err().to_string();
+    assert!(err.contains("--continue"), "{err}");
+    assert_eq!(repo.branch(), "skill/demo");
+    // --continue before the fix: the test fails again.
+    let err = repo
+        .engine()
+        .continue_pending(true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("failed"), "{err}");
+
+    // The owner fixes it on the review branch, and continues.
+    repo.write("core/src/demo.rs", "// added by demo, fixed\n");
+    let (branch, commit) = committed(repo.engine().continue_pending(true).unwrap());
+    assert_eq!(branch, "skill/demo");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), commit);
+    assert_eq!(repo.git(&["rev-parse", "HEAD^"]), main_before, "one commit");
+    assert!(
+        repo.git(&["log", "-1", "--format=%B"])
+            .contains("Pincer-Skill: apply demo 1.0.0")
+    );
+    assert!(repo.clean(), "{}", repo.git(&["status", "--porcelain"]));
+    assert!(!pending_exists(&repo));
+    let state = State::load(repo.root()).unwrap();
+    let names: Vec<&str> = state.applied.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["demo"], "{}", repo.read(".pincer/skills.toml"));
+
+    // The state holds the fixed file, so remove-skill knows it as the skill's.
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "skill/demo"]);
+    committed(repo.engine().remove("demo").unwrap());
+    assert!(!repo.root().join("core/src/demo.rs").exists());
+    assert!(State::load(repo.root()).unwrap().applied.is_empty());
+}
+
+#[test]
+fn a_bad_upstream_changes_nothing() {
+    let fork = Repo::new();
+    upstream(&fork);
+    fork.git(&["branch", "keep"]);
+    let unrelated = Repo::new();
+    unrelated.write("other.txt", "another project\n");
+    unrelated.commit("unrelated history");
+    let before = refs(&fork);
+
+    let missing = fork.root().join("no-such-repository");
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            unrelated.root().to_str().unwrap(),
+            "refs/heads/main",
+            "has no history in common with main",
+        ),
+        (
+            unrelated.root().to_str().unwrap(),
+            "refs/heads/nope",
+            "has no refs/heads/nope",
+        ),
+        (
+            missing.to_str().unwrap(),
+            "refs/heads/main",
+            "could not fetch refs/heads/main from",
+        ),
+        (
+            fork.root().to_str().unwrap(),
+            "refs/heads/keep",
+            "main already has everything in",
+        ),
+    ];
+    for (upstream, refname, why) in cases {
+        let err = fork
+            .engine()
+            .update(upstream, refname, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why), "{upstream} {refname}: {err}");
+        assert_eq!(fork.branch(), "main", "{upstream} {refname}: {err}");
+        assert_eq!(refs(&fork), before, "{upstream} {refname}: {err}");
+        assert!(fork.clean(), "{upstream} {refname}");
+        assert!(!pending_exists(&fork), "{upstream} {refname}");
+    }
+}
+
+#[test]
+fn update_takes_a_named_remote() {
+    let upstream_repo = Repo::new();
+    upstream(&upstream_repo);
+    let fork = Repo::new();
+    fork.git(&[
+        "remote",
+        "add",
+        "upstream",
+        upstream_repo.root().to_str().unwrap(),
+    ]);
+    fork.git(&["pull", "-q", "upstream", "main"]);
+    fork.write("core/src/mine.rs", "// the owner's\n");
+    fork.commit("the owner's own file");
+    upstream_repo.write("core/src/new.rs", "// new upstream file\n");
+    let upstream_head = upstream_repo.commit("upstream moves on");
+
+    let report = fork
+        .engine()
+        .update("upstream", "refs/heads/main", false)
+        .unwrap();
+    assert!(report.conflicts.is_empty());
+    assert_eq!(fork.branch(), report.branch);
+    assert_eq!(fork.read("core/src/new.rs"), "// new upstream file\n");
+    assert_eq!(fork.read("core/src/mine.rs"), "// the owner's\n");
+    assert_eq!(fork.git(&["rev-parse", "HEAD^2"]), upstream_head);
+
+    // A failed update after it puts the engine's upstream ref back, too.
+    let before = refs(&fork);
+    assert!(before.contains(&format!("refs/pincer/upstream {upstream_head}")));
+    let err = fork
+        .engine()
+        .update("upstream", "refs/heads/nope", false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no refs/heads/nope"), "{err}");
+    assert_eq!(refs(&fork), before);
+}
+
+#[test]
+fn an_update_with_conflicts_continues_into_the_merge_commit() {
+    let upstream_repo = Repo::new();
+    upstream(&upstream_repo);
+    let fork = Repo::new();
+    fork.git(&["pull", "-q", upstream_repo.root().to_str().unwrap(), "main"]);
+    fork.write(
+        "core/src/a.rs",
+        &lines(10, "a").replace("a line 10\n", "a line 10 by the owner\n"),
+    );
+    let main_before = fork.commit("the owner's line");
+    upstream_repo.write(
+        "core/src/a.rs",
+        &lines(10, "a").replace("a line 10\n", "a line 10 upstream\n"),
+    );
+    let upstream_head = upstream_repo.commit("upstream's line");
+
+    let report = fork
+        .engine()
+        .update(
+            upstream_repo.root().to_str().unwrap(),
+            "refs/heads/main",
+            false,
+        )
+        .unwrap();
+    assert_eq!(report.conflicts, ["core/src/a.rs"]);
+    assert_eq!(fork.branch(), report.branch);
+    assert!(fork.read("core/src/a.rs").contains("<<<<<<<"));
+    let err = fork
+        .engine()
+        .continue_pending(false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conflict markers remain"), "{err}");
+    fork.write(
+        "core/src/a.rs",
+        &lines(10, "a").replace("a line 10\n", "a line 10 by both\n"),
+    );
+    let (branch, commit) = committed(fork.engine().continue_pending(false).unwrap());
+    assert_eq!(branch, report.branch);
+    assert_eq!(fork.git(&["rev-parse", "HEAD"]), commit);
+    assert_eq!(fork.git(&["rev-parse", "HEAD^1"]), main_before);
+    assert_eq!(fork.git(&["rev-parse", "HEAD^2"]), upstream_head, "a merge");
+    let message = fork.git(&["log", "-1", "--format=%B"]);
+    assert!(message.contains("Pincer-Skill: update"), "{message}");
+    assert!(fork.clean(), "{}", fork.git(&["status", "--porcelain"]));
+    assert!(!pending_exists(&fork));
+    assert!(State::load(fork.root()).unwrap().applied.is_empty());
+    assert_eq!(
+        fork.read("core/src/a.rs"),
+        lines(10, "a").replace("a line 10\n", "a line 10 by both\n")
+    );
+}
+
+#[test]
+fn the_shipped_skills_pass_the_manifest_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let listed = Engine::open(root).unwrap().list().unwrap();
+    let names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
+    for shipped in ["gvisor", "irc", "openai-compatible", "telegram"] {
+        assert!(names.contains(&shipped), "{names:?}");
+    }
+}
+
+/// A skill package `name` (SKILL.md and skill.toml) with these manifest lines.
+fn package(repo: &Repo, name: &str, base: &str, lines: &str) {
+    repo.write(&format!("skills/{name}/SKILL.md"), &format!("# {name}\n"));
+    repo.write(
+        &format!("skills/{name}/skill.toml"),
+        &format!(
+            "name = \"{name}\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"{base}\"\n{lines}\n"
+        ),
+    );
+}
+
+#[test]
+fn a_symlink_anywhere_in_a_package_path_is_refused() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("src")).unwrap();
+    std::fs::write(outside.path().join("secret.rs"), "a secret\n").unwrap();
+    std::fs::write(outside.path().join("src/a.rs"), "a secret base\n").unwrap();
+    // files/core -> a folder outside the package.
+    package(&repo, "linkdir", &base, "adds = [\"core/secret.rs\"]");
+    std::fs::create_dir_all(repo.root().join("skills/linkdir/files")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path(),
+        repo.root().join("skills/linkdir/files/core"),
+    )
+    .unwrap();
+    // base/core -> a folder outside, for a base the fork's history lacks (the
+    // kept copy is what the merge would read).
+    let absent = "0123456789abcdef0123456789abcdef01234567";
+    package(&repo, "linkbase", absent, "modifies = [\"core/src/a.rs\"]");
+    repo.write(
+        "skills/linkbase/files/core/src/a.rs",
+        &lines(10, "a").replace("a line 10\n", "a line 10 by linkbase\n"),
+    );
+    std::fs::create_dir_all(repo.root().join("skills/linkbase/base")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path(),
+        repo.root().join("skills/linkbase/base/core"),
+    )
+    .unwrap();
+    // The package folder itself.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(elsewhere.path().join("files/core")).unwrap();
+    std::fs::write(elsewhere.path().join("files/core/x.rs"), "x\n").unwrap();
+    std::fs::write(elsewhere.path().join("SKILL.md"), "# whole\n").unwrap();
+    std::fs::write(
+        elsewhere.path().join("skill.toml"),
+        format!(
+            "name = \"whole\"\nversion = \"1\"\ndescription = \"d\"\nbase = \"{base}\"\nadds = [\"core/x.rs\"]\n"
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), repo.root().join("skills/whole")).unwrap();
+    let main_before = repo.commit("packages with symlinked folders");
+
+    for name in ["linkdir", "linkbase", "whole"] {
+        let err = repo.engine().apply(name, false).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{name}: {err}");
+        let err = repo.engine().diff(name, false).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{name}: {err}");
+        assert_eq!(repo.branch(), "main", "{name}");
+        assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before, "{name}");
+        assert!(repo.clean(), "{name}");
+    }
+    assert!(repo.git(&["branch", "--list", "skill/*"]).is_empty());
+    assert!(!repo.root().join("core/secret.rs").exists());
+}
+
+#[test]
+fn the_engine_never_writes_through_a_symlink_in_the_fork() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("target.rs"), "the owner's file\n").unwrap();
+    // The fork has a symlinked folder where a skill adds a file...
+    std::os::unix::fs::symlink(outside.path(), repo.root().join("plugins")).unwrap();
+    package(&repo, "plug", &base, "adds = [\"plugins/p.rs\"]");
+    repo.write("skills/plug/files/plugins/p.rs", "// plug\n");
+    // ...and a symlink where a skill adds a file.
+    std::os::unix::fs::symlink(
+        outside.path().join("target.rs"),
+        repo.root().join("core/src/link.rs"),
+    )
+    .unwrap();
+    package(&repo, "onto", &base, "adds = [\"core/src/link.rs\"]");
+    repo.write("skills/onto/files/core/src/link.rs", "// onto\n");
+    add_skill(&repo, "demo", &base, "a line 10 by the skill", "");
+    let main_before = repo.commit("a fork with symlinks");
+
+    let refused = |name: &str, why: &str| {
+        let err = repo.engine().apply(name, false).unwrap_err().to_string();
+        assert!(
+            err.contains("symlink") && err.contains(why),
+            "{name}: {err}"
+        );
+        assert_eq!(repo.branch(), "main", "{name}");
+        assert!(repo.clean(), "{name}");
+        assert!(
+            repo.git(&["branch", "--list", "skill/*"]).is_empty(),
+            "{name}"
+        );
+    };
+    refused("plug", "plugins");
+    refused("onto", "core/src/link.rs");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().collect();
+    assert_eq!(written.len(), 1, "only target.rs: {written:?}");
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("target.rs")).unwrap(),
+        "the owner's file\n"
+    );
+
+    // The state file's folder, symlinked.
+    std::os::unix::fs::symlink(outside.path(), repo.root().join(".pincer")).unwrap();
+    repo.commit("a symlinked .pincer");
+    refused("demo", ".pincer");
+    assert!(!outside.path().join("skills.toml").exists());
+    std::fs::remove_file(repo.root().join(".pincer")).unwrap();
+    repo.commit("no more symlinked .pincer");
+
+    // remove-skill does not delete through a folder symlinked since the apply.
+    committed(repo.engine().apply("demo", false).unwrap());
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "skill/demo"]);
+    std::fs::rename(repo.root().join("core"), outside.path().join("core")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("core"), repo.root().join("core")).unwrap();
+    let main_before = repo.commit("core moved out and linked");
+    let err = repo.engine().remove("demo").unwrap_err().to_string();
+    assert!(err.contains("symlink") && err.contains("core"), "{err}");
+    assert!(outside.path().join("core/src/demo.rs").exists());
+    assert_eq!(repo.branch(), "main");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+}
+
+#[test]
+fn remove_takes_out_only_the_cargo_entries_the_apply_added() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "demo", &base, "a line 10 by the skill", "");
+    repo.commit("add the skill");
+    // The owner uses the skill's dependency already, exactly as the skill has it.
+    let owners = CARGO.replace("anyhow = \"1\"\n", "anyhow = \"1\"\ndemo-dep = \"0.1\"\n");
+    repo.write("Cargo.toml", &owners);
+    repo.commit("the owner's own demo-dep");
+    committed(repo.engine().apply("demo", false).unwrap());
+    assert_eq!(repo.read("Cargo.toml"), owners);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "skill/demo"]);
+    committed(repo.engine().remove("demo").unwrap());
+    assert_eq!(
+        repo.read("Cargo.toml"),
+        owners,
+        "the owner's dependency survives"
+    );
+    assert!(!repo.root().join("core/src/demo.rs").exists());
+}
+
+#[test]
+fn a_dependency_two_skills_add_goes_with_the_last_of_them() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "one", &base, "a line 10 by one", "");
+    add_skill(&repo, "two", &base, "a line 10", "");
+    repo.write(
+        "skills/two/files/core/src/a.rs",
+        &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
+    );
+    for name in ["one", "two"] {
+        let path = format!("skills/{name}/skill.toml");
+        let toml = repo.read(&path).replace(
+            &format!("{{ {name}-dep = \"0.1\" }}"),
+            &format!("{{ {name}-dep = \"0.1\", shared = \"2\" }}"),
+        );
+        repo.write(&path, &toml);
+    }
+    repo.commit("two skills sharing a dependency");
+    let round = |verb: &str, name: &str| {
+        let outcome = if verb == "apply" {
+            repo.engine().apply(name, false)
+        } else {
+            repo.engine().remove(name)
+        };
+        let (branch, _) = committed(outcome.unwrap());
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["merge", "-q", &branch]);
+    };
+    round("apply", "one");
+    round("apply", "two");
+    round("remove", "one");
+    let cargo = repo.read("Cargo.toml");
+    assert!(
+        cargo.contains("shared = \"2\"") && cargo.contains("two-dep") && !cargo.contains("one-dep"),
+        "{cargo}"
+    );
+    round("remove", "two");
+    assert_eq!(repo.read("Cargo.toml"), CARGO);
+}
+
+#[test]
+fn an_abbreviated_base_is_refused_with_a_clear_error() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "demo", &base[..12], "a line 10 by the skill", "");
+    let main_before = repo.commit("a skill with a short base");
+    let err = repo.engine().apply("demo", false).unwrap_err().to_string();
+    assert!(
+        err.contains("`base`") && err.contains("40 hex") && err.contains(&base[..12]),
+        "{err}"
+    );
+    assert_eq!(repo.branch(), "main");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+}
+
+#[test]
+fn diff_skill_is_exactly_what_apply_commits() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "one", &base, "a line 10 by one", "");
+    add_skill(&repo, "two", &base, "a line 10", "");
+    repo.write(
+        "skills/two/files/core/src/a.rs",
+        &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
+    );
+    repo.commit("two skills");
+    let patches = tempfile::tempdir().unwrap();
+    // First with no state file yet, then with `one` applied and merged.
+    for name in ["one", "two"] {
+        let diff = repo.engine().diff(name, false).unwrap();
+        assert!(diff.contains("+++ b/.pincer/skills.toml"), "{diff}");
+        let (branch, _) = committed(repo.engine().apply(name, false).unwrap());
+        repo.git(&["checkout", "-q", "main"]);
+        let patch = patches.path().join(format!("{name}.diff"));
+        std::fs::write(&patch, &diff).unwrap();
+        repo.git(&["apply", "--index", patch.to_str().unwrap()]);
+        assert_eq!(
+            repo.git(&["diff", "--cached", "--stat", &branch]),
+            "",
+            "{name}: the diff was not what the apply committed:\n{diff}"
+        );
+        repo.git(&["reset", "-q", "--hard"]);
+        repo.git(&["merge", "-q", &branch]);
+    }
 }
 
 proptest::proptest! {

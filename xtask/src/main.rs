@@ -3,8 +3,10 @@
 //! Skills (the logic is in the `pincer-skills` crate):
 //! `skills`, `show-skill NAME`, `diff-skill NAME`,
 //! `apply-skill NAME [--no-test] | --continue | --abort`, `remove-skill NAME`,
-//! `update UPSTREAM [--ref REF] [--no-test]`, `upstream-diff UPSTREAM_REF [--out DIR]`,
-//! `new-skill NAME --base REV`. Conflicts exit with 3.
+//! `update UPSTREAM [--ref REF] [--no-test]` (UPSTREAM: a remote's name, a
+//! path or a URL), `upstream-diff UPSTREAM_REF [--out DIR]` (by default into
+//! the git directory, outside the working tree), `new-skill NAME --base REV`.
+//! Conflicts exit with 3.
 //!
 //! Benchmarks:
 //! * `bench spawn [--runs N]`: the container round trip of a trivial
@@ -38,7 +40,7 @@ use pincer::sandbox::{
 
 const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
-update UPSTREAM [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | new-skill NAME --base REV | \
+update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | new-skill NAME --base REV | \
 bench spawn|egress|e2e|skills [--runs N]";
 
 fn main() -> anyhow::Result<()> {
@@ -214,6 +216,7 @@ fn skills_command(words: &[&str]) -> anyhow::Result<Option<i32>> {
                     update.branch,
                     update.conflicts.join(", ")
                 );
+                println!("resolve them, then `cargo xtask apply-skill --continue` (or `--abort`)");
                 3
             } else {
                 println!("upstream merged on {}", update.branch);
@@ -239,16 +242,26 @@ fn skills_command(words: &[&str]) -> anyhow::Result<Option<i32>> {
         }
         ["upstream-diff", upstream, rest @ ..] => {
             let out = match rest {
-                [] => std::path::PathBuf::from("upstream-patches"),
-                ["--out", dir] => std::path::PathBuf::from(dir),
+                [] => None,
+                ["--out", dir] => Some(std::path::Path::new(dir)),
                 _ => bail!("{USAGE}"),
             };
-            let patches = engine.upstream_diff(upstream, &out)?;
+            let (dir, patches) = engine.upstream_diff(upstream, out)?;
             if patches.is_empty() {
                 println!("no changes of your own to send upstream");
+                return Ok(Some(0));
             }
-            for patch in patches {
-                println!("{}", patch.display());
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            println!("wrote {} patch(es) to {}:", patches.len(), dir.display());
+            for patch in &patches {
+                println!("  {}", patch.display());
+            }
+            let root = std::fs::canonicalize(engine.root())?;
+            if dir.starts_with(&root) && !dir.starts_with(root.join(".git")) {
+                println!(
+                    "note: that is inside the working tree; move it out before the next \
+                     apply-skill, which refuses a dirty tree"
+                );
             }
             0
         }

@@ -77,6 +77,10 @@ fn the_skill_verbs_from_the_command_line() {
         "plain when piped: {diff_text}"
     );
     assert!(
+        diff_text.contains("+++ b/.pincer/skills.toml"),
+        "the state file apply writes is in the diff: {diff_text}"
+    );
+    assert!(
         git(root, &["status", "--porcelain"]).is_empty(),
         "diff-skill writes nothing"
     );
@@ -96,4 +100,34 @@ fn the_skill_verbs_from_the_command_line() {
     let unknown = xtask(root, &["apply-skill", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no skill named \"nope\""));
+
+    // upstream-diff writes its patches outside the working tree, says where,
+    // and the next apply-skill is not refused for a dirty tree.
+    let sent = xtask(root, &["upstream-diff", &base]);
+    let said = String::from_utf8_lossy(&sent.stdout);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert!(said.contains(".git/pincer-upstream-patches"), "{said}");
+    let patches: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(".patch"))
+        .collect();
+    assert_eq!(patches.len(), 1, "{said}");
+    let patch = std::fs::read_to_string(patches[0]).unwrap();
+    assert!(
+        patch.contains("+fn two() { owner() }") && !patch.contains("skills/"),
+        "{patch}"
+    );
+    assert_eq!(git(root, &["status", "--porcelain"]), "");
+    let again = xtask(root, &["apply-skill", "hello"]);
+    assert_eq!(
+        again.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 }
