@@ -675,6 +675,21 @@ fn pincer_chat_in_a_terminal_starts_its_own_daemon_answers_and_cancels() {
     terminal.type_keys(b"still there?\r");
     terminal.expect("pincer> echo: still there?");
 
+    // What reaches the main chat unasked (here a reminder that is due) shows
+    // up on the screen too.
+    store(&install)
+        .add_task(
+            "main",
+            "local:main",
+            "water the plants",
+            "once",
+            "2026-01-01T09:00:00Z",
+            "owner",
+        )
+        .unwrap();
+    terminal.expect("pincer (unasked)> echo:");
+    terminal.expect("water the plants");
+
     terminal.type_keys(b"\x04"); // Ctrl-D leaves
     let status = terminal.child.wait().unwrap();
     assert!(

@@ -480,3 +480,54 @@ fn groups_run_in_their_own_folders() {
         "family-secret\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_cancelled_at_any_point_leaves_no_container() {
+    use pincer::config::{Paths, Settings};
+    use pincer::group::GroupName;
+    use pincer::invoke::Host;
+    use pincer::sandbox::EngineEndpoint;
+
+    let install = Installation::new();
+    let model = ScriptedModel::always(tool_use(
+        "bash",
+        json!({"command": "sleep 300", "timeout_ms": 600000}),
+    ));
+    let vars = [
+        ("PINCER_HOME", install.home().display().to_string()),
+        (
+            "PINCER_CONFIG_DIR",
+            install.config_dir().display().to_string(),
+        ),
+        ("HOME", install.user_home().display().to_string()),
+        ("PINCER_MODEL_URL", model.url()),
+        ("PINCER_PROJECT_DIR", "none".to_owned()),
+    ];
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let host = Host::start(
+        Paths::from_env(env).unwrap(),
+        Settings::from_env(env).unwrap(),
+        EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok()),
+        Some(TEST_KEY.to_owned()),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    // Dropped while the engine creates, starts, attaches, or runs it: in
+    // every case the container goes.
+    let main = GroupName::main();
+    for delay in (0..=300).step_by(15) {
+        let mut ignore = |_: &pincer_protocol::Event| {};
+        let invocation = host.invoke(&main, "wait", &[], &mut ignore);
+        let _ = tokio::time::timeout(Duration::from_millis(delay), invocation).await;
+        assert!(
+            wait_for(Duration::from_secs(20), || install.containers().is_empty()),
+            "an invocation dropped after {delay} ms left {:?}",
+            install.containers()
+        );
+    }
+}

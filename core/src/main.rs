@@ -689,6 +689,16 @@ async fn chat_command(
     let history = home.join("chat_history");
     let mut editor = rustyline::DefaultEditor::new()?;
     let _ = editor.load_history(&history);
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let printer = editor.create_external_printer().ok();
+    let watcher = ControlClient::connect(&home)
+        .await
+        .context("the daemon did not come up")?;
+    let unasked = tokio::spawn(print_unasked(
+        watcher,
+        std::sync::Arc::clone(&asked),
+        printer,
+    ));
     println!("pincer chat — your main group. Ctrl-C cancels a running answer, Ctrl-D leaves.");
     loop {
         let (returned, line) = tokio::task::spawn_blocking(move || {
@@ -714,7 +724,11 @@ async fn chat_command(
         }
         progress.enable_steady_tick(Duration::from_millis(120));
         let started = Instant::now();
-        let ask = client.ask("main", text);
+        let ask = client.ask_telling("main", text, |id| {
+            if let Ok(mut asked) = asked.lock() {
+                asked.insert(id);
+            }
+        });
         tokio::pin!(ask);
         let answer = loop {
             tokio::select! {
@@ -739,11 +753,65 @@ async fn chat_command(
         }
     }
     let _ = editor.save_history(&history);
+    unasked.abort();
     if let Some((stop, task)) = own {
         let _ = stop.send(());
         task.await??;
     }
     Ok(())
+}
+
+/// Prints what reaches the main chat without being asked in this terminal: a
+/// scheduled task's result, a message the main agent sent, an answer to
+/// `pincer send main`. `asked` holds the ids of the messages typed here.
+async fn print_unasked(
+    mut watcher: ControlClient,
+    asked: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    mut printer: Option<impl rustyline::ExternalPrinter>,
+) {
+    if watcher
+        .request(&serde_json::json!({"op": "watch"}))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Replies are also delivered afterwards: each is shown once.
+    let mut replies = std::collections::HashSet::new();
+    while let Ok(Some(event)) = watcher.next().await {
+        if event["chat"] != pincer::store::MAIN_CHAT {
+            continue;
+        }
+        let text = match event["event"].as_str() {
+            Some("reply") => {
+                if let Some(id) = event["reply_id"].as_i64() {
+                    replies.insert(id);
+                }
+                let answers = event["answers"].as_array().cloned().unwrap_or_default();
+                let mine = asked.lock().is_ok_and(|asked| {
+                    answers
+                        .iter()
+                        .any(|id| id.as_i64().is_some_and(|id| asked.contains(&id)))
+                });
+                if mine {
+                    continue;
+                }
+                event["text"].as_str().unwrap_or_default().to_owned()
+            }
+            Some("delivered") if event["id"].as_i64().is_some_and(|id| replies.contains(&id)) => {
+                continue;
+            }
+            Some("delivered") => event["text"].as_str().unwrap_or_default().to_owned(),
+            _ => continue,
+        };
+        let line = format!("pincer (unasked)> {text}\n");
+        match printer.as_mut() {
+            Some(printer) => {
+                let _ = printer.print(line);
+            }
+            None => print!("{line}"),
+        }
+    }
 }
 
 fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {

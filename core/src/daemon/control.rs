@@ -233,6 +233,17 @@ impl ControlClient {
     /// not wake a non-main group (no trigger) is stored as context and
     /// answered by nobody now: that is an error, not a wait forever.
     pub async fn ask(&mut self, group: &str, text: &str) -> std::io::Result<(String, bool)> {
+        self.ask_telling(group, text, |_| {}).await
+    }
+
+    /// [`Self::ask`], telling `accepted` the message's id as soon as the
+    /// daemon has stored it.
+    pub async fn ask_telling(
+        &mut self,
+        group: &str,
+        text: &str,
+        mut accepted: impl FnMut(i64),
+    ) -> std::io::Result<(String, bool)> {
         self.request(&json!({"op": "watch"})).await?;
         self.request(&json!({"op": "send", "group": group, "text": text}))
             .await?;
@@ -245,7 +256,12 @@ impl ControlClient {
                         event["trigger"].as_str().unwrap_or("its trigger")
                     )));
                 }
-                Some("accepted") => mine = event["id"].as_i64(),
+                Some("accepted") => {
+                    mine = event["id"].as_i64();
+                    if let Some(id) = mine {
+                        accepted(id);
+                    }
+                }
                 Some("error") => {
                     return Err(std::io::Error::other(
                         event["error"].as_str().unwrap_or("error").to_owned(),

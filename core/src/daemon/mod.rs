@@ -79,6 +79,18 @@ pub enum DaemonEvent {
         /// Whether the agent failed.
         failed: bool,
     },
+    /// A stored outgoing message (a reply, or one an agent sent) was handed
+    /// to the channels of its chat.
+    Delivered {
+        /// The chat.
+        chat: String,
+        /// The message's id (a reply's `reply_id`).
+        id: i64,
+        /// Who sent it.
+        sender: String,
+        /// Its text.
+        text: String,
+    },
 }
 
 /// How long a stopping daemon lets running invocations finish.
@@ -376,9 +388,19 @@ impl Daemon {
                     delivered = false;
                 }
             }
-            if delivered && let Err(err) = self.store.mark_delivered(message.id) {
-                tracing::error!("cannot mark message {} delivered: {err}", message.id);
+            if !delivered {
+                continue;
             }
+            if let Err(err) = self.store.mark_delivered(message.id) {
+                tracing::error!("cannot mark message {} delivered: {err}", message.id);
+                continue;
+            }
+            let _ = self.events.send(DaemonEvent::Delivered {
+                chat: message.chat_id,
+                id: message.id,
+                sender: message.sender,
+                text: message.text,
+            });
         }
     }
 

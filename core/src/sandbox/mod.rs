@@ -100,6 +100,10 @@ pub enum SandboxError {
         /// What the engine said.
         source: EngineError,
     },
+    /// An engine request's task ended without an answer (the runtime is
+    /// shutting down).
+    #[error("the request to the container engine was interrupted while {0}")]
+    Interrupted(&'static str),
     /// The invocation ran past its hard limit.
     #[error("timed out after {}s; the container was killed and removed", .0.as_secs_f64())]
     TimedOut(Duration),
@@ -315,12 +319,19 @@ impl Sandbox {
         let mut labels = self.ownership_labels();
         labels.extend(spec.labels.clone());
         let body = spec.to_create_body(labels);
-        let created = self
-            .docker
-            .create_container(None, body)
-            .await
-            .map_err(engine("creating the container"))?;
-        let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
+        // The creation runs on a task of its own, which takes charge of the
+        // container the moment it exists: if this invocation is cancelled
+        // (dropped) while the engine is still creating it, the task finishes
+        // anyway and its guard removes the container. Awaited here directly,
+        // a cancellation could land between "created" and "guarded".
+        let docker = self.docker.clone();
+        let (guard, created) = tokio::spawn(async move {
+            let created = docker.create_container(None, body).await?;
+            Ok::<_, EngineError>((ContainerGuard::new(docker, created.id.clone()), created))
+        })
+        .await
+        .map_err(|_| SandboxError::Interrupted("creating the container"))?
+        .map_err(engine("creating the container"))?;
         tracing::debug!(container = %created.id, image = %spec.image, "created");
 
         let outcome = tokio::time::timeout(
