@@ -862,3 +862,139 @@ fn the_tasks_command_lists_pauses_resumes_and_cancels() {
     let missing = pincer(&["tasks", "pause", "999"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no task 999"));
 }
+
+/// The scheduler's time, set by the test.
+struct ManualClock(std::sync::Mutex<jiff::Timestamp>);
+
+impl ManualClock {
+    fn set(&self, instant: &str) {
+        *self.0.lock().unwrap() = instant.parse().unwrap();
+    }
+}
+
+impl pincer::scheduler::Clock for ManualClock {
+    fn now(&self) -> jiff::Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_fire_at_their_instants_across_a_dst_change_on_an_injected_clock() {
+    use pincer::config::{Paths, Settings};
+    use pincer::daemon::Daemon;
+    use pincer::invoke::Host;
+    use pincer::sandbox::EngineEndpoint;
+
+    let install = Installation::new();
+    install.add_group("family");
+    let model = ScriptedModel::always(answer(|request| format!("done: {}", last_prompt(request))));
+    let vars = [
+        ("PINCER_HOME", install.home().display().to_string()),
+        (
+            "PINCER_CONFIG_DIR",
+            install.config_dir().display().to_string(),
+        ),
+        ("HOME", install.user_home().display().to_string()),
+        ("PINCER_MODEL_URL", model.url()),
+        ("PINCER_PROJECT_DIR", "none".to_owned()),
+        ("TZ", "America/New_York".to_owned()),
+    ];
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let settings = Settings::from_env(env).unwrap();
+    let host = Host::start(
+        Paths::from_env(env).unwrap(),
+        settings.clone(),
+        EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok()),
+        Some(TEST_KEY.to_owned()),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
+    // 2026-03-08 01:00 in New York (EST, UTC-5); at 02:00 the clocks jump to
+    // 03:00 EDT (UTC-4).
+    let clock = Arc::new(ManualClock(std::sync::Mutex::new(
+        "2026-03-08T06:00:00Z".parse().unwrap(),
+    )));
+    let store = Arc::clone(host.store());
+    let add = |group: &str, chat: &str, prompt: &str, kind: &str, value: &str| {
+        store
+            .add_task(group, chat, prompt, kind, value, "owner")
+            .unwrap()
+            .id
+    };
+    let daily = add("main", "local:main", "daily nine", "cron", "0 9 * * *");
+    let every = add("family", "test:family", "every ninety", "interval", "90m");
+    let once = add(
+        "main",
+        "local:main",
+        "once at ten",
+        "once",
+        "2026-03-08T10:00:00Z",
+    );
+    let daemon = Daemon::with_clock(
+        host,
+        settings,
+        pincer::daemon::channels(&|_| None),
+        Arc::clone(&clock) as Arc<dyn pincer::scheduler::Clock>,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(Arc::clone(&daemon).run(async {
+        let _ = stopped.await;
+    }));
+
+    let runs = |task: i64| store.task_runs(task).unwrap();
+    let next = |task: i64| store.task(task).unwrap().unwrap().next_run;
+    // Planned from "now" in the owner's zone: 09:00 is already EDT that day.
+    assert!(wait_for(Duration::from_secs(10), || next(daily).is_some()));
+    assert_eq!(next(daily).as_deref(), Some("2026-03-08T13:00:00Z"));
+    assert_eq!(next(every).as_deref(), Some("2026-03-08T07:30:00Z"));
+    assert_eq!(next(once).as_deref(), Some("2026-03-08T10:00:00Z"));
+
+    // A minute early: nothing fires (the scheduler ticks twice a second).
+    clock.set("2026-03-08T07:29:00Z");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(runs(every).is_empty());
+    clock.set("2026-03-08T07:30:00Z");
+    assert!(wait_for(Duration::from_secs(10), || runs(every).len() == 1));
+    assert_eq!(runs(every)[0].started_at, "2026-03-08T07:30:00Z");
+    assert_eq!(next(every).as_deref(), Some("2026-03-08T09:00:00Z"));
+
+    // Time jumps past the interval's 09:00 slot: it fires once, now, and is
+    // planned from now.
+    clock.set("2026-03-08T10:00:00Z");
+    assert!(wait_for(Duration::from_secs(10), || runs(once).len() == 1
+        && runs(every).len() == 2));
+    assert_eq!(store.task(once).unwrap().unwrap().status, "done");
+    assert_eq!(runs(every)[1].started_at, "2026-03-08T10:00:00Z");
+    assert_eq!(next(every).as_deref(), Some("2026-03-08T11:30:00Z"));
+
+    clock.set("2026-03-08T13:00:00Z");
+    assert!(wait_for(Duration::from_secs(10), || runs(daily).len() == 1));
+    assert_eq!(next(daily).as_deref(), Some("2026-03-09T13:00:00Z"));
+    // Two of the interval's slots (11:30, 13:00) have come: one run, not two.
+    assert!(wait_for(Duration::from_secs(10), || runs(every).len() == 3));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(every).len(), 3, "{:?}", runs(every));
+    assert_eq!(next(every).as_deref(), Some("2026-03-08T14:30:00Z"));
+
+    // Each run finishes with the answer to its message, in its own group.
+    assert!(wait_for(Duration::from_secs(30), || {
+        [daily, every, once]
+            .iter()
+            .all(|task| runs(*task).iter().all(|run| run.finished_at.is_some()))
+    }));
+    let family_run = runs(every).remove(0);
+    assert_eq!(family_run.status.as_deref(), Some("ok"));
+    assert_eq!(family_run.result.as_deref(), Some("done: every ninety"));
+    let spawns = install.audit_of_kind("spawn");
+    assert!(
+        spawns.iter().any(|spawn| spawn["group"] == "family"),
+        "{spawns:?}"
+    );
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}

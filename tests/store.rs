@@ -26,7 +26,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pincer.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].is_main && groups[0].name == "main" && groups[0].chat_id == MAIN_CHAT);
@@ -34,7 +34,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     assert_eq!(
         store.groups().unwrap().len(),
         1,

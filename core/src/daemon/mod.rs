@@ -124,6 +124,16 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// A daemon over a started host.
     pub fn new(host: Host, settings: Settings, channels: Vec<Arc<dyn Channel>>) -> Arc<Self> {
+        Self::with_clock(host, settings, channels, Arc::new(SystemClock))
+    }
+
+    /// A daemon whose scheduler reads `clock` (tests drive time with it).
+    pub fn with_clock(
+        host: Host,
+        settings: Settings,
+        channels: Vec<Arc<dyn Channel>>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         let store = Arc::clone(host.store());
         let (events, _) = broadcast::channel(1024);
         let (stopping, _) = watch::channel(false);
@@ -139,7 +149,7 @@ impl Daemon {
             events,
             stopping,
             workers: Mutex::new(JoinSet::new()),
-            clock: Arc::new(SystemClock),
+            clock,
             delivering: tokio::sync::Mutex::new(()),
         })
     }

@@ -1,6 +1,6 @@
 //! The store: Pincer's state in SQLite (WAL). One module owns the schema.
 //!
-//! Groups, messages, sessions, scheduled tasks and their runs, and the
+//! Groups, messages, scheduled tasks and their runs, and the
 //! append-only audit table. Migrations are numbered and applied in order,
 //! each in its own transaction, with `PRAGMA user_version` recording how far
 //! the file has come; a crash in the middle of any write leaves the last
@@ -108,6 +108,12 @@ const MIGRATIONS: &[&str] = &[
         read_write INTEGER NOT NULL DEFAULT 0 CHECK (read_write IN (0, 1)),
         PRIMARY KEY (group_name, host_path)
     );",
+    // 5: a task's run knows the message it became, so answering that message
+    // finishes the run. Sessions live in each group's session folder (the
+    // runner keeps them): the table the first schema planned goes.
+    "ALTER TABLE task_runs ADD COLUMN message_id INTEGER;
+    CREATE INDEX task_runs_by_message ON task_runs (message_id);
+    DROP TABLE sessions;",
 ];
 
 /// A store operation failed.
@@ -220,6 +226,19 @@ pub struct Task {
     pub status: String,
     /// When it runs next (UTC), once the scheduler has seen it.
     pub next_run: Option<String>,
+}
+
+/// One run of a scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskRun {
+    /// When it fired (the scheduler's clock, UTC).
+    pub started_at: String,
+    /// When its answer was stored; `None` while it runs.
+    pub finished_at: Option<String>,
+    /// `ok` or `failed`, once finished.
+    pub status: Option<String>,
+    /// The answer (or what went wrong).
+    pub result: Option<String>,
 }
 
 /// One audit entry.
@@ -528,10 +547,17 @@ impl Store {
             let tx = c.unchecked_transaction()?;
             let reply = insert_outgoing(&tx, chat_id, sender, text)?;
             let status = if failed { "failed" } else { "answered" };
+            let finished = crate::time::now();
             for id in batch {
                 tx.execute(
                     "UPDATE messages SET status = ?2, answered_by = ?3 WHERE id = ?1 AND status = 'processing'",
                     params![id, status, reply],
+                )?;
+                // A task's run ends with the answer to its message.
+                tx.execute(
+                    "UPDATE task_runs SET finished_at = ?2, status = ?3, result = ?4
+                     WHERE message_id = ?1 AND finished_at IS NULL",
+                    params![id, finished, if failed { "failed" } else { "ok" }, text],
                 )?;
             }
             tx.commit()?;
@@ -660,6 +686,24 @@ impl Store {
         })
     }
 
+    /// A task's runs, oldest first.
+    pub fn task_runs(&self, task_id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT started_at, finished_at, status, result FROM task_runs WHERE task_id = ?1 ORDER BY id",
+            )?;
+            let rows = statement.query_map(params![task_id], |row| {
+                Ok(TaskRun {
+                    started_at: row.get(0)?,
+                    finished_at: row.get(1)?,
+                    status: row.get(2)?,
+                    result: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
     /// Sets a task's status. Resuming (`active`) also forgets the planned
     /// run, so the scheduler plans the next one from now: a task paused over
     /// its slots does not fire the moment it is resumed.
@@ -752,8 +796,8 @@ impl Store {
             )?;
             let message = tx.last_insert_rowid();
             tx.execute(
-                "INSERT INTO task_runs (task_id, started_at) VALUES (?1, ?2)",
-                params![task.id, now],
+                "INSERT INTO task_runs (task_id, started_at, message_id) VALUES (?1, ?2, ?3)",
+                params![task.id, now, message],
             )?;
             match next_run {
                 Some(next) => tx.execute(
