@@ -206,24 +206,34 @@ pub fn normalise_host(host: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// IPv4-mapped and NAT64 IPv6 addresses judged as the IPv4 address inside.
+/// IPv6 addresses that carry an IPv4 address — mapped (`::ffff:a.b.c.d`),
+/// NAT64 (`64:ff9b::/96`), IPv4-compatible (`::a.b.c.d`) and 6to4
+/// (`2002:AABB:CCDD::/48`) — judged as the IPv4 address inside.
 fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-                    let [a, b] = s[6].to_be_bytes();
-                    let [c, d] = s[7].to_be_bytes();
-                    IpAddr::V4(Ipv4Addr::new(a, b, c, d))
-                } else {
-                    IpAddr::V6(v6)
-                }
-            }
-        },
-        v4 => v4,
+    let IpAddr::V6(v6) = address else {
+        return address;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    let s = v6.segments();
+    let v4 = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    };
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        return v4(s[6], s[7]);
+    }
+    // `::` and `::1` are IPv6's own; anything else with 96 zero bits ahead is
+    // an IPv4-compatible address.
+    if s[0..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1) {
+        return v4(s[6], s[7]);
+    }
+    if s[0] == 0x2002 {
+        return v4(s[1], s[2]);
+    }
+    address
 }
 
 /// Whether an address is on the public internet (not loopback, private,
@@ -254,6 +264,8 @@ pub fn is_public(address: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80
                 || (first & 0xffc0) == 0xfec0
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                // Teredo: an IPv4 address inside, obfuscated; never needed here.
+                || (first == 0x2001 && v6.segments()[1] == 0)
                 || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1))
         }
     }
@@ -459,7 +471,12 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for public in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+        for public in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "2002:0101:0101::1",
+        ] {
             assert!(is_public(ip(public)), "{public}");
         }
         for special in [
@@ -474,6 +491,12 @@ mod tests {
             "fe80::1",
             "2001:db8::1",
             "64:ff9b::a00:1",
+            // IPv4 inside IPv6, every way: private or loopback all the same.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(!is_public(ip(special)), "{special}");
         }
