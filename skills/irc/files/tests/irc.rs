@@ -134,6 +134,8 @@ fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
     let mut alice = Person::connect(server.port, "alice");
     alice.say("JOIN #family");
     alice.wait_for(|line| line.contains("JOIN") && line.contains("#family"));
+    alice.say("JOIN #other");
+    alice.wait_for(|line| line.contains("JOIN") && line.contains("#other"));
     let server_address = format!("127.0.0.1:{}", server.port);
     let daemon = DaemonProcess::start(
         &install,
@@ -141,12 +143,17 @@ fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
         &[
             ("IRC_SERVER", server_address.as_str()),
             ("IRC_NICK", "pincer"),
-            ("IRC_CHANNELS", "#family"),
+            // #other is joined but no group owns it.
+            ("IRC_CHANNELS", "#family,#other"),
             ("IRC_OWNER_NICK", "owner"),
         ],
     );
     // The bot joins the channel.
-    alice.wait_for(|line| line.starts_with(":pincer!") && line.contains("JOIN"));
+    for channel in ["#family", "#other"] {
+        alice.wait_for(|line| {
+            line.starts_with(":pincer!") && line.contains("JOIN") && line.contains(channel)
+        });
+    }
     alice.say("PRIVMSG #family :@pincer what's for dinner?");
     let reply =
         alice.wait_for(|line| line.starts_with(":pincer!") && line.contains("PRIVMSG #family"));
@@ -155,7 +162,10 @@ fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
         "{reply}"
     );
 
-    // A message without the trigger wakes nobody; a private message from a stranger is dropped.
+    // A message without the trigger wakes nobody; neither does one in a
+    // channel no group owns, nor a private message from a stranger.
+    alice.say("PRIVMSG #family :just chatting about dinner");
+    alice.say("PRIVMSG #other :@pincer open the door");
     alice.say("PRIVMSG pincer :let me in");
     let mut owner = Person::connect(server.port, "owner");
     owner.say("PRIVMSG pincer :hello, it's me");

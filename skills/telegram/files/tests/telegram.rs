@@ -13,8 +13,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-/// A fake Bot API: hands out `updates` once, then long-polls empty; records
-/// every call as (method, body).
+/// A fake Bot API: hands out `updates` once, then long-polls empty; answers
+/// the first `sendMessage` with "429 Too Many Requests" (as the real API
+/// does when a bot sends too fast); records every call as (method, body).
 struct FakeTelegram {
     url: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
@@ -26,12 +27,17 @@ impl FakeTelegram {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
         let pending = Arc::new(Mutex::new(Some(updates)));
+        let throttled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let prefix = format!("/bot{token}/");
         let seen = Arc::clone(&calls);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (seen, pending, prefix) =
-                    (Arc::clone(&seen), Arc::clone(&pending), prefix.clone());
+                let (seen, pending, prefix, throttled) = (
+                    Arc::clone(&seen),
+                    Arc::clone(&pending),
+                    prefix.clone(),
+                    Arc::clone(&throttled),
+                );
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut writer = stream;
@@ -62,7 +68,23 @@ impl FakeTelegram {
                                 .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
                             continue;
                         };
-                        seen.lock().unwrap().push((method.to_owned(), body));
+                        seen.lock().unwrap().push((method.to_owned(), body.clone()));
+                        if method == "sendMessage"
+                            && !throttled.swap(true, std::sync::atomic::Ordering::SeqCst)
+                        {
+                            let reply = json!({"ok": false, "error_code": 429,
+                                "description": "Too Many Requests: retry after 1",
+                                "parameters": {"retry_after": 1}})
+                            .to_string();
+                            let response = format!(
+                                "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
+                                reply.len()
+                            );
+                            if writer.write_all(response.as_bytes()).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
                         let result = match method {
                             "getUpdates" => match pending.lock().unwrap().take() {
                                 Some(updates) => updates,
@@ -71,9 +93,13 @@ impl FakeTelegram {
                                     json!([])
                                 }
                             },
-                            "sendMessage" => {
-                                json!({"message_id": 99, "chat": {"id": 0}, "date": 0, "text": ""})
-                            }
+                            "sendMessage" => json!({
+                                "message_id": 99,
+                                "from": {"id": 123456, "is_bot": true, "first_name": "Pincer", "username": "pincer_bot"},
+                                "chat": {"id": body["chat_id"], "type": "private"},
+                                "date": 1764000000,
+                                "text": body["text"]
+                            }),
                             _ => json!(true),
                         };
                         let reply = json!({"ok": true, "result": result}).to_string();
@@ -144,11 +170,12 @@ fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
             ("TELEGRAM_OWNER_ID", "42"),
         ],
     );
+    // Two answers, one of them sent again after the rate limit.
     assert!(
         wait_for(Duration::from_secs(120), || telegram
             .calls("sendMessage")
             .len()
-            >= 2),
+            >= 3),
         "{:?}",
         telegram.calls.lock().unwrap()
     );
@@ -156,7 +183,11 @@ fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
     assert_eq!(daemon.terminate(), Some(0));
 
     let sent = telegram.calls("sendMessage");
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(
+        sent[0], sent[1],
+        "the throttled message is sent again, once"
+    );
     assert!(
         sent.contains(&json!({"chat_id": -1001, "text": "re: @pincer what's for dinner?"})),
         "{sent:?}"

@@ -61,7 +61,33 @@ impl TelegramChannel {
         }))
     }
 
+    /// One Bot API call. A "too many requests" answer is waited out (its
+    /// `retry_after`, at most a minute) and the call made again, twice at
+    /// most: a retried delivery would send the earlier parts of a long
+    /// message again.
     async fn call(&self, method: &str, body: Value) -> Result<Value, ChannelError> {
+        let mut attempts = 0;
+        loop {
+            match self.call_once(method, &body).await? {
+                Ok(result) => return Ok(result),
+                Err((Some(wait), _)) if attempts < 2 => {
+                    attempts += 1;
+                    tracing::warn!("telegram {method}: rate limited, waiting {wait}s");
+                    tokio::time::sleep(Duration::from_secs(wait.min(60))).await;
+                }
+                Err((_, description)) => {
+                    return Err(ChannelError(format!("telegram {method}: {description}")));
+                }
+            }
+        }
+    }
+
+    /// The call's result, or the API's refusal: (`retry_after`, description).
+    async fn call_once(
+        &self,
+        method: &str,
+        body: &Value,
+    ) -> Result<Result<Value, (Option<u64>, String)>, ChannelError> {
         let fail = |what: String| ChannelError(format!("telegram {method}: {what}"));
         let request = hyper::Request::post(format!("{}/{method}", self.base))
             .header("content-type", "application/json")
@@ -81,11 +107,12 @@ impl TelegramChannel {
             .to_bytes();
         let reply: Value = serde_json::from_slice(&bytes).map_err(|err| fail(err.to_string()))?;
         if reply["ok"] != true {
-            return Err(fail(
+            return Ok(Err((
+                reply["parameters"]["retry_after"].as_u64(),
                 reply["description"].as_str().unwrap_or("not ok").to_owned(),
-            ));
+            )));
         }
-        Ok(reply["result"].clone())
+        Ok(Ok(reply["result"].clone()))
     }
 
     fn chat_of(&self, chat_id: &str) -> Option<i64> {
