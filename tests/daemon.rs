@@ -104,6 +104,14 @@ fn a_conversation_through_the_control_socket_remembers() {
     assert_eq!(daemon.terminate(), Some(0), "SIGTERM is a clean stop");
     assert_eq!(install.containers(), Vec::<String>::new());
     assert!(!install.home().join("pincer.sock").exists());
+    // Several invocations, no mount allowlist: said once, not every time.
+    let log: String = std::fs::read_dir(install.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("serve-"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .collect();
+    assert_eq!(log.matches("no mount allowlist at").count(), 1, "{log}");
 }
 
 #[test]

@@ -531,3 +531,41 @@ async fn an_invocation_cancelled_at_any_point_leaves_no_container() {
         );
     }
 }
+
+#[test]
+fn the_runtime_setting_reaches_the_engine_and_a_missing_runtime_is_a_clear_error() {
+    let install = Installation::new();
+    let runtime = Arc::new(Mutex::new(Value::Null));
+    let slot = Arc::clone(&runtime);
+    let label = format!("pincer.installation={}", install.id);
+    let model = ScriptedModel::start(vec![Box::new(move |_| {
+        let ids = containers_labelled(&label);
+        *slot.lock().unwrap() = inspect(&ids[0])["HostConfig"]["Runtime"].clone();
+        (200, message("ran"))
+    })]);
+    // runc is every Docker engine's own runtime, named explicitly here.
+    let output = install
+        .pincer(&model.url())
+        .env("PINCER_RUNTIME", "runc")
+        .args(["run-once", "hello"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(*runtime.lock().unwrap(), "runc");
+
+    // A runtime the engine does not know: no container, and the engine's word.
+    let output = install
+        .pincer(&model.url())
+        .env("PINCER_RUNTIME", "no-such-runtime")
+        .args(["run-once", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no-such-runtime"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(install.containers(), Vec::<String>::new());
+    assert_eq!(model.requests().len(), 1, "the second run reached no model");
+}
