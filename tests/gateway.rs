@@ -9,6 +9,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::sync::Arc;
 
 use pincer::gateway::{Caller, Gateway, MAX_REQUEST_BYTES};
 use pincer::group::GroupName;
@@ -255,4 +256,103 @@ async fn every_refused_request_is_audited_with_why_and_never_with_a_secret() {
         );
     }
     assert!(model.requests().is_empty());
+}
+
+/// A provider for the test: another path, another credential header, bodies
+/// wrapped one way and unwrapped the other.
+#[derive(Debug)]
+struct Wrapping;
+
+impl pincer::gateway::Provider for Wrapping {
+    fn path(&self) -> &'static str {
+        "/v9/wrapped"
+    }
+
+    fn credential(&self, key: &str) -> (hyper::header::HeaderName, String) {
+        (hyper::header::AUTHORIZATION, format!("Bearer {key}"))
+    }
+
+    fn request(&self, messages_request: &[u8]) -> Result<Vec<u8>, String> {
+        let request: serde_json::Value =
+            serde_json::from_slice(messages_request).map_err(|err| err.to_string())?;
+        if request["model"] == "untranslatable" {
+            return Err("no such model here".into());
+        }
+        Ok(serde_json::json!({"wrapped": request})
+            .to_string()
+            .into_bytes())
+    }
+
+    fn response(&self, status: u16, body: &[u8]) -> (u16, Vec<u8>) {
+        let text = format!("{status} {}", String::from_utf8_lossy(body).len());
+        (
+            200,
+            serde_json::to_vec(&message(&format!("unwrapped {text}"))).unwrap(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
+    use pincer::gateway::{ApiKey, Services, Upstream};
+    let dir = tempfile::tempdir().unwrap();
+    let model = ScriptedModel::start(vec![say("hello")]);
+    let store = Arc::new(pincer::store::Store::open(&dir.path().join("pincer.db")).unwrap());
+    let services = Arc::new(Services {
+        upstream: Arc::new(
+            Upstream::with_provider(
+                &model.url(),
+                ApiKey::new(TEST_KEY.into()).unwrap(),
+                Some(Arc::new(Wrapping)),
+            )
+            .unwrap(),
+        ),
+        egress: Arc::new(
+            pincer::egress::Egress::new(
+                Arc::clone(&store),
+                pincer::egress::LeakGuard::new([TEST_KEY.to_owned()]),
+            )
+            .unwrap(),
+        ),
+        store: Arc::clone(&store),
+    });
+    let gateway = Gateway::serve(
+        &dir.path().join("host.sock"),
+        services,
+        Caller {
+            group: GroupName::main(),
+            invocation_id: "test".into(),
+        },
+    )
+    .unwrap();
+    let (status, body) = raw(
+        gateway.path(),
+        post("/v1/messages", "X-Api-Key: forged\r\n", r#"{"model":"m"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("unwrapped 200"));
+    let seen = &model.requests()[0];
+    assert_eq!(seen.path, "/v9/wrapped");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(),
+        serde_json::json!({"wrapped": {"model": "m"}})
+    );
+    assert_eq!(
+        seen.header("authorization"),
+        Some(format!("Bearer {TEST_KEY}").as_str())
+    );
+    assert_eq!(seen.header("x-api-key"), None, "{:?}", seen.headers);
+
+    // A request the provider cannot translate: refused, audited, not sent.
+    let (status, _) = raw(
+        gateway.path(),
+        post("/v1/messages", "", r#"{"model":"untranslatable"}"#),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(model.requests().len(), 1);
+    let last = store.audit_entries(None, None).unwrap().pop().unwrap();
+    assert_eq!(last.allowed, Some(false));
+    assert!(last.reason.unwrap().contains("no such model here"));
 }
