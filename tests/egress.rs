@@ -123,11 +123,16 @@ fn an_allowed_address_is_reached_and_another_port_is_not() {
     assert!(other.hits().is_empty());
 
     let entries = install.audit_of_kind("egress");
-    let tunnel = entries
+    let tunnel: Vec<Value> = entries
         .iter()
-        .find(|e| e["action"] == "CONNECT" && e["allowed"] == true)
-        .expect("the tunnel is audited");
-    let detail: Value = serde_json::from_str(tunnel["detail"].as_str().unwrap()).unwrap();
+        .filter(|e| e["action"] == "CONNECT" && e["allowed"] == true)
+        .map(|e| serde_json::from_str(e["detail"].as_str().unwrap()).unwrap())
+        .collect();
+    // On record when it opens, and again with its figures when it closes.
+    assert_eq!(tunnel.len(), 2, "{tunnel:?}");
+    assert_eq!(tunnel[0]["phase"], "opened");
+    assert_eq!(tunnel[1]["phase"], "closed");
+    let detail = &tunnel[1];
     assert!(
         detail["bytes_up"].as_u64().unwrap() > 0 && detail["bytes_down"].as_u64().unwrap() > 0,
         "{detail}"

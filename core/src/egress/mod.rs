@@ -238,6 +238,16 @@ impl Egress {
         };
         let target = format!("{}:{port}", policy::normalise_host(authority.host()));
         let started = Instant::now();
+        // Written when the tunnel opens, and again with its figures when it
+        // closes: a tunnel still open when the host dies is on record.
+        self.audit(
+            &caller,
+            "CONNECT",
+            &target,
+            true,
+            &format!("tunnel opened, allowed by {}", allowed.rule),
+            json!({"phase": "opened", "address": allowed.addresses.first().map(|a| a.to_string())}),
+        );
         tokio::spawn(async move {
             match hyper::upgrade::on(&mut request).await {
                 Ok(upgraded) => {
@@ -251,7 +261,7 @@ impl Egress {
                         &target,
                         true,
                         &format!("allowed by {}", allowed.rule),
-                        json!({"bytes_up": up, "bytes_down": down, "duration_ms": started.elapsed().as_millis() as u64,
+                        json!({"phase": "closed", "bytes_up": up, "bytes_down": down, "duration_ms": started.elapsed().as_millis() as u64,
                                "address": allowed.addresses.first().map(|a| a.to_string())}),
                     );
                 }
