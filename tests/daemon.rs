@@ -1006,3 +1006,128 @@ async fn tasks_fire_at_their_instants_across_a_dst_change_on_an_injected_clock()
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }
+
+/// The real engine, reached through a socket that hangs up on the next
+/// `failures` container creations: an engine that fails, then recovers.
+struct FlakyEngine {
+    socket: std::path::PathBuf,
+    creates: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl FlakyEngine {
+    fn start(failures: usize) -> Self {
+        use std::io::{Read, Write};
+        use std::os::unix::net::{UnixListener, UnixStream};
+        let engine = std::env::var("DOCKER_HOST")
+            .ok()
+            .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+            .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+        let dir = tempfile::Builder::new()
+            .prefix("fe")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let socket = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let creates = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&creates);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = UnixStream::connect(&engine) else {
+                    continue;
+                };
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let counted = Arc::clone(&counted);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 64 * 1024];
+                    while let Ok(n) = client_in.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buffer[..n];
+                        let creating = chunk.starts_with(b"POST ")
+                            && chunk
+                                .windows(b"/containers/create".len())
+                                .any(|w| w == b"/containers/create");
+                        if creating && counted.fetch_add(1, Ordering::SeqCst) < failures {
+                            // The engine "went away" mid-request.
+                            let _ = client_in.shutdown(std::net::Shutdown::Both);
+                            let _ = server_out.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        if server_out.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_in, mut client_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_in, &mut client_out);
+                    let _ = client_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        Self {
+            socket,
+            creates,
+            _dir: dir,
+        }
+    }
+
+    fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+}
+
+#[test]
+fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(answer(|request| format!("re: {}", last_prompt(request))));
+
+    // Two failed creations, then the engine answers: the message is answered.
+    let flaky = FlakyEngine::start(2);
+    let daemon = DaemonProcess::start(
+        &install,
+        &model.url(),
+        &[("DOCKER_HOST", flaky.docker_host().as_str())],
+    );
+    let reply = daemon.control().ask("main", "hello");
+    assert_eq!(reply["failed"], false, "{reply}");
+    assert_eq!(reply["text"], "re: hello");
+    assert_eq!(flaky.creates.load(Ordering::SeqCst), 3);
+    assert_eq!(daemon.terminate(), Some(0));
+
+    // An engine that keeps failing: the retries run out, and the chat is told.
+    let broken = FlakyEngine::start(usize::MAX);
+    let daemon = DaemonProcess::start(
+        &install,
+        &model.url(),
+        &[
+            ("DOCKER_HOST", broken.docker_host().as_str()),
+            ("PINCER_RETRIES", "2"),
+        ],
+    );
+    let reply = daemon.control().ask("main", "again");
+    assert_eq!(reply["failed"], true, "{reply}");
+    assert!(
+        reply["text"]
+            .as_str()
+            .unwrap()
+            .contains("container engine failed while creating the container"),
+        "{reply}"
+    );
+    assert_eq!(
+        broken.creates.load(Ordering::SeqCst),
+        3,
+        "one try and two retries"
+    );
+    assert_eq!(
+        model.requests().len(),
+        1,
+        "only the first message reached the model"
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+    assert_eq!(install.containers(), Vec::<String>::new());
+}
