@@ -737,6 +737,50 @@ fn sigterm_lets_a_running_answer_finish() {
 }
 
 #[test]
+fn past_the_grace_period_the_container_is_killed_and_the_message_answered_after_restart() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        // The first time, the agent sleeps far past the grace period.
+        if request.json()["messages"]
+            .to_string()
+            .contains("tool_result")
+        {
+            (200, message(&format!("done: {}", last_prompt(request))))
+        } else {
+            tool_use(
+                "bash",
+                json!({"command": "sleep 300", "timeout_ms": 600000}),
+            )(request)
+        }
+    }));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[("PINCER_SHUTDOWN_GRACE", "1s")]);
+    let mut control = daemon.control();
+    control.request(json!({"op": "watch"}));
+    control.send("main", "a long job");
+    assert!(wait_for(Duration::from_secs(30), || model.requests().len() == 1));
+    assert_eq!(daemon.terminate(), Some(0));
+    assert_eq!(
+        install.containers(),
+        Vec::<String>::new(),
+        "killed and removed"
+    );
+    assert!(store(&install).outgoing("local:main").unwrap().is_empty());
+
+    // The next start picks the message up again, and this time it finishes.
+    let model = ScriptedModel::always(answer(|request| format!("done: {}", last_prompt(request))));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    assert!(wait_for(Duration::from_secs(60), || !store(&install)
+        .outgoing("local:main")
+        .unwrap()
+        .is_empty()));
+    assert_eq!(
+        store(&install).outgoing("local:main").unwrap(),
+        [("main".to_owned(), "done: a long job".to_owned())]
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+}
+
+#[test]
 fn the_control_socket_is_the_owners_only() {
     let install = Installation::new();
     let model = ScriptedModel::always(say("ok"));

@@ -139,6 +139,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// `idle_timeout` / `PINCER_IDLE_TIMEOUT`: longest silence of a running agent.
     pub idle_timeout: Duration,
+    /// `shutdown_grace` / `PINCER_SHUTDOWN_GRACE`: how long a stopping daemon
+    /// lets running invocations finish before it kills them.
+    pub shutdown_grace: Duration,
     /// `max_turns` / `PINCER_MAX_TURNS`: model turns per invocation.
     pub max_turns: u32,
     /// `max_tokens` of each model request.
@@ -189,6 +192,7 @@ struct ConfigFile {
     image: Option<String>,
     timeout: Option<String>,
     idle_timeout: Option<String>,
+    shutdown_grace: Option<String>,
     max_turns: Option<u32>,
     max_concurrent: Option<usize>,
     retries: Option<u32>,
@@ -294,6 +298,11 @@ impl Settings {
                 "PINCER_IDLE_TIMEOUT",
                 file.idle_timeout,
                 DEFAULT_IDLE_TIMEOUT,
+            )?,
+            shutdown_grace: duration(
+                "PINCER_SHUTDOWN_GRACE",
+                file.shutdown_grace,
+                crate::daemon::SHUTDOWN_GRACE,
             )?,
             max_turns: number("PINCER_MAX_TURNS", file.max_turns.map(u64::from), 30, 1)? as u32,
             max_tokens: 8192,

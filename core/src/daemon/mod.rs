@@ -93,7 +93,8 @@ pub enum DaemonEvent {
     },
 }
 
-/// How long a stopping daemon lets running invocations finish.
+/// How long a stopping daemon lets running invocations finish, unless
+/// `shutdown_grace` says otherwise.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The running assistant.
@@ -165,8 +166,8 @@ impl Daemon {
     }
 
     /// Runs until `stop` resolves, then shuts down gracefully: no new work,
-    /// running invocations get [`SHUTDOWN_GRACE`], then their containers are
-    /// killed and removed.
+    /// running invocations get `shutdown_grace`, then their containers are
+    /// killed and removed (their messages are answered after the next start).
     pub async fn run(
         self: Arc<Self>,
         stop: impl std::future::Future<Output = ()>,
@@ -201,13 +202,13 @@ impl Daemon {
         stop.await;
         tracing::info!(
             "stopping: no new work; running invocations have {}s to finish",
-            SHUTDOWN_GRACE.as_secs()
+            self.settings.shutdown_grace.as_secs_f64()
         );
         self.stopping.send_replace(true);
         drop(control);
         let mut workers =
             std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let drained = tokio::time::timeout(self.settings.shutdown_grace, async {
             while workers.join_next().await.is_some() {}
         })
         .await;
