@@ -569,3 +569,60 @@ fn the_runtime_setting_reaches_the_engine_and_a_missing_runtime_is_a_clear_error
     assert_eq!(install.containers(), Vec::<String>::new());
     assert_eq!(model.requests().len(), 1, "the second run reached no model");
 }
+
+#[test]
+fn doctor_reports_the_engine_the_runtime_and_the_image() {
+    let install = Installation::new();
+    let doctor = |env: &[(&str, &str)]| {
+        let mut command = install.pincer("http://127.0.0.1:1");
+        command.args(["doctor", "--json"]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        let checks: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (output.status.code(), checks)
+    };
+    let (code, checks) = doctor(&[]);
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["engine", "runtime", "image"], "{checks:?}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{checks:?}");
+    assert_eq!(code, Some(0));
+
+    // Each failure is named, with what to do, and the exit code says so.
+    let (code, checks) = doctor(&[
+        ("PINCER_RUNTIME", "no-such-runtime"),
+        ("PINCER_IMAGE", "pincer-agent:never-built"),
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(checks[1]["ok"], false);
+    assert!(
+        checks[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-runtime is not registered")
+    );
+    assert_eq!(checks[2]["ok"], false);
+    assert!(
+        checks[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pincer image build")
+    );
+    let (code, checks) = doctor(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    assert_eq!(code, Some(1));
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0]["check"], "engine");
+    assert!(
+        checks[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("start Docker")
+    );
+}

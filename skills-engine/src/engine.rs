@@ -10,6 +10,7 @@ use git2::{BranchType, IndexAddOption, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
+use crate::env_example::{ENV_EXAMPLE, add_block, remove_block, valid_variable};
 use crate::manifest::{
     CrateEdit, SkillManifest, check_relative, valid_name, walk_without_symlinks,
 };
@@ -35,6 +36,9 @@ pub enum FileChange {
     Modify,
     /// A `Cargo.toml` edited structurally.
     Manifest,
+    /// `.env.example`: the skill's block of variables put in (by apply-skill)
+    /// or taken out (by remove-skill; when nothing else is left, the file goes).
+    EnvExample,
     /// A file removed (by remove-skill).
     Delete,
     /// `.pincer/skills.toml`, the record of what is applied.
@@ -247,6 +251,9 @@ impl Engine {
             self.check_target(path)?;
         }
         self.check_target(STATE_FILE)?;
+        if !manifest.env.is_empty() {
+            self.check_target(ENV_EXAMPLE)?;
+        }
         let mut state = State::load(&self.root)?;
         let mut planned = Vec::new();
         for file in &manifest.adds {
@@ -346,6 +353,26 @@ impl Engine {
                 conflicted: false,
             });
         }
+        if !manifest.env.is_empty() {
+            if !self.tracked(ENV_EXAMPLE)? && self.repo.is_path_ignored(ENV_EXAMPLE)? {
+                return Err(SkillError::Refused(format!(
+                    "{ENV_EXAMPLE} is ignored by this fork's .gitignore, so the variables of \
+                     {name} would not be committed with it: un-ignore it (a line \
+                     `!{ENV_EXAMPLE}`) or commit it once with `git add -f {ENV_EXAMPLE}`"
+                )));
+            }
+            let before = read_optional(&self.root.join(ENV_EXAMPLE))?;
+            let text = utf8(ENV_EXAMPLE, before.clone().unwrap_or_default())?;
+            let after = add_block(&text, &manifest.name, &manifest.env)
+                .map_err(|why| SkillError::Refused(format!("{ENV_EXAMPLE}: {why}")))?;
+            planned.push(PlannedFile {
+                path: ENV_EXAMPLE.into(),
+                change: FileChange::EnvExample,
+                before,
+                after: Some(after.into_bytes()),
+                conflicted: false,
+            });
+        }
         // The state file, as a clean apply leaves it.
         let files = self.applied_files(&manifest, |file| {
             Ok(planned
@@ -359,6 +386,7 @@ impl Engine {
             version: manifest.version.clone(),
             files,
             cargo: cargo.clone(),
+            env: manifest.env.clone(),
         });
         planned.push(PlannedFile {
             path: STATE_FILE.into(),
@@ -389,6 +417,12 @@ impl Engine {
             files.insert(file.clone(), blob_id(&content)?);
         }
         Ok(files)
+    }
+
+    /// Whether `path` is in the index (tracked; the tree is clean when it
+    /// matters, so as in HEAD).
+    fn tracked(&self, path: &str) -> Result<bool, SkillError> {
+        Ok(self.repo.index()?.get_path(Path::new(path), 0).is_some())
     }
 
     /// Refuses to write (or delete) `path` through a symlink in the fork: a
@@ -660,6 +694,7 @@ impl Engine {
                 version: pending.version.clone(),
                 files,
                 cargo: pending.cargo.clone(),
+                env: manifest.env.clone(),
             });
         } else {
             state.applied.retain(|s| s.name != pending.name);
@@ -914,6 +949,23 @@ impl Engine {
                 after: Some(edited.into_bytes()),
                 conflicted: false,
             });
+        }
+        // Its block in the committed `.env.example`, as the apply wrote it;
+        // the file goes when nothing else is left in it.
+        if !applied.env.is_empty() && self.tracked(ENV_EXAMPLE)? {
+            self.check_target(ENV_EXAMPLE)?;
+            let before = read(&self.root.join(ENV_EXAMPLE))?;
+            let text = utf8(ENV_EXAMPLE, before.clone())?;
+            let after = remove_block(&text, name, &applied.env);
+            if after != text {
+                planned.push(PlannedFile {
+                    path: ENV_EXAMPLE.into(),
+                    change: FileChange::EnvExample,
+                    before: Some(before),
+                    after: (!after.is_empty()).then(|| after.into_bytes()),
+                    conflicted: false,
+                });
+            }
         }
         let pending = Pending::new(
             "remove",
@@ -1284,7 +1336,8 @@ impl Engine {
                 .or(delta.old_file().path())
                 .map(|p| p.display().to_string())
                 .unwrap_or_default();
-            if path.starts_with("skills/") || path.starts_with(".pincer/") {
+            // `.env.example` is the engine's to write, from `env` (below).
+            if path.starts_with("skills/") || path.starts_with(".pincer/") || path == ENV_EXAMPLE {
                 continue;
             }
             check_relative(&path).map_err(|why| SkillError::Refused(format!("{path}: {why}")))?;
@@ -1305,6 +1358,7 @@ impl Engine {
         }
         let head_tree = head.tree()?;
         let base_tree = base.tree()?;
+        let env = self.added_variables(&base_tree, &head_tree)?;
         let copy = |tree: &git2::Tree<'_>, file: &str, to: PathBuf| -> Result<(), SkillError> {
             let blob = self.repo.find_blob(tree.get_path(Path::new(file))?.id())?;
             if let Some(parent) = to.parent() {
@@ -1327,11 +1381,12 @@ impl Engine {
         };
         let manifest = format!(
             "name = {name:?}\nversion = \"0.1.0\"\ndescription = \"TODO: one line about {name}\"\n\
-             base = \"{}\"\nadds = [{}]\nmodifies = [{}]\nenv = []\ndepends = []\nconflicts = []\n\
+             base = \"{}\"\nadds = [{}]\nmodifies = [{}]\nenv = [{}]\ndepends = []\nconflicts = []\n\
              # The command that proves it works once applied:\ntest = \"cargo test --workspace\"\n",
             base.id(),
             list(&adds),
-            list(&modifies)
+            list(&modifies),
+            list(&env)
         );
         std::fs::write(dir.join("skill.toml"), manifest)
             .map_err(SkillError::io(dir.join("skill.toml")))?;
@@ -1343,6 +1398,42 @@ impl Engine {
         std::fs::write(dir.join("SKILL.md"), skill_md)
             .map_err(SkillError::io(dir.join("SKILL.md")))?;
         Ok(dir)
+    }
+}
+
+impl Engine {
+    /// The variables (`NAME=…` lines) in `.env.example` at `new` that it
+    /// does not have at `old`, in order: what `new-skill` puts in `env`.
+    fn added_variables(
+        &self,
+        old: &git2::Tree<'_>,
+        new: &git2::Tree<'_>,
+    ) -> Result<Vec<String>, SkillError> {
+        let names = |tree: &git2::Tree<'_>| -> Result<Vec<String>, SkillError> {
+            let Ok(entry) = tree.get_path(Path::new(ENV_EXAMPLE)) else {
+                return Ok(Vec::new());
+            };
+            let Ok(blob) = self.repo.find_blob(entry.id()) else {
+                return Ok(Vec::new());
+            };
+            Ok(String::from_utf8_lossy(blob.content())
+                .lines()
+                .filter_map(|line| {
+                    let line = line.trim();
+                    let line = line.strip_prefix("export ").unwrap_or(line);
+                    let name = line.split_once('=')?.0.trim();
+                    valid_variable(name).then(|| name.to_owned())
+                })
+                .collect())
+        };
+        let known = names(old)?;
+        let mut added: Vec<String> = Vec::new();
+        for name in names(new)? {
+            if !known.contains(&name) && !added.contains(&name) {
+                added.push(name);
+            }
+        }
+        Ok(added)
     }
 }
 
@@ -1414,6 +1505,11 @@ fn unreachable_signature() -> Signature<'static> {
         &git2::Time::new(0, 0),
     )
     .expect("a constant, valid signature")
+}
+
+/// A file's content as text.
+fn utf8(path: &str, content: Vec<u8>) -> Result<String, SkillError> {
+    String::from_utf8(content).map_err(|_| SkillError::Refused(format!("{path}: not UTF-8")))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SkillError> {

@@ -7,13 +7,16 @@
 //! files, three-way-merges each file it modifies (base: the file at the
 //! skill's `base` commit or the kept copy; ours: the fork; theirs: the
 //! skill's version), edits `Cargo.toml` files structurally (comments and
-//! order kept), records the result in `.pincer/skills.toml`, runs the skill's
-//! test and commits. The owner's branch does not move until they merge.
+//! order kept), writes the skill's `env` variables into a block of
+//! `.env.example` that names it, records the result in
+//! `.pincer/skills.toml`, runs the skill's test and commits. The owner's
+//! branch does not move until they merge.
 //!
 //! This crate knows nothing about Pincer's runtime: it works on any git
 //! repository with a `skills/` folder.
 
 mod engine;
+mod env_example;
 mod manifest;
 mod merge;
 mod state;
@@ -21,6 +24,7 @@ mod state;
 pub use engine::{
     ApplyOutcome, Engine, FileChange, PlannedFile, SkillListing, TRAILER, UpdateReport,
 };
+pub use env_example::ENV_EXAMPLE;
 pub use manifest::{CrateEdit, SkillManifest};
 pub use merge::{BASE_LABEL, Merged, OURS_LABEL, THEIRS_LABEL, merge3};
 pub use state::{AppliedSkill, CargoAdded, STATE_FILE, State};

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use crate::SkillError;
+use crate::env_example::{ENV_EXAMPLE, valid_variable};
 
 /// Edits to one `Cargo.toml`, applied structurally.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -46,7 +47,8 @@ pub struct SkillManifest {
     /// `Cargo.toml` edits.
     #[serde(default, rename = "crate")]
     pub crates: Vec<CrateEdit>,
-    /// Environment variables it needs.
+    /// Environment variables it needs: `apply-skill` writes them into
+    /// `.env.example`, in a block that names the skill.
     #[serde(default)]
     pub env: Vec<String>,
     /// Skills that must be applied first.
@@ -101,6 +103,11 @@ impl SkillManifest {
         for (key, list) in [("adds", &manifest.adds), ("modifies", &manifest.modifies)] {
             for file in list {
                 check_relative(file).map_err(|why| bad(format!("`{key}`: {file:?} {why}")))?;
+                if file == ENV_EXAMPLE {
+                    return Err(bad(format!(
+                        "`{key}`: {file:?} is written from `env`: list the variables there"
+                    )));
+                }
                 // Every component inside the package, not only the file: a
                 // symlinked folder (`files/core -> /`) would read from anywhere.
                 let source = format!("files/{file}");
@@ -134,6 +141,17 @@ impl SkillManifest {
                     )));
                 }
                 Ok(_) => {}
+            }
+        }
+        for (index, variable) in manifest.env.iter().enumerate() {
+            if !valid_variable(variable) {
+                return Err(bad(format!(
+                    "`env`: {variable:?} is not a variable name (ASCII letters, digits \
+                     and `_`, not starting with a digit)"
+                )));
+            }
+            if manifest.env[..index].contains(variable) {
+                return Err(bad(format!("`env`: {variable:?} is listed twice")));
             }
         }
         for edit in &manifest.crates {

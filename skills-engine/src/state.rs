@@ -1,7 +1,8 @@
 //! `.pincer/skills.toml`: which skills are applied on this branch, the
 //! blob id of every file each left behind (so that removing a skill can tell
-//! whether the owner changed a file since), and the `Cargo.toml` entries each
-//! added (so that removing it takes out those and no others).
+//! whether the owner changed a file since), the `Cargo.toml` entries each
+//! added and the variables of its block in `.env.example` (so that removing
+//! it takes out those and no others).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +31,10 @@ pub struct AppliedSkill {
     /// that another applied skill had added): what removing it takes out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cargo: Vec<CargoAdded>,
+    /// The variables of its block in `.env.example` (its `env`): the lines
+    /// `NAME=` removing it takes out, with the block's first line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// What applying a skill added to one `Cargo.toml`.
