@@ -1358,7 +1358,7 @@ impl Engine {
         }
         let head_tree = head.tree()?;
         let base_tree = base.tree()?;
-        let env = self.added_variables(&base_tree, &head_tree)?;
+        let env = added_variables(&self.repo, &base_tree, &head_tree);
         let copy = |tree: &git2::Tree<'_>, file: &str, to: PathBuf| -> Result<(), SkillError> {
             let blob = self.repo.find_blob(tree.get_path(Path::new(file))?.id())?;
             if let Some(parent) = to.parent() {
@@ -1401,40 +1401,35 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// The variables (`NAME=…` lines) in `.env.example` at `new` that it
-    /// does not have at `old`, in order: what `new-skill` puts in `env`.
-    fn added_variables(
-        &self,
-        old: &git2::Tree<'_>,
-        new: &git2::Tree<'_>,
-    ) -> Result<Vec<String>, SkillError> {
-        let names = |tree: &git2::Tree<'_>| -> Result<Vec<String>, SkillError> {
-            let Ok(entry) = tree.get_path(Path::new(ENV_EXAMPLE)) else {
-                return Ok(Vec::new());
-            };
-            let Ok(blob) = self.repo.find_blob(entry.id()) else {
-                return Ok(Vec::new());
-            };
-            Ok(String::from_utf8_lossy(blob.content())
-                .lines()
-                .filter_map(|line| {
-                    let line = line.trim();
-                    let line = line.strip_prefix("export ").unwrap_or(line);
-                    let name = line.split_once('=')?.0.trim();
-                    valid_variable(name).then(|| name.to_owned())
-                })
-                .collect())
+/// The variables (`NAME=…` lines) in `.env.example` at `new` that it does
+/// not have at `old`, in order: what `new-skill` puts in `env`.
+fn added_variables(repo: &Repository, old: &git2::Tree<'_>, new: &git2::Tree<'_>) -> Vec<String> {
+    let names = |tree: &git2::Tree<'_>| -> Vec<String> {
+        let Some(blob) = tree
+            .get_path(Path::new(ENV_EXAMPLE))
+            .ok()
+            .and_then(|entry| repo.find_blob(entry.id()).ok())
+        else {
+            return Vec::new();
         };
-        let known = names(old)?;
-        let mut added: Vec<String> = Vec::new();
-        for name in names(new)? {
-            if !known.contains(&name) && !added.contains(&name) {
-                added.push(name);
-            }
+        String::from_utf8_lossy(blob.content())
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                let name = line.split_once('=')?.0.trim();
+                valid_variable(name).then(|| name.to_owned())
+            })
+            .collect()
+    };
+    let known = names(old);
+    let mut added: Vec<String> = Vec::new();
+    for name in names(new) {
+        if !known.contains(&name) && !added.contains(&name) {
+            added.push(name);
         }
-        Ok(added)
     }
+    added
 }
 
 /// What `update` checked and computed before it creates its branch.
