@@ -221,7 +221,10 @@ impl Engine {
             }
         }
         if !manifest.env.is_empty() {
-            text.push_str(&format!("  env       {}\n", manifest.env.join(" ")));
+            text.push_str(&format!(
+                "  env       {} (into {ENV_EXAMPLE})\n",
+                manifest.env.join(" ")
+            ));
         }
         if let Some(test) = &manifest.test {
             text.push_str(&format!("  test      {test}\n"));

@@ -71,6 +71,14 @@ impl Repo {
 
 const CARGO: &str = "# The owner's workspace\n[workspace]\nmembers = [\"core\"] # keep this comment\n\n[dependencies]\n# alphabetical, please\nanyhow = \"1\"\nserde = \"1\"\n";
 
+/// An owner's own `.env.example`.
+const OWNERS_ENV: &str = "# the owner's settings\nPINCER_HOME=/srv/pincer\n";
+/// The `env` of the skills `one` and `two`, and the blocks apply writes.
+const ONE_ENV: &str = "env = [\"ONE_TOKEN\", \"ONE_URL\"]";
+const ONE_BLOCK: &str = "# skill one (see skills/one/SKILL.md)\nONE_TOKEN=\nONE_URL=\n";
+const TWO_ENV: &str = "env = [\"TWO_KEY\"]";
+const TWO_BLOCK: &str = "# skill two (see skills/two/SKILL.md)\nTWO_KEY=\n";
+
 fn lines(n: usize, tag: &str) -> String {
     (1..=n).map(|i| format!("{tag} line {i}\n")).collect()
 }
@@ -287,6 +295,15 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     package(&repo, "escape", &base, "adds = [\"../outside.rs\"]");
     package(&repo, "absolute", &base, "adds = [\"/etc/passwd\"]");
     package(&repo, "linked", &base, "adds = [\"core/src/l.rs\"]");
+    package(
+        &repo,
+        "badvar",
+        &base,
+        "env = [\"OK\", \"TOKEN\\n# skill x\"]",
+    );
+    package(&repo, "twice", &base, "env = [\"TOKEN\", \"TOKEN\"]");
+    package(&repo, "envfile", &base, "adds = [\".env.example\"]");
+    repo.write("skills/envfile/files/.env.example", "TOKEN=\n");
     std::fs::create_dir_all(repo.root().join("skills/linked/files/core/src")).unwrap();
     std::os::unix::fs::symlink(
         "/etc/passwd",
@@ -301,6 +318,12 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
         ("escape", "must not contain `..`"),
         ("absolute", "must be a relative path"),
         ("linked", "symlinks are refused"),
+        (
+            "badvar",
+            "`env`: \"TOKEN\\n# skill x\" is not a variable name",
+        ),
+        ("twice", "`env`: \"TOKEN\" is listed twice"),
+        ("envfile", "`adds`: \".env.example\" is written from `env`"),
         ("needs", "needs demo: apply it first"),
     ];
     for (name, why) in cases {
@@ -396,9 +419,11 @@ fn two_independent_skills_give_the_same_tree_in_either_order() {
     let tree_after = |first: &str, second: &str| {
         let repo = Repo::new();
         let base = upstream(&repo);
-        add_skill(&repo, "one", &base, "a line 10 by one", "");
+        // Both need variables, which go into the owner's .env.example.
+        repo.write(".env.example", OWNERS_ENV);
+        add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
         // `two` changes the first line instead.
-        add_skill(&repo, "two", &base, "a line 10", "");
+        add_skill(&repo, "two", &base, "a line 10", TWO_ENV);
         repo.write(
             "skills/two/files/core/src/a.rs",
             &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
@@ -420,17 +445,27 @@ fn two_independent_skills_give_the_same_tree_in_either_order() {
         }
         // Everything but the skill packages themselves (their `base` is a
         // commit id, which differs between the two repositories).
-        repo.git(&["ls-tree", "-r", "HEAD"])
+        let tree = repo
+            .git(&["ls-tree", "-r", "HEAD"])
             .lines()
             .filter(|line| !line.contains("\tskills/"))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        (tree, repo.read(".env.example"))
     };
-    let (forward, backward) = (tree_after("one", "two"), tree_after("two", "one"));
+    let (forward, forward_env) = tree_after("one", "two");
+    let (backward, backward_env) = tree_after("two", "one");
     assert!(
-        forward.contains(".pincer/skills.toml") && forward.contains("core/src/two.rs"),
+        forward.contains(".pincer/skills.toml")
+            && forward.contains("core/src/two.rs")
+            && forward.contains("\t.env.example"),
         "{forward}"
     );
+    assert_eq!(
+        forward_env,
+        format!("{OWNERS_ENV}\n{ONE_BLOCK}\n{TWO_BLOCK}")
+    );
+    assert_eq!(forward_env, backward_env);
     assert_eq!(forward, backward);
 }
 
@@ -553,14 +588,21 @@ fn new_skill_scaffolds_a_package_that_applies_back() {
         &lines(10, "a").replace("a line 7\n", "a line 7, feature\n"),
     );
     repo.write("core/src/feature.rs", "pub fn feature() {}\n");
+    // Its variables, in .env.example: they become the skill's `env`.
+    repo.write(
+        ".env.example",
+        "# the feature\nFEATURE_KEY=\nexport FEATURE_URL=https://example.org\n",
+    );
     repo.commit("a feature");
     let dir = repo.engine().new_skill("feature", &base).unwrap();
     let manifest = std::fs::read_to_string(dir.join("skill.toml")).unwrap();
     assert!(
         manifest.contains("adds = [\"core/src/feature.rs\"]")
-            && manifest.contains("modifies = [\"core/src/a.rs\"]"),
+            && manifest.contains("modifies = [\"core/src/a.rs\"]")
+            && manifest.contains("env = [\"FEATURE_KEY\", \"FEATURE_URL\"]"),
         "{manifest}"
     );
+    assert!(!dir.join("files/.env.example").exists());
     assert!(dir.join("SKILL.md").exists() && dir.join("base/core/src/a.rs").exists());
     assert!(
         repo.engine()
@@ -580,6 +622,10 @@ fn new_skill_scaffolds_a_package_that_applies_back() {
     committed(repo.engine().apply("feature", true).unwrap());
     assert!(repo.read("core/src/a.rs").contains("a line 7, feature"));
     assert_eq!(repo.read("core/src/feature.rs"), "pub fn feature() {}\n");
+    assert_eq!(
+        repo.read(".env.example"),
+        "# skill feature (see skills/feature/SKILL.md)\nFEATURE_KEY=\nFEATURE_URL=\n"
+    );
 }
 
 /// Every ref (branches, HEAD's target, the engine's own refs), for "nothing changed".
@@ -1012,18 +1058,27 @@ fn an_abbreviated_base_is_refused_with_a_clear_error() {
 fn diff_skill_is_exactly_what_apply_commits() {
     let repo = Repo::new();
     let base = upstream(&repo);
-    add_skill(&repo, "one", &base, "a line 10 by one", "");
-    add_skill(&repo, "two", &base, "a line 10", "");
+    add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
+    add_skill(&repo, "two", &base, "a line 10", TWO_ENV);
     repo.write(
         "skills/two/files/core/src/a.rs",
         &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
     );
     repo.commit("two skills");
     let patches = tempfile::tempdir().unwrap();
-    // First with no state file yet, then with `one` applied and merged.
-    for name in ["one", "two"] {
+    // First with no state file (nor .env.example) yet, then with `one`
+    // applied and merged.
+    for (name, env_header) in [
+        ("one", "--- /dev/null\n+++ b/.env.example\n"),
+        ("two", "--- a/.env.example\n+++ b/.env.example\n"),
+    ] {
         let diff = repo.engine().diff(name, false).unwrap();
         assert!(diff.contains("+++ b/.pincer/skills.toml"), "{diff}");
+        assert!(
+            diff.contains(env_header)
+                && diff.contains(&format!("+# skill {name} (see skills/{name}/SKILL.md)\n")),
+            "{name}: {diff}"
+        );
         let (branch, _) = committed(repo.engine().apply(name, false).unwrap());
         repo.git(&["checkout", "-q", "main"]);
         let patch = patches.path().join(format!("{name}.diff"));
@@ -1037,6 +1092,219 @@ fn diff_skill_is_exactly_what_apply_commits() {
         repo.git(&["reset", "-q", "--hard"]);
         repo.git(&["merge", "-q", &branch]);
     }
+}
+
+/// Applies (or removes) `name` and merges its review branch into main.
+fn land(repo: &Repo, verb: &str, name: &str) {
+    let outcome = if verb == "apply" {
+        repo.engine().apply(name, false)
+    } else {
+        repo.engine().remove(name)
+    };
+    let (branch, _) = committed(outcome.unwrap());
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", &branch]);
+}
+
+#[test]
+fn apply_writes_the_skills_variables_into_env_example_and_remove_takes_them_out() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
+    repo.commit("a skill with variables");
+    let main_before = repo.git(&["rev-parse", "HEAD"]);
+
+    let (_, commit) = committed(repo.engine().apply("one", false).unwrap());
+    assert_eq!(
+        repo.read(".env.example"),
+        ONE_BLOCK,
+        "created, with the block"
+    );
+    assert_eq!(
+        repo.git(&[
+            "diff",
+            "--name-status",
+            &main_before,
+            &commit,
+            "--",
+            ".env.example"
+        ]),
+        "A\t.env.example",
+        "committed with the apply"
+    );
+    assert!(repo.clean(), "{}", repo.git(&["status", "--porcelain"]));
+    let state = State::load(repo.root()).unwrap();
+    assert_eq!(state.applied[0].env, ["ONE_TOKEN", "ONE_URL"]);
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["merge", "-q", "skill/one"]);
+
+    // Nothing else was in it: removing the skill takes the file out again.
+    land(&repo, "remove", "one");
+    assert!(!repo.root().join(".env.example").exists());
+    assert_eq!(repo.git(&["ls-files", ".env.example"]), "");
+    assert!(repo.clean());
+}
+
+#[test]
+fn a_skill_without_env_leaves_env_example_alone() {
+    for owners in [None, Some(OWNERS_ENV)] {
+        let repo = Repo::new();
+        let base = upstream(&repo);
+        if let Some(text) = owners {
+            repo.write(".env.example", text);
+        }
+        add_skill(&repo, "plain", &base, "a line 10 by plain", "");
+        let main_before = repo.commit("a skill without variables");
+        let diff = repo.engine().diff("plain", false).unwrap();
+        assert!(!diff.contains(".env.example"), "{diff}");
+        let (_, commit) = committed(repo.engine().apply("plain", false).unwrap());
+        let changed = repo.git(&["diff", "--name-only", &main_before, &commit]);
+        assert!(!changed.contains(".env.example"), "{changed}");
+        match owners {
+            None => assert!(!repo.root().join(".env.example").exists()),
+            Some(text) => assert_eq!(repo.read(".env.example"), text),
+        }
+        repo.git(&["checkout", "-q", "main"]);
+        repo.git(&["merge", "-q", "skill/plain"]);
+        land(&repo, "remove", "plain");
+        match owners {
+            None => assert!(!repo.root().join(".env.example").exists()),
+            Some(text) => assert_eq!(repo.read(".env.example"), text),
+        }
+    }
+}
+
+#[test]
+fn remove_takes_out_only_its_env_block_and_keeps_the_owners_lines() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    repo.write(".env.example", OWNERS_ENV);
+    add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
+    add_skill(&repo, "two", &base, "a line 10", TWO_ENV);
+    repo.write(
+        "skills/two/files/core/src/a.rs",
+        &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
+    );
+    repo.commit("two skills with variables");
+    land(&repo, "apply", "two");
+    land(&repo, "apply", "one");
+    assert_eq!(
+        repo.read(".env.example"),
+        format!("{OWNERS_ENV}\n{ONE_BLOCK}\n{TWO_BLOCK}")
+    );
+    // The owner fills in a value in one's block, and adds lines of their own
+    // (one in that block, with no value, as the engine writes them).
+    let edited = format!(
+        "{OWNERS_ENV}\n# skill one (see skills/one/SKILL.md)\nONE_TOKEN=\nONE_URL=https://one.example\nMINE=\n\n{TWO_BLOCK}\n# mine, later\nLATER=1\n"
+    );
+    repo.write(".env.example", &edited);
+    repo.commit("the owner's values");
+
+    land(&repo, "remove", "two");
+    assert_eq!(
+        repo.read(".env.example"),
+        format!(
+            "{OWNERS_ENV}\n# skill one (see skills/one/SKILL.md)\nONE_TOKEN=\nONE_URL=https://one.example\nMINE=\n\n# mine, later\nLATER=1\n"
+        )
+    );
+    land(&repo, "remove", "one");
+    assert_eq!(
+        repo.read(".env.example"),
+        format!("{OWNERS_ENV}\nONE_URL=https://one.example\nMINE=\n\n# mine, later\nLATER=1\n"),
+        "only the lines the engine wrote went"
+    );
+    assert!(repo.clean());
+}
+
+#[test]
+fn env_example_refusals_change_nothing() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
+    // A fork that ignores .env* files: the block would not be committed.
+    repo.write(".gitignore", ".env*\n");
+    let main_before = repo.commit("a fork that ignores .env files");
+    let refused = |why: &str| {
+        let err = repo.engine().diff("one", false).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+        let err = repo.engine().apply("one", false).unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+        assert_eq!(repo.branch(), "main");
+        assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+        assert!(repo.clean(), "{}", repo.git(&["status", "--porcelain"]));
+        assert!(repo.git(&["branch", "--list", "skill/*"]).is_empty());
+    };
+    refused(".env.example is ignored by this fork's .gitignore");
+    assert!(!repo.root().join(".env.example").exists());
+
+    // A block for the skill there already (the owner's copy, say).
+    let owners = format!("{OWNERS_ENV}\n{ONE_BLOCK}");
+    repo.write(".env.example", &owners);
+    repo.git(&["add", "-f", ".env.example"]);
+    let main_before = repo.commit("the owner's .env.example, with a block for one");
+    let err = repo.engine().apply("one", false).unwrap_err().to_string();
+    assert!(
+        err.contains(".env.example: it has a block for skill one already"),
+        "{err}"
+    );
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+
+    // Tracked, though ignored: the block goes in and is committed.
+    repo.write(".env.example", OWNERS_ENV);
+    repo.commit("no block");
+    land(&repo, "apply", "one");
+    assert_eq!(
+        repo.git(&["show", "HEAD:.env.example"]),
+        format!("{OWNERS_ENV}\n{ONE_BLOCK}").trim_end()
+    );
+    assert!(repo.clean());
+}
+
+#[test]
+fn env_example_is_never_written_through_a_symlink() {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("elsewhere.env");
+    std::fs::write(&target, "SECRET=do-not-show\n").unwrap();
+    std::os::unix::fs::symlink(&target, repo.root().join(".env.example")).unwrap();
+    add_skill(&repo, "one", &base, "a line 10 by one", ONE_ENV);
+    let main_before = repo.commit("a symlinked .env.example");
+    let err = repo.engine().diff("one", false).unwrap_err().to_string();
+    assert!(
+        err.contains(".env.example") && err.contains("symlink"),
+        "{err}"
+    );
+    let err = repo.engine().apply("one", false).unwrap_err().to_string();
+    assert!(
+        err.contains(".env.example") && err.contains("symlink"),
+        "{err}"
+    );
+    assert_eq!(repo.branch(), "main");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "SECRET=do-not-show\n"
+    );
+
+    // Nor by remove-skill, when it became a symlink after the apply.
+    std::fs::remove_file(repo.root().join(".env.example")).unwrap();
+    repo.commit("a plain .env.example");
+    land(&repo, "apply", "one");
+    std::fs::write(&target, ONE_BLOCK).unwrap();
+    std::fs::remove_file(repo.root().join(".env.example")).unwrap();
+    std::os::unix::fs::symlink(&target, repo.root().join(".env.example")).unwrap();
+    let main_before = repo.commit(".env.example linked again");
+    let err = repo.engine().remove("one").unwrap_err().to_string();
+    assert!(
+        err.contains(".env.example") && err.contains("symlink"),
+        "{err}"
+    );
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), ONE_BLOCK);
 }
 
 proptest::proptest! {

@@ -57,7 +57,7 @@ fn the_skill_verbs_from_the_command_line() {
         root,
         "skills/hello/skill.toml",
         &format!(
-            "name = \"hello\"\nversion = \"0.1.0\"\ndescription = \"says hello\"\nbase = \"{base}\"\nmodifies = [\"src/lib.rs\"]\n"
+            "name = \"hello\"\nversion = \"0.1.0\"\ndescription = \"says hello\"\nbase = \"{base}\"\nmodifies = [\"src/lib.rs\"]\nenv = [\"HELLO_NAME\"]\n"
         ),
     );
     // The owner changed the same line.
@@ -69,7 +69,12 @@ fn the_skill_verbs_from_the_command_line() {
     assert!(listed.status.success());
     assert!(String::from_utf8_lossy(&listed.stdout).contains("hello"));
     let shown = xtask(root, &["show-skill", "hello"]);
-    assert!(String::from_utf8_lossy(&shown.stdout).contains("modifies  src/lib.rs"));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("modifies  src/lib.rs")
+            && shown.contains("env       HELLO_NAME (into .env.example)"),
+        "{shown}"
+    );
     let diff = xtask(root, &["diff-skill", "hello"]);
     let diff_text = String::from_utf8_lossy(&diff.stdout);
     assert!(
@@ -79,6 +84,11 @@ fn the_skill_verbs_from_the_command_line() {
     assert!(
         diff_text.contains("+++ b/.pincer/skills.toml"),
         "the state file apply writes is in the diff: {diff_text}"
+    );
+    assert!(
+        diff_text.contains("+++ b/.env.example\n")
+            && diff_text.contains("+# skill hello (see skills/hello/SKILL.md)\n+HELLO_NAME=\n"),
+        "and the skill's variables: {diff_text}"
     );
     assert!(
         git(root, &["status", "--porcelain"]).is_empty(),
@@ -96,6 +106,10 @@ fn the_skill_verbs_from_the_command_line() {
     let aborted = xtask(root, &["apply-skill", "--abort"]);
     assert!(aborted.status.success());
     assert_eq!(git(root, &["rev-parse", "--abbrev-ref", "HEAD"]), "main");
+    assert!(
+        !root.join(".env.example").exists(),
+        "the .env.example the apply created went with the abort"
+    );
 
     let unknown = xtask(root, &["apply-skill", "nope"]);
     assert_eq!(unknown.status.code(), Some(1));
