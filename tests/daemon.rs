@@ -932,40 +932,14 @@ impl pincer::scheduler::Clock for ManualClock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_fire_at_their_instants_across_a_dst_change_on_an_injected_clock() {
-    use pincer::config::{Paths, Settings};
     use pincer::daemon::Daemon;
-    use pincer::invoke::Host;
-    use pincer::sandbox::EngineEndpoint;
 
     let install = Installation::new();
     install.add_group("family");
     let model = ScriptedModel::always(answer(|request| format!("done: {}", last_prompt(request))));
-    let vars = [
-        ("PINCER_HOME", install.home().display().to_string()),
-        (
-            "PINCER_CONFIG_DIR",
-            install.config_dir().display().to_string(),
-        ),
-        ("HOME", install.user_home().display().to_string()),
-        ("PINCER_MODEL_URL", model.url()),
-        ("PINCER_PROJECT_DIR", "none".to_owned()),
-        ("TZ", "America/New_York".to_owned()),
-    ];
-    let env = |name: &str| {
-        vars.iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.clone())
-    };
-    let settings = Settings::from_env(env).unwrap();
-    let host = Host::start(
-        Paths::from_env(env).unwrap(),
-        settings.clone(),
-        EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok()),
-        Some(TEST_KEY.to_owned()),
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let (host, settings) = install
+        .start_host(&model.url(), &[("TZ", "America/New_York")])
+        .await;
     // 2026-03-08 01:00 in New York (EST, UTC-5); at 02:00 the clocks jump to
     // 03:00 EDT (UTC-4).
     let clock = Arc::new(ManualClock(std::sync::Mutex::new(

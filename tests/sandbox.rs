@@ -483,40 +483,14 @@ fn groups_run_in_their_own_folders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_cancelled_at_any_point_leaves_no_container() {
-    use pincer::config::{Paths, Settings};
     use pincer::group::GroupName;
-    use pincer::invoke::Host;
-    use pincer::sandbox::EngineEndpoint;
 
     let install = Installation::new();
     let model = ScriptedModel::always(tool_use(
         "bash",
         json!({"command": "sleep 300", "timeout_ms": 600000}),
     ));
-    let vars = [
-        ("PINCER_HOME", install.home().display().to_string()),
-        (
-            "PINCER_CONFIG_DIR",
-            install.config_dir().display().to_string(),
-        ),
-        ("HOME", install.user_home().display().to_string()),
-        ("PINCER_MODEL_URL", model.url()),
-        ("PINCER_PROJECT_DIR", "none".to_owned()),
-    ];
-    let env = |name: &str| {
-        vars.iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.clone())
-    };
-    let host = Host::start(
-        Paths::from_env(env).unwrap(),
-        Settings::from_env(env).unwrap(),
-        EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok()),
-        Some(TEST_KEY.to_owned()),
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let (host, _) = install.start_host(&model.url(), &[]).await;
     // Dropped while the engine creates, starts, attaches, or runs it: in
     // every case the container goes.
     let main = GroupName::main();

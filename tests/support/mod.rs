@@ -416,6 +416,47 @@ impl Installation {
         command
     }
 
+    /// This installation's host in the test's own process (as `pincer serve`
+    /// starts it), with the model at `model_url` and `extra` settings
+    /// (`("TZ", "…")`, say); also the settings it runs with.
+    pub async fn start_host(
+        &self,
+        model_url: &str,
+        extra: &[(&str, &str)],
+    ) -> (pincer::invoke::Host, pincer::config::Settings) {
+        let mut vars = vec![
+            ("PINCER_HOME".to_owned(), self.home().display().to_string()),
+            (
+                "PINCER_CONFIG_DIR".to_owned(),
+                self.config_dir().display().to_string(),
+            ),
+            ("HOME".to_owned(), self.user_home().display().to_string()),
+            ("PINCER_MODEL_URL".to_owned(), model_url.to_owned()),
+            ("PINCER_PROJECT_DIR".to_owned(), "none".to_owned()),
+        ];
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let settings = pincer::config::Settings::from_env(env).unwrap();
+        let host = pincer::invoke::Host::start(
+            pincer::config::Paths::from_env(env).unwrap(),
+            settings.clone(),
+            pincer::sandbox::EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok()),
+            Some(TEST_KEY.to_owned()),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        (host, settings)
+    }
+
     /// Ids of this installation's containers, running or not.
     pub fn containers(&self) -> Vec<String> {
         containers_labelled(&format!("pincer.installation={}", self.id))
