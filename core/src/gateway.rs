@@ -344,7 +344,7 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
     if path != "/v1/messages" {
         // Audited without the path: an agent chooses it, and the audit never
         // holds what might be a secret.
-        if let Err(err) = shared.services.store.audit(AuditRecord {
+        shared.services.store.audit_or_log(AuditRecord {
             group: Some(shared.caller.group.as_str()),
             kind: "gateway",
             action: "unknown route",
@@ -352,9 +352,7 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
             allowed: Some(false),
             reason: Some("the host serves POST /v1/messages and /host/v1/ only"),
             ..Default::default()
-        }) {
-            tracing::error!("cannot write the audit: {err}");
-        }
+        });
         return error_response(
             StatusCode::NOT_FOUND,
             "not_found_error",
@@ -382,16 +380,14 @@ async fn host_api(
         action
     };
     let refuse = |status: StatusCode, message: &str| {
-        if let Err(err) = shared.services.store.audit(AuditRecord {
+        shared.services.store.audit_or_log(AuditRecord {
             group: Some(shared.caller.group.as_str()),
             kind: "host_api",
             action,
             allowed: Some(false),
             reason: Some(message),
             ..Default::default()
-        }) {
-            tracing::error!("cannot write the audit: {err}");
-        }
+        });
         json_response(status, &serde_json::json!({"ok": false, "error": message}))
     };
     if request.method() != Method::POST {
@@ -618,7 +614,7 @@ fn audit_model(
     bytes: Option<usize>,
     refused: Option<&str>,
 ) {
-    if let Err(err) = store.audit(AuditRecord {
+    store.audit_or_log(AuditRecord {
         group: Some(caller.group.as_str()),
         kind: "model",
         action: "POST /v1/messages",
@@ -626,9 +622,7 @@ fn audit_model(
         allowed: refused.map(|_| false),
         reason: refused,
         detail: Some(serde_json::json!({"bytes": bytes, "status": status}).to_string()),
-    }) {
-        tracing::error!("cannot write the audit: {err}");
-    }
+    });
 }
 
 /// An error in the Messages API's own shape, so any client understands it.

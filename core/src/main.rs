@@ -524,29 +524,19 @@ async fn doctor(
                     .clone()
                     .unwrap_or_else(|| facts.default_runtime.clone());
                 let registered = facts.runtimes.contains_key(&runtime);
+                let known = facts
+                    .runtimes
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 checks.push(Check {
                     check: "runtime".into(),
                     ok: registered,
                     detail: if registered {
-                        format!(
-                            "{runtime} is registered (registered: {})",
-                            facts
-                                .runtimes
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
+                        format!("{runtime} is registered (registered: {known})")
                     } else {
-                        format!(
-                            "{runtime} is not registered with the engine (registered: {})",
-                            facts
-                                .runtimes
-                                .keys()
-                                .cloned()
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
+                        format!("{runtime} is not registered with the engine (registered: {known})")
                     },
                 });
                 let image = sandbox.image_exists(&settings.image).await.unwrap_or(false);

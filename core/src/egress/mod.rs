@@ -146,7 +146,7 @@ impl Egress {
         reason: &str,
         detail: Value,
     ) {
-        if let Err(err) = self.store.audit(AuditRecord {
+        self.store.audit_or_log(AuditRecord {
             group: Some(caller.group.as_str()),
             kind: "egress",
             action,
@@ -154,9 +154,7 @@ impl Egress {
             allowed: Some(allowed),
             reason: Some(reason),
             detail: Some(detail.to_string()),
-        }) {
-            tracing::error!("cannot write the audit: {err}");
-        }
+        });
     }
 
     /// Audits a request refused before any destination was decided (it was

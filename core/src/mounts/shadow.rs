@@ -115,15 +115,7 @@ impl Shadows {
                     let Ok(relative) = path.strip_prefix(root) else {
                         continue;
                     };
-                    covers.push(ValidatedMount {
-                        source: if kind.is_dir() {
-                            self.empty_dir.clone()
-                        } else {
-                            self.empty_file.clone()
-                        },
-                        target: format!("{target}/{}", relative.display()),
-                        read_only: true,
-                    });
+                    covers.push(self.cover_at(target, relative, kind.is_dir()));
                 } else if kind.is_dir() && !SKIPPED.iter().any(|s| name == *s) {
                     stack.push(path);
                 }
@@ -144,14 +136,19 @@ impl Shadows {
             // A link to the folder itself: covering it would hide the whole mount.
             return None;
         }
-        Some(ValidatedMount {
-            source: if resolved.is_dir() {
+        Some(self.cover_at(target, relative, resolved.is_dir()))
+    }
+
+    /// The empty, read-only folder or file over `target` + `relative`.
+    fn cover_at(&self, target: &str, relative: &Path, is_dir: bool) -> ValidatedMount {
+        ValidatedMount {
+            source: if is_dir {
                 self.empty_dir.clone()
             } else {
                 self.empty_file.clone()
             },
             target: format!("{target}/{}", relative.display()),
             read_only: true,
-        })
+        }
     }
 }

@@ -931,6 +931,14 @@ impl Store {
         Ok(())
     }
 
+    /// Appends to the audit table, for a refusal that stands whether or not
+    /// it is written down: a failed write is logged, not returned.
+    pub fn audit_or_log(&self, record: AuditRecord<'_>) {
+        if let Err(err) = self.audit(record) {
+            tracing::error!("cannot write the audit: {err}");
+        }
+    }
+
     /// Audit entries, oldest first, optionally of one group and since a time.
     pub fn audit_entries(
         &self,
