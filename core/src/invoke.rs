@@ -313,7 +313,24 @@ impl Host {
                 },
                 &mut on_line,
             )
-            .await?;
+            .await;
+        let exit = match exit {
+            Err(SandboxError::Mounts(err)) => {
+                // The spawn above named what was checked; this says it was not what the
+                // engine bound, and that nothing ran.
+                self.services.store.audit_or_log(AuditRecord {
+                    group: Some(group.as_str()),
+                    kind: "spawn",
+                    action: "refuse_container",
+                    target: Some(&invocation_id),
+                    allowed: Some(false),
+                    reason: Some(&err.to_string()),
+                    ..Default::default()
+                });
+                return Err(SandboxError::Mounts(err).into());
+            }
+            other => other?,
+        };
         tracing::debug!(invocation = %invocation_id, container = %exit.container_id, code = exit.exit_code, "container ended");
 
         match outcome {

@@ -3,9 +3,11 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants; the short form:
 //! only [`sandbox`] talks to the container engine, only [`mounts`] builds a
-//! mount, only [`gateway`] holds the model key, and [`invoke`] puts them
+//! mount, only [`gateway`] holds the model key, host file operations under
+//! folders an agent can write go through [`beneath`], and [`invoke`] puts them
 //! together for one message.
 
+pub mod beneath;
 pub mod channel;
 pub mod config;
 pub mod daemon;

@@ -113,6 +113,25 @@ pub fn answer(text: impl Fn(&Recorded) -> String + Send + Sync + 'static) -> Ste
     Box::new(move |request| (200, message(&text(request))))
 }
 
+/// For a model asked again and again (one group, many invocations): runs
+/// `command` in bash, then answers with its output.
+pub fn bash_then_echo(command: &str) -> Step {
+    let tool = tool_use("bash", json!({"command": command}));
+    Box::new(move |request| {
+        let json = request.json();
+        let last_is_result = json["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_array())
+            .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+        if last_is_result {
+            (200, message(&request.last_tool_result()))
+        } else {
+            tool(request)
+        }
+    })
+}
+
 /// A final answer: a fixed text.
 pub fn say(text: &str) -> Step {
     let text = text.to_owned();

@@ -30,11 +30,11 @@
 pub mod policy;
 mod shadow;
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bollard::models::{Mount, MountBindOptions, MountType};
 
+use crate::beneath::{BeneathError, Folder, Identity, identity_of};
 use crate::config::Paths;
 use crate::group::GroupName;
 
@@ -62,6 +62,9 @@ pub enum MountError {
         /// Why.
         source: std::io::Error,
     },
+    /// A folder could not be prepared without following a link.
+    #[error(transparent)]
+    Beneath(#[from] BeneathError),
     /// The allowlist could not be read.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -119,11 +122,18 @@ impl ContainerUser {
 }
 
 /// A bind mount whose host side was prepared and resolved by this module.
+///
+/// `identity` is the device and inode of what was checked, taken without
+/// following any link: the engine binds a path, and a path can be swapped
+/// (by an agent that can write one of its parents) between the check and
+/// the bind. The sandbox compares what the container really got with it
+/// before the agent is given anything (SECURITY.md, "Side doors").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ValidatedMount {
     source: PathBuf,
     target: String,
     read_only: bool,
+    identity: Identity,
 }
 
 impl ValidatedMount {
@@ -140,6 +150,11 @@ impl ValidatedMount {
     /// Whether the container may not write through it.
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// The device and inode the container must see at [`Self::target`].
+    pub fn identity(&self) -> Identity {
+        self.identity
     }
 
     /// The engine's form of this mount. Read-only binds are non-recursive (see
@@ -200,21 +215,9 @@ pub fn invocation_mounts(
     }
 
     let mut mounts = vec![
-        ValidatedMount {
-            source: private_dir_for(&paths.group_dir(plan.group), plan.user)?,
-            target: GROUP_TARGET.into(),
-            read_only: false,
-        },
-        ValidatedMount {
-            source: private_dir_for(&paths.session_dir(plan.group), plan.user)?,
-            target: SESSION_TARGET.into(),
-            read_only: false,
-        },
-        ValidatedMount {
-            source: private_dir_for(&paths.global_dir(), plan.user)?,
-            target: GLOBAL_TARGET.into(),
-            read_only: !is_main,
-        },
+        private_dir_for(&paths.group_dir(plan.group), plan.user, GROUP_TARGET, false)?,
+        private_dir_for(&paths.session_dir(plan.group), plan.user, SESSION_TARGET, false)?,
+        private_dir_for(&paths.global_dir(), plan.user, GLOBAL_TARGET, !is_main)?,
     ];
     let shadows = shadow::Shadows::prepare(&paths.run_dir().join("shadow"))?;
     if let (true, Some(project)) = (is_main, plan.project) {
@@ -234,6 +237,7 @@ pub fn invocation_mounts(
         mounts.insert(
             3,
             ValidatedMount {
+                identity: identity_of(&project)?,
                 source: project,
                 target: PROJECT_TARGET.into(),
                 read_only: true,
@@ -249,8 +253,10 @@ pub fn invocation_mounts(
         mounts.push(mount);
         mounts.extend(covers);
     }
+    let socket = resolve(plan.host_socket)?;
     mounts.push(ValidatedMount {
-        source: resolve(plan.host_socket)?,
+        identity: identity_of(&socket)?,
+        source: socket,
         target: pincer_protocol::HOST_SOCKET_PATH.into(),
         read_only: true,
     });
@@ -264,28 +270,28 @@ fn resolve(path: &Path) -> Result<PathBuf, MountError> {
     })
 }
 
-/// Creates `dir` (mode 0700) if needed, gives it to `user` when the host runs
-/// as root, and returns its resolved path.
-fn private_dir_for(dir: &Path, user: ContainerUser) -> Result<PathBuf, MountError> {
-    let fail = |source| MountError::Prepare {
-        path: dir.to_owned(),
-        source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(fail)?;
-    let resolved = resolve(dir)?;
-    let meta = std::fs::metadata(&resolved).map_err(fail)?;
-    use std::os::unix::fs::MetadataExt;
-    if meta.uid() != user.uid {
+/// Creates `dir` (mode 0700) if needed and gives it to `user` when the host
+/// runs as root: the folder and, the first time (a folder that belonged to
+/// another uid, such as one from before the container's uid changed),
+/// everything in it, never following a link the agent left there.
+fn private_dir_for(
+    dir: &Path,
+    user: ContainerUser,
+    target: &str,
+    read_only: bool,
+) -> Result<ValidatedMount, MountError> {
+    let folder = Folder::create(dir, 0o700)?;
+    if folder.owner()? != (user.uid, user.gid) {
         // Only possible (and only needed) when the host runs as root.
-        std::os::unix::fs::chown(&resolved, Some(user.uid), Some(user.gid)).map_err(fail)?;
-        std::fs::set_permissions(&resolved, std::fs::Permissions::from_mode(0o700))
-            .map_err(fail)?;
+        folder.chown_all(user.uid, user.gid)?;
+        folder.set_mode(0o700)?;
     }
-    Ok(resolved)
+    Ok(ValidatedMount {
+        source: resolve(dir)?,
+        target: target.into(),
+        read_only,
+        identity: folder.identity()?,
+    })
 }
 
 #[cfg(test)]
@@ -294,10 +300,12 @@ mod tests {
 
     #[test]
     fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {
+        let identity = Identity { dev: 1, ino: 2 };
         let ro = ValidatedMount {
             source: "/a".into(),
             target: "/b".into(),
             read_only: true,
+            identity,
         }
         .to_engine_mount();
         assert_eq!(ro.read_only, Some(true));
@@ -306,6 +314,7 @@ mod tests {
             source: "/a".into(),
             target: "/b".into(),
             read_only: false,
+            identity,
         }
         .to_engine_mount();
         assert_eq!(rw.read_only, Some(false));

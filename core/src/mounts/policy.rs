@@ -345,10 +345,18 @@ impl MountPolicy {
         };
         validate_container_name(&name)
             .map_err(|reason| deny(format!("container name {name:?}: {reason}")))?;
+        // What the engine must bind: the folder at the checked path, reached
+        // without a link (one appearing now means the path is being swapped).
+        let identity = crate::beneath::identity_of(&real).map_err(|err| {
+            deny(format!(
+                "changed while it was checked ({err}); a link or a swapped folder on the way is refused"
+            ))
+        })?;
         Ok(ValidatedMount {
             source: real,
             target: format!("{EXTRA_TARGET}/{name}"),
             read_only: !read_write,
+            identity,
         })
     }
 

@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{MountError, ValidatedMount, policy::MountPolicy};
+use crate::beneath::{Identity, identity_of};
 
 /// Folders the scan does not enter.
 const SKIPPED: &[&str] = &["target", "node_modules", ".git"];
@@ -23,6 +24,8 @@ pub(super) const SCAN_LIMIT: usize = 100_000;
 pub(super) struct Shadows {
     empty_file: PathBuf,
     empty_dir: PathBuf,
+    file_identity: Identity,
+    dir_identity: Identity,
 }
 
 impl Shadows {
@@ -67,9 +70,13 @@ impl Shadows {
             std::fs::set_permissions(&empty_file, std::fs::Permissions::from_mode(0o444))
                 .map_err(fail(&empty_file))?;
         }
+        let empty_file = empty_file.canonicalize().map_err(fail(&empty_file))?;
+        let empty_dir = empty_dir.canonicalize().map_err(fail(&empty_dir))?;
         Ok(Self {
-            empty_file: empty_file.canonicalize().map_err(fail(&empty_file))?,
-            empty_dir: empty_dir.canonicalize().map_err(fail(&empty_dir))?,
+            file_identity: identity_of(&empty_file)?,
+            dir_identity: identity_of(&empty_dir)?,
+            empty_file,
+            empty_dir,
         })
     }
 
@@ -141,14 +148,16 @@ impl Shadows {
 
     /// The empty, read-only folder or file over `target` + `relative`.
     fn cover_at(&self, target: &str, relative: &Path, is_dir: bool) -> ValidatedMount {
+        let (source, identity) = if is_dir {
+            (self.empty_dir.clone(), self.dir_identity)
+        } else {
+            (self.empty_file.clone(), self.file_identity)
+        };
         ValidatedMount {
-            source: if is_dir {
-                self.empty_dir.clone()
-            } else {
-                self.empty_file.clone()
-            },
+            source,
             target: format!("{target}/{}", relative.display()),
             read_only: true,
+            identity,
         }
     }
 }

@@ -17,6 +17,7 @@
 mod image;
 pub(crate) mod owner;
 mod spec;
+mod verify;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ use tokio::io::AsyncWriteExt;
 
 pub use image::{ImageKind, ImageSources, default_image};
 pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
+pub use verify::MountCheckError;
 
 use crate::config::Paths;
 
@@ -119,6 +121,10 @@ pub enum SandboxError {
     /// The agent image could not be built.
     #[error(transparent)]
     Image(#[from] image::ImageError),
+    /// The started container's mounts are not what was checked; it was
+    /// removed before the agent was given anything.
+    #[error(transparent)]
+    Mounts(#[from] MountCheckError),
 }
 
 fn engine(action: &'static str) -> impl FnOnce(EngineError) -> SandboxError {
@@ -336,7 +342,7 @@ impl Sandbox {
 
         let outcome = tokio::time::timeout(
             timeout,
-            self.attach_and_wait(&created.id, stdin, deadlines.idle, on_line),
+            self.attach_and_wait(&created.id, spec, stdin, deadlines.idle, on_line),
         )
         .await;
         let removal = guard.remove().await;
@@ -355,6 +361,7 @@ impl Sandbox {
     async fn attach_and_wait(
         &self,
         id: &str,
+        spec: &ContainerSpec,
         stdin: &[u8],
         idle: Option<Duration>,
         on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
@@ -375,6 +382,16 @@ impl Sandbox {
             .start_container(id, None)
             .await
             .map_err(engine("starting the container"))?;
+        // The runner waits for its stdin: nothing of the agent has run yet.
+        let pid = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(engine("inspecting the started container"))?
+            .state
+            .and_then(|state| state.pid)
+            .unwrap_or(0);
+        verify::check(pid, &spec.mounts)?;
 
         let feed = async {
             attached.input.write_all(stdin).await?;

@@ -1,0 +1,404 @@
+//! Host file operations inside folders an agent can write: they never follow
+//! a link and never leave the folder.
+//!
+//! A group's folder, its session folder, the global folder and every
+//! read-write grant are the agent's to shape: it can put a link or a folder
+//! where the host expects a file, or swap a folder for a link between two of
+//! the host's steps. Every host operation below such a folder goes through a
+//! [`Folder`], a descriptor of the folder opened without following links;
+//! each path below it is resolved by `openat2(2)` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, so a link anywhere on the
+//! way is an error (`ELOOP`), and so is `..` out of the folder (`EXDEV`).
+//! Renames never replace what is at the target, removals unlink links
+//! rather than follow them, ownership changes never follow a link.
+//! `tests/tidy.rs` keeps the modules that touch agent-writable folders on
+//! this path.
+//!
+//! This module also gives a directory's [`Identity`] (device and inode),
+//! which is how a mount is tied to the folder that was checked.
+//!
+//! Needs Linux 5.6 or later (`openat2`).
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
+
+/// A host file operation under an agent-writable folder failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {}", path.display(), explain(source))]
+pub struct BeneathError {
+    action: &'static str,
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+impl BeneathError {
+    fn new(action: &'static str, path: &Path, source: impl Into<std::io::Error>) -> Self {
+        Self {
+            action,
+            path: path.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    /// What the system said.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.source.kind()
+    }
+
+    /// Whether a link (or a way out of the folder) was in the path.
+    pub fn is_link(&self) -> bool {
+        matches!(
+            self.source.raw_os_error(),
+            Some(libc::ELOOP) | Some(libc::EXDEV)
+        )
+    }
+}
+
+fn explain(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(libc::ELOOP) => "a link is in the way (links are never followed here)".into(),
+        Some(libc::EXDEV) => "the path leads out of its folder".into(),
+        Some(libc::ENOSYS) => "this kernel has no openat2 (Pincer needs Linux 5.6 or later)".into(),
+        _ => err.to_string(),
+    }
+}
+
+/// A directory's device and inode: what a bind mount must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Identity {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+impl Identity {
+    fn of(fd: impl AsFd) -> std::io::Result<Self> {
+        let stat = rustix::fs::fstat(fd)?;
+        Ok(Self {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.dev, self.ino)
+    }
+}
+
+/// The identity of what is at the absolute, already resolved `path`, reached
+/// without following any link: a link on the way (the last component too:
+/// `O_PATH` without `O_NOFOLLOW`) means the path changed since it was
+/// resolved, and is an error.
+pub fn identity_of(path: &Path) -> Result<Identity, BeneathError> {
+    let fd = rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|err| BeneathError::new("open", path, err))?;
+    Identity::of(&fd).map_err(|err| BeneathError::new("inspect", path, err))
+}
+
+/// The identity of `relative` under the directory `root` (for instance a
+/// container's `/proc/<pid>/root`), reached without following any link.
+pub fn identity_beneath(root: &Path, relative: &Path) -> Result<Identity, BeneathError> {
+    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|err| BeneathError::new("open", root, err))?;
+    let path = root.join(relative);
+    let fd = rustix::fs::openat2(
+        &dir,
+        relative,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        beneath(),
+    )
+    .map_err(|err| BeneathError::new("open", &path, err))?;
+    Identity::of(&fd).map_err(|err| BeneathError::new("inspect", &path, err))
+}
+
+fn beneath() -> ResolveFlags {
+    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS
+}
+
+/// What is at a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (never followed).
+    Link,
+    /// Anything else (a socket, a fifo, a device).
+    Other,
+}
+
+impl From<FileType> for Kind {
+    fn from(kind: FileType) -> Self {
+        match kind {
+            FileType::RegularFile => Self::File,
+            FileType::Directory => Self::Dir,
+            FileType::Symlink => Self::Link,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// An open directory; every path given to its methods is relative to it and
+/// stays inside it.
+#[derive(Debug)]
+pub struct Folder {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Folder {
+    /// Opens the host folder `path`. Its parent is the host's (resolved as
+    /// usual); the folder itself must not be a link.
+    pub fn open(path: &Path) -> Result<Self, BeneathError> {
+        let fail = |err: std::io::Error| BeneathError::new("open", path, err);
+        let (parent, name) = split(path).map_err(fail)?;
+        let parent = rustix::fs::open(
+            parent,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| fail(err.into()))?;
+        let fd = rustix::fs::openat2(&parent, name, dir_flags(), Mode::empty(), beneath())
+            .map_err(|err| fail(err.into()))?;
+        Ok(Self {
+            fd,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Creates the host folder `path` (and its missing parents, which are
+    /// the host's) with `mode`, then opens it as [`Folder::open`] does.
+    pub fn create(path: &Path, mode: u32) -> Result<Self, BeneathError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(path)
+            .map_err(|err| BeneathError::new("create", path, err))?;
+        Self::open(path)
+    }
+
+    /// The path it was opened at (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its device and inode.
+    pub fn identity(&self) -> Result<Identity, BeneathError> {
+        Identity::of(&self.fd).map_err(|err| BeneathError::new("inspect", &self.path, err))
+    }
+
+    /// Its owner.
+    pub fn owner(&self) -> Result<(u32, u32), BeneathError> {
+        let stat = rustix::fs::fstat(&self.fd)
+            .map_err(|err| BeneathError::new("inspect", &self.path, err))?;
+        Ok((stat.st_uid, stat.st_gid))
+    }
+
+    /// The folder `relative` below this one.
+    pub fn open_dir(&self, relative: impl AsRef<Path>) -> Result<Self, BeneathError> {
+        let relative = relative.as_ref();
+        let path = self.path.join(relative);
+        let fd = rustix::fs::openat2(&self.fd, relative, dir_flags(), Mode::empty(), beneath())
+            .map_err(|err| BeneathError::new("open", &path, err))?;
+        Ok(Self { fd, path })
+    }
+
+    /// The folder `name` below this one, created with `mode` if missing.
+    pub fn ensure_dir(&self, name: &str, mode: u32) -> Result<Self, BeneathError> {
+        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(err) => return Err(BeneathError::new("create", &self.path.join(name), err)),
+        }
+        self.open_dir(name)
+    }
+
+    /// What is at `name` (a single component), without following a link;
+    /// `None` when nothing is.
+    pub fn kind(&self, name: &OsStr) -> Result<Option<Kind>, BeneathError> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(FileType::from_raw_mode(stat.st_mode).into())),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(err) => Err(BeneathError::new("inspect", &self.path.join(name), err)),
+        }
+    }
+
+    /// The entries of this folder (names and kinds; links are not followed).
+    pub fn entries(&self) -> Result<Vec<(OsString, Kind)>, BeneathError> {
+        let fail = |err| BeneathError::new("read", &self.path, err);
+        // A fresh descriptor: reading moves the directory's offset.
+        let fd = rustix::fs::openat(&self.fd, ".", dir_flags(), Mode::empty()).map_err(fail)?;
+        let mut entries = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&fd).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let name = OsStr::from_bytes(name).to_owned();
+            let kind = match entry.file_type() {
+                FileType::Unknown => self.kind(&name)?.unwrap_or(Kind::Other),
+                known => known.into(),
+            };
+            entries.push((name, kind));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    /// Moves `name` (a single component, never followed) to `new_name` in
+    /// `to`; fails rather than replace anything there.
+    pub fn rename(&self, name: &OsStr, to: &Folder, new_name: &OsStr) -> Result<(), BeneathError> {
+        rustix::fs::renameat_with(&self.fd, name, &to.fd, new_name, RenameFlags::NOREPLACE)
+            .map_err(|err| BeneathError::new("move", &self.path.join(name), err))
+    }
+
+    /// Removes `name` (a single component) and, for a folder, everything in
+    /// it; a link is removed, never followed. Nothing there is not an error.
+    pub fn remove_all(&self, name: &OsStr) -> Result<(), BeneathError> {
+        match self.kind(name)? {
+            None => Ok(()),
+            Some(Kind::Dir) => {
+                let child = self.open_dir(name)?;
+                for (entry, _) in child.entries()? {
+                    child.remove_all(&entry)?;
+                }
+                rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
+                    .map_err(|err| BeneathError::new("remove", &self.path.join(name), err))
+            }
+            Some(_) => rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
+                .map_err(|err| BeneathError::new("remove", &self.path.join(name), err)),
+        }
+    }
+
+    /// Gives this folder, and everything in it, to `uid:gid`; links are
+    /// changed themselves, never what they lead to.
+    pub fn chown_all(&self, uid: u32, gid: u32) -> Result<(), BeneathError> {
+        let (owner, group) = (
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        );
+        rustix::fs::fchown(&self.fd, owner, group)
+            .map_err(|err| BeneathError::new("change the owner of", &self.path, err))?;
+        for (name, kind) in self.entries()? {
+            if kind == Kind::Dir {
+                self.open_dir(&name)?.chown_all(uid, gid)?;
+            } else {
+                rustix::fs::chownat(&self.fd, &name, owner, group, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|err| {
+                        BeneathError::new("change the owner of", &self.path.join(&name), err)
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets this folder's permission bits.
+    pub fn set_mode(&self, mode: u32) -> Result<(), BeneathError> {
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
+            .map_err(|err| BeneathError::new("change the mode of", &self.path, err))
+    }
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
+}
+
+fn split(path: &Path) -> std::io::Result<(&Path, &OsStr)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => Ok((parent, name)),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not an absolute path to a folder",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn setup() -> (tempfile::TempDir, Folder) {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("agent/sub")).unwrap();
+        std::fs::create_dir_all(root.path().join("canary")).unwrap();
+        std::fs::write(root.path().join("canary/keep"), "x").unwrap();
+        let folder = Folder::open(&root.path().join("agent")).unwrap();
+        (root, folder)
+    }
+
+    #[test]
+    fn links_on_the_way_are_errors_and_never_followed() {
+        let (root, folder) = setup();
+        symlink(root.path().join("canary"), root.path().join("agent/out")).unwrap();
+        let err = folder.open_dir("out").unwrap_err();
+        assert!(err.is_link(), "{err}");
+        assert!(err.to_string().contains("a link is in the way"), "{err}");
+        assert!(folder.open_dir("sub/../../canary").unwrap_err().is_link());
+        assert!(folder.ensure_dir("out", 0o700).unwrap_err().is_link());
+        // The folder itself must not be a link.
+        assert!(Folder::open(&root.path().join("agent/out")).unwrap_err().is_link());
+    }
+
+    #[test]
+    fn removal_and_chown_change_links_not_what_they_lead_to() {
+        let (root, folder) = setup();
+        symlink(root.path().join("canary"), root.path().join("agent/sub/out")).unwrap();
+        symlink(root.path().join("canary/keep"), root.path().join("agent/f")).unwrap();
+        folder.chown_all(4242, 4242).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let canary = std::fs::metadata(root.path().join("canary/keep")).unwrap();
+        assert_ne!(canary.uid(), 4242);
+        assert_eq!(std::fs::symlink_metadata(root.path().join("agent/f")).unwrap().uid(), 4242);
+        folder.remove_all(OsStr::new("sub")).unwrap();
+        folder.remove_all(OsStr::new("f")).unwrap();
+        assert_eq!(folder.entries().unwrap(), []);
+        assert!(root.path().join("canary/keep").exists());
+    }
+
+    #[test]
+    fn renames_never_replace() {
+        let (_root, folder) = setup();
+        let sub = folder.open_dir("sub").unwrap();
+        std::fs::write(folder.path().join("a"), "a").unwrap();
+        std::fs::write(folder.path().join("sub/a"), "b").unwrap();
+        let err = folder.rename(OsStr::new("a"), &sub, OsStr::new("a")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        folder.rename(OsStr::new("a"), &sub, OsStr::new("c")).unwrap();
+        assert_eq!(std::fs::read_to_string(folder.path().join("sub/c")).unwrap(), "a");
+    }
+
+    #[test]
+    fn identities_tell_folders_apart_and_refuse_links() {
+        let (root, folder) = setup();
+        let agent = root.path().join("agent").canonicalize().unwrap();
+        assert_eq!(identity_of(&agent).unwrap(), folder.identity().unwrap());
+        assert_ne!(
+            identity_of(&agent.join("sub")).unwrap(),
+            folder.identity().unwrap()
+        );
+        symlink(root.path().join("canary"), agent.join("out")).unwrap();
+        assert!(identity_of(&agent.join("out")).unwrap_err().is_link());
+        assert_eq!(
+            identity_beneath(&agent, Path::new("sub")).unwrap(),
+            identity_of(&agent.join("sub")).unwrap()
+        );
+        assert!(identity_beneath(&agent, Path::new("out")).unwrap_err().is_link());
+    }
+}
