@@ -111,8 +111,12 @@ pub fn identity_of(path: &Path) -> Result<Identity, BeneathError> {
 /// The identity of `relative` under the directory `root` (for instance a
 /// container's `/proc/<pid>/root`), reached without following any link.
 pub fn identity_beneath(root: &Path, relative: &Path) -> Result<Identity, BeneathError> {
-    let dir = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|err| BeneathError::new("open", root, err))?;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| BeneathError::new("open", root, err))?;
     let path = root.join(relative);
     let fd = rustix::fs::openat2(
         &dir,
@@ -353,19 +357,32 @@ mod tests {
         assert!(folder.open_dir("sub/../../canary").unwrap_err().is_link());
         assert!(folder.ensure_dir("out", 0o700).unwrap_err().is_link());
         // The folder itself must not be a link.
-        assert!(Folder::open(&root.path().join("agent/out")).unwrap_err().is_link());
+        assert!(
+            Folder::open(&root.path().join("agent/out"))
+                .unwrap_err()
+                .is_link()
+        );
     }
 
     #[test]
     fn removal_and_chown_change_links_not_what_they_lead_to() {
         let (root, folder) = setup();
-        symlink(root.path().join("canary"), root.path().join("agent/sub/out")).unwrap();
+        symlink(
+            root.path().join("canary"),
+            root.path().join("agent/sub/out"),
+        )
+        .unwrap();
         symlink(root.path().join("canary/keep"), root.path().join("agent/f")).unwrap();
         folder.chown_all(4242, 4242).unwrap();
         use std::os::unix::fs::MetadataExt;
         let canary = std::fs::metadata(root.path().join("canary/keep")).unwrap();
         assert_ne!(canary.uid(), 4242);
-        assert_eq!(std::fs::symlink_metadata(root.path().join("agent/f")).unwrap().uid(), 4242);
+        assert_eq!(
+            std::fs::symlink_metadata(root.path().join("agent/f"))
+                .unwrap()
+                .uid(),
+            4242
+        );
         folder.remove_all(OsStr::new("sub")).unwrap();
         folder.remove_all(OsStr::new("f")).unwrap();
         assert_eq!(folder.entries().unwrap(), []);
@@ -378,10 +395,17 @@ mod tests {
         let sub = folder.open_dir("sub").unwrap();
         std::fs::write(folder.path().join("a"), "a").unwrap();
         std::fs::write(folder.path().join("sub/a"), "b").unwrap();
-        let err = folder.rename(OsStr::new("a"), &sub, OsStr::new("a")).unwrap_err();
+        let err = folder
+            .rename(OsStr::new("a"), &sub, OsStr::new("a"))
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
-        folder.rename(OsStr::new("a"), &sub, OsStr::new("c")).unwrap();
-        assert_eq!(std::fs::read_to_string(folder.path().join("sub/c")).unwrap(), "a");
+        folder
+            .rename(OsStr::new("a"), &sub, OsStr::new("c"))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(folder.path().join("sub/c")).unwrap(),
+            "a"
+        );
     }
 
     #[test]
@@ -399,6 +423,10 @@ mod tests {
             identity_beneath(&agent, Path::new("sub")).unwrap(),
             identity_of(&agent.join("sub")).unwrap()
         );
-        assert!(identity_beneath(&agent, Path::new("out")).unwrap_err().is_link());
+        assert!(
+            identity_beneath(&agent, Path::new("out"))
+                .unwrap_err()
+                .is_link()
+        );
     }
 }

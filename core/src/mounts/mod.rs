@@ -216,7 +216,12 @@ pub fn invocation_mounts(
 
     let mut mounts = vec![
         private_dir_for(&paths.group_dir(plan.group), plan.user, GROUP_TARGET, false)?,
-        private_dir_for(&paths.session_dir(plan.group), plan.user, SESSION_TARGET, false)?,
+        private_dir_for(
+            &paths.session_dir(plan.group),
+            plan.user,
+            SESSION_TARGET,
+            false,
+        )?,
         private_dir_for(&paths.global_dir(), plan.user, GLOBAL_TARGET, !is_main)?,
     ];
     let shadows = shadow::Shadows::prepare(&paths.run_dir().join("shadow"))?;
