@@ -172,3 +172,107 @@ async fn a_mount_source_swapped_for_a_link_is_never_what_another_group_gets() {
         "{created} spawns, {seen_docs} answers"
     );
 }
+
+/// The agent plants links to a host folder and a folder where the runner
+/// keeps a file, in the folders it may write. The group's next invocations
+/// work, and the owner's commands on those folders (session reset, the
+/// hand-over of a folder to the container's uid, groups remove) never touch
+/// what the links lead to.
+#[test]
+fn links_an_agent_plants_in_its_folders_never_take_the_host_out() {
+    let install = Installation::new();
+    install.add_group("family");
+    let canary = install.dir.path().join("canary");
+    std::fs::create_dir_all(&canary).unwrap();
+    std::fs::write(canary.join("keep"), "host").unwrap();
+    let canary_owner = std::fs::metadata(canary.join("keep")).unwrap().uid();
+    let plant = format!(
+        "ln -s {c} /workspace/session/archive && mkdir /workspace/session/transcript.json.tmp \
+         && ln -s {c}/keep /workspace/group/planted && echo 'old memory' > /workspace/group/MEMORY.md \
+         && echo PLANTED",
+        c = canary.display()
+    );
+    let model = ScriptedModel::always(bash_then_echo(&plant));
+    let run = |prompt: &str| {
+        install
+            .pincer(&model.url())
+            .args(["run-once", "--group", "family", prompt])
+            .output()
+            .unwrap()
+    };
+    let first = run("plant");
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("PLANTED"));
+    // The group goes on: the session was saved past the planted folder.
+    let second = run("again");
+    assert!(second.status.success(), "{}", text(&second));
+
+    // The owner resets the session: the transcript goes into a real archive.
+    let reset = install
+        .pincer("http://127.0.0.1:1")
+        .args(["session", "reset", "family"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", text(&reset));
+    let session = install.home().join("sessions/family");
+    assert!(session.join("archive").symlink_metadata().unwrap().is_dir());
+    assert!(
+        session
+            .join("archive.set-aside")
+            .symlink_metadata()
+            .unwrap()
+            .is_symlink()
+    );
+
+    // A folder that belongs to another uid (an older installation's) is
+    // handed over whole, links as links.
+    let group_dir = install.home().join("groups/family");
+    std::os::unix::fs::chown(&group_dir, Some(0), Some(0)).unwrap();
+    let third = run("after the reset");
+    assert!(third.status.success(), "{}", text(&third));
+    let planted = std::fs::symlink_metadata(group_dir.join("planted")).unwrap();
+    assert_eq!(planted.uid(), std::fs::metadata(&group_dir).unwrap().uid());
+
+    // Removing the group archives its folders; a new group of the name starts empty.
+    let remove = install
+        .pincer("http://127.0.0.1:1")
+        .args(["groups", "remove", "family"])
+        .output()
+        .unwrap();
+    assert!(remove.status.success(), "{}", text(&remove));
+    assert!(text(&remove).contains("removed"), "{}", text(&remove));
+    assert!(!group_dir.exists());
+    let archived: Vec<_> = std::fs::read_dir(install.home().join("removed"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(archived.len(), 1);
+    assert!(archived[0].join("group/MEMORY.md").is_file());
+    install.add_group("family");
+    let fresh_model = ScriptedModel::always(bash_then_echo(
+        "cat /workspace/group/MEMORY.md 2>&1; ls /workspace/session",
+    ));
+    let fresh = install
+        .pincer(&fresh_model.url())
+        .args(["run-once", "--group", "family", "look"])
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", text(&fresh));
+    assert!(
+        !String::from_utf8_lossy(&fresh.stdout).contains("old memory"),
+        "{}",
+        text(&fresh)
+    );
+
+    // What the links led to is as it was.
+    assert_eq!(
+        std::fs::read_to_string(canary.join("keep")).unwrap(),
+        "host"
+    );
+    assert_eq!(
+        std::fs::metadata(canary.join("keep")).unwrap().uid(),
+        canary_owner
+    );
+    assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 1);
+}

@@ -31,8 +31,13 @@ impl Session {
     }
 
     /// The earlier messages, or none (a missing or unreadable transcript
-    /// starts a fresh conversation, and says so on stderr).
+    /// starts a fresh conversation, and says so on stderr). The folder is the
+    /// agent's to write: a transcript that is a link or a folder is not read
+    /// (and is set aside by the next save).
     pub(crate) fn load(&self) -> Vec<Value> {
+        if !is_plain_file(&self.transcript()) {
+            return Vec::new();
+        }
         let Ok(text) = std::fs::read_to_string(self.transcript()) else {
             return Vec::new();
         };
@@ -49,12 +54,31 @@ impl Session {
         }
     }
 
-    /// Saves `messages` atomically (write, then rename).
+    /// Saves `messages` atomically (write, then rename). Whatever else is
+    /// where the transcript or its temporary file goes (a folder, a link the
+    /// agent made) is set aside first, so that a session is never stuck.
     pub(crate) fn save(&self, messages: &[Value]) -> std::io::Result<u64> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_vec(&json!({"version": 1, "messages": messages}))?;
         let temporary = self.dir.join("transcript.json.tmp");
-        std::fs::write(&temporary, &text)?;
-        std::fs::rename(&temporary, self.transcript())?;
+        if is_plain_file(&temporary) {
+            std::fs::remove_file(&temporary)?; // a crash's leftover
+        } else if std::fs::symlink_metadata(&temporary).is_ok() {
+            set_aside(&temporary)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary)?;
+        file.write_all(&text)?;
+        drop(file);
+        let transcript = self.transcript();
+        if std::fs::symlink_metadata(&transcript).is_ok() && !is_plain_file(&transcript) {
+            set_aside(&transcript)?;
+        }
+        std::fs::rename(&temporary, &transcript)?;
         Ok(text.len() as u64)
     }
 
@@ -63,6 +87,10 @@ impl Session {
     /// pid, say, repeats from one container to the next).
     pub(crate) fn archive(&self, label: &str) -> std::io::Result<PathBuf> {
         let archive = self.dir.join("archive");
+        let is_dir = std::fs::symlink_metadata(&archive).map(|m| m.is_dir());
+        if matches!(is_dir, Ok(false)) {
+            set_aside(&archive)?;
+        }
         std::fs::create_dir_all(&archive)?;
         let mut original = std::fs::File::open(self.transcript())?;
         for n in 1.. {
@@ -82,6 +110,34 @@ impl Session {
         }
         Err(std::io::Error::other("no free archive name"))
     }
+}
+
+/// Whether `path` is a regular file itself (not a link to one).
+fn is_plain_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// Moves what is at `path` to `<path>.set-aside-<n>` (the first free `n`),
+/// and says so on stderr.
+fn set_aside(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    for n in 1.. {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(format!(".set-aside-{n}"));
+        let aside = PathBuf::from(aside);
+        if std::fs::symlink_metadata(&aside).is_ok() {
+            continue;
+        }
+        std::fs::rename(path, &aside)?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "session: {} was not a plain file or folder; set aside as {}",
+            path.display(),
+            aside.display()
+        );
+        return Ok(());
+    }
+    Err(std::io::Error::other("no free name to set aside"))
 }
 
 /// The size `messages` take in the transcript.
@@ -160,6 +216,30 @@ mod tests {
         );
         std::fs::write(dir.join("transcript.json"), "{broken").unwrap();
         assert!(session.load().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn links_and_folders_where_the_session_keeps_files_are_set_aside() {
+        let dir = std::env::temp_dir().join(format!("pincer-session-aside-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let canary = dir.join("canary");
+        std::fs::create_dir_all(&canary).unwrap();
+        let session = Session::new(&dir);
+        std::fs::create_dir_all(dir.join("transcript.json.tmp/x")).unwrap();
+        std::os::unix::fs::symlink(canary.join("t.json"), dir.join("transcript.json")).unwrap();
+        std::os::unix::fs::symlink(&canary, dir.join("archive")).unwrap();
+        assert!(session.load().is_empty());
+        session
+            .save(&[json!({"role": "user", "content": "hi"})])
+            .unwrap();
+        assert_eq!(session.load().len(), 1);
+        session.archive("first").unwrap();
+        assert!(dir.join("archive/first-1.json").is_file());
+        assert!(dir.join("archive").symlink_metadata().unwrap().is_dir());
+        // Nothing reached what the links led to.
+        assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
+        assert!(dir.join("transcript.json.tmp.set-aside-1/x").is_dir());
         let _ = std::fs::remove_dir_all(dir);
     }
 

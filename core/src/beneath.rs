@@ -319,8 +319,10 @@ impl Folder {
     }
 }
 
+/// No `O_NOFOLLOW`: with it a final link is "not a directory"; without it,
+/// `RESOLVE_NO_SYMLINKS` makes it `ELOOP`, which says what happened.
 fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
 }
 
 fn split(path: &Path) -> std::io::Result<(&Path, &OsStr)> {

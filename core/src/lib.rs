@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod egress;
 pub mod gateway;
 pub mod group;
+pub mod group_folders;
 pub mod hostapi;
 pub mod invoke;
 pub mod mounts;

@@ -204,10 +204,15 @@ enum GroupsCommand {
         #[arg(long)]
         trigger: Option<String>,
     },
-    /// Unregister a group (its folder stays on disk).
+    /// Unregister a group; its folders are archived under `removed/` in
+    /// Pincer's data folder (or deleted with --purge), so a new group of the
+    /// same name starts empty.
     Remove {
         /// The group's name.
         name: String,
+        /// Delete the group's folder and session instead of archiving them.
+        #[arg(long)]
+        purge: bool,
     },
     /// Ask for an extra folder for a group, at every invocation; the mount
     /// allowlist decides each time (`pincer mounts check` shows how).
@@ -845,25 +850,13 @@ fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {
 
 fn session_reset(paths: &Paths, group: &str) -> anyhow::Result<()> {
     let group = GroupName::new(group)?;
-    let dir = paths.session_dir(&group);
-    let transcript = dir.join("transcript.json");
-    if !transcript.exists() {
-        println!("{group} has no session to reset");
-        return Ok(());
+    match pincer::group_folders::reset_session(paths, &group)? {
+        None => println!("{group} has no session to reset"),
+        Some(moved) => println!(
+            "{group}'s session starts afresh (the old one is in {})",
+            moved.display()
+        ),
     }
-    let archive = dir.join("archive");
-    std::fs::create_dir_all(&archive)
-        .with_context(|| format!("cannot create {}", archive.display()))?;
-    let target = archive.join(format!(
-        "reset-{}.json",
-        pincer::time::now().replace(':', "-")
-    ));
-    std::fs::rename(&transcript, &target)
-        .with_context(|| format!("cannot move {}", transcript.display()))?;
-    println!(
-        "{group}'s session starts afresh (the old one is in {})",
-        target.display()
-    );
     Ok(())
 }
 
@@ -1024,9 +1017,17 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
                 group.trigger.unwrap_or_default()
             );
         }
-        GroupsCommand::Remove { name } => {
-            store.remove_group(&name)?;
-            println!("removed {name}");
+        GroupsCommand::Remove { name, purge } => {
+            let group = GroupName::new(&name)?;
+            store.remove_group(group.as_str())?;
+            use pincer::group_folders::{Retired, retire};
+            match retire(paths, &group, purge)? {
+                Retired::Archived(to) => {
+                    println!("removed {group} (its folders are in {})", to.display())
+                }
+                Retired::Purged => println!("removed {group} and deleted its folders"),
+                Retired::Nothing => println!("removed {group}"),
+            }
         }
         GroupsCommand::Mount { group, spec } => {
             store.add_group_mount(

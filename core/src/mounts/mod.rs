@@ -302,6 +302,7 @@ fn private_dir_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {

@@ -1,0 +1,187 @@
+//! What the owner's commands do to a group's folders on the host: reset its
+//! session, archive or delete the folders of a removed group.
+//!
+//! The folders are the agent's to write, so everything here goes through
+//! [`crate::beneath`]: no link is followed, nothing leaves the folder, a
+//! move never replaces anything. A link or a file where Pincer keeps a
+//! folder of its own (`archive/`) is set aside, never followed and never
+//! a reason to refuse the owner's command.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use crate::beneath::{BeneathError, Folder, Kind};
+use crate::config::Paths;
+use crate::group::GroupName;
+
+/// A folder command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    /// A file operation failed (and said where).
+    #[error(transparent)]
+    Beneath(#[from] BeneathError),
+}
+
+/// Moves the group's transcript into its session's `archive/` as
+/// `reset-<time>.json`; returns where, or `None` when there was none. A
+/// transcript the agent replaced by a link or a folder is moved all the
+/// same (a link is moved as a link).
+pub fn reset_session(paths: &Paths, group: &GroupName) -> Result<Option<PathBuf>, FolderError> {
+    let session = match Folder::open(&paths.session_dir(group)) {
+        Ok(folder) => folder,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let transcript = OsStr::new("transcript.json");
+    if session.kind(transcript)?.is_none() {
+        return Ok(None);
+    }
+    let archive = own_folder(&session, "archive")?;
+    let name = free_name(&archive, &format!("reset-{}", stamp()), ".json")?;
+    session.rename(transcript, &archive, &name)?;
+    Ok(Some(archive.path().join(name)))
+}
+
+/// What became of a removed group's folders.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retired {
+    /// Moved, whole, under `removed/` in Pincer's data folder.
+    Archived(PathBuf),
+    /// Deleted.
+    Purged,
+    /// The group had no folders.
+    Nothing,
+}
+
+/// Takes a removed group's folder and session folder out of the way, so a
+/// new group of the same name starts empty: moved to
+/// `removed/<name>-<time>/{group,session}`, or deleted with `purge`.
+pub fn retire(paths: &Paths, group: &GroupName, purge: bool) -> Result<Retired, FolderError> {
+    let folders = [
+        (paths.home.join("groups"), "group"),
+        (paths.home.join("sessions"), "session"),
+    ];
+    let name = OsStr::new(group.as_str());
+    let mut found = Vec::new();
+    for (parent, label) in folders {
+        match Folder::open(&parent) {
+            Ok(parent) if parent.kind(name)?.is_some() => found.push((parent, label)),
+            Ok(_) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if found.is_empty() {
+        return Ok(Retired::Nothing);
+    }
+    if purge {
+        for (parent, _) in &found {
+            parent.remove_all(name)?;
+        }
+        return Ok(Retired::Purged);
+    }
+    let removed = Folder::create(&paths.home.join("removed"), 0o700)?;
+    let slot = free_name(&removed, &format!("{group}-{}", stamp()), "")?;
+    let slot = removed.ensure_dir(&slot.to_string_lossy(), 0o700)?;
+    for (parent, label) in &found {
+        parent.rename(name, &slot, OsStr::new(label))?;
+    }
+    Ok(Retired::Archived(slot.path().to_owned()))
+}
+
+/// The folder `name` in `parent`, created with the parent's owner if
+/// missing; anything else there (a link, a file) is set aside first.
+fn own_folder(parent: &Folder, name: &str) -> Result<Folder, FolderError> {
+    match parent.kind(OsStr::new(name))? {
+        None | Some(Kind::Dir) => {}
+        Some(_) => {
+            let aside = free_name(parent, &format!("{name}.set-aside"), "")?;
+            parent.rename(OsStr::new(name), parent, &aside)?;
+            tracing::warn!(
+                "{} was not a folder; set aside as {}",
+                parent.path().join(name).display(),
+                aside.to_string_lossy()
+            );
+        }
+    }
+    let folder = parent.ensure_dir(name, 0o700)?;
+    // Created by the host (root, perhaps): the agent must still write it.
+    let (uid, gid) = parent.owner()?;
+    if folder.owner()? != (uid, gid) {
+        folder.chown_all(uid, gid)?;
+    }
+    Ok(folder)
+}
+
+/// `<stem><suffix>`, or `<stem>-<n><suffix>` with the first `n` free.
+fn free_name(folder: &Folder, stem: &str, suffix: &str) -> Result<OsString, FolderError> {
+    let mut name = OsString::from(format!("{stem}{suffix}"));
+    let mut n = 1;
+    while folder.kind(&name)?.is_some() {
+        n += 1;
+        name = OsString::from(format!("{stem}-{n}{suffix}"));
+    }
+    Ok(name)
+}
+
+fn stamp() -> String {
+    crate::time::now().replace(':', "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_reset_moves_the_transcript_and_sets_a_planted_archive_link_aside() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let group = GroupName::new("family").unwrap();
+        let session = paths.session_dir(&group);
+        let canary = root.path().join("canary");
+        std::fs::create_dir_all(&session).unwrap();
+        std::fs::create_dir_all(&canary).unwrap();
+        std::fs::write(session.join("transcript.json"), "{}").unwrap();
+        symlink(&canary, session.join("archive")).unwrap();
+
+        let moved = reset_session(&paths, &group).unwrap().unwrap();
+        assert!(moved.starts_with(session.join("archive")), "{moved:?}");
+        assert!(session.join("archive").symlink_metadata().unwrap().is_dir());
+        assert!(
+            session
+                .join("archive.set-aside")
+                .symlink_metadata()
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
+        assert_eq!(reset_session(&paths, &group).unwrap(), None);
+    }
+
+    #[test]
+    fn a_removed_groups_folders_are_archived_or_purged_and_links_stay_links() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let group = GroupName::new("family").unwrap();
+        let canary = root.path().join("canary");
+        std::fs::create_dir_all(&canary).unwrap();
+        std::fs::write(canary.join("keep"), "x").unwrap();
+        std::fs::create_dir_all(paths.group_dir(&group)).unwrap();
+        std::fs::write(paths.group_dir(&group).join("MEMORY.md"), "old").unwrap();
+        symlink(&canary, paths.group_dir(&group).join("out")).unwrap();
+
+        let Retired::Archived(slot) = retire(&paths, &group, false).unwrap() else {
+            panic!("not archived")
+        };
+        assert!(slot.join("group/MEMORY.md").is_file());
+        assert!(!paths.group_dir(&group).exists());
+        assert_eq!(retire(&paths, &group, false).unwrap(), Retired::Nothing);
+
+        std::fs::create_dir_all(paths.session_dir(&group)).unwrap();
+        symlink(&canary, paths.session_dir(&group).join("out")).unwrap();
+        assert_eq!(retire(&paths, &group, true).unwrap(), Retired::Purged);
+        assert!(!paths.session_dir(&group).exists());
+        assert!(canary.join("keep").is_file());
+    }
+}
