@@ -276,3 +276,121 @@ fn links_an_agent_plants_in_its_folders_never_take_the_host_out() {
     );
     assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 1);
 }
+
+/// Secrets are covered wherever they are in a granted folder: a token in
+/// `.git/config`, an `.env` under `node_modules`, and one the agent moved
+/// into `node_modules` itself (read-write grant) to read on its next run.
+#[test]
+fn secrets_are_shadowed_in_every_folder_even_where_an_agent_moved_them() {
+    let install = Installation::new();
+    let code = install.user_home().join("code");
+    for dir in ["app", ".git", "node_modules/x"] {
+        std::fs::create_dir_all(code.join(dir)).unwrap();
+    }
+    std::fs::write(
+        code.join(".git/config"),
+        "url = https://SECRET1@example.org\n",
+    )
+    .unwrap();
+    std::fs::write(code.join("node_modules/x/.env"), "SECRET2\n").unwrap();
+    std::fs::write(code.join("app/.env"), "SECRET3\n").unwrap();
+    std::fs::write(code.join("app/main.py"), "print('app')\n").unwrap();
+    for dir in ["", "app", "node_modules"] {
+        open_up(&code.join(dir));
+    }
+    install.allow(r#"{"allowed_roots": [{"path": "~/code", "allow_read_write": true}]}"#);
+    let bash = |command: &str| {
+        let model = ScriptedModel::always(bash_then_echo(command));
+        let output = install
+            .pincer(&model.url())
+            .args([
+                "run-once",
+                "--group",
+                "main",
+                "--mount",
+                "host=~/code,rw",
+                "go",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = bash(
+        "cd /workspace/extra/code; cat .git/config node_modules/x/.env app/.env app/main.py; \
+         mkdir -p node_modules/moved && mv app node_modules/moved/ && echo MOVED",
+    );
+    assert!(
+        first.contains("print('app')") && first.contains("MOVED"),
+        "{first}"
+    );
+    assert!(!first.contains("SECRET"), "{first}");
+    assert!(code.join("node_modules/moved/app/.env").is_file());
+    let second = bash("cat /workspace/extra/code/node_modules/moved/app/.env; echo READ");
+    assert!(second.contains("READ"), "{second}");
+    assert!(!second.contains("SECRET"), "{second}");
+
+    // `mounts check` names what an invocation covers.
+    let check = install
+        .pincer("http://127.0.0.1:1")
+        .args(["mounts", "check", "--main", "~/code"])
+        .output()
+        .unwrap();
+    let value: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(
+        value["shadowed"],
+        json!([
+            ".git/config",
+            "node_modules/moved/app/.env",
+            "node_modules/x/.env"
+        ])
+    );
+}
+
+/// A folder grown past what is scanned for secrets is left out of the
+/// invocation (and said so), instead of stopping every invocation of its
+/// group.
+#[test]
+fn a_folder_too_large_to_scan_is_left_out_and_the_group_goes_on() {
+    let install = Installation::new();
+    let big = install.user_home().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..=pincer::mounts::SCAN_LIMIT {
+        std::fs::File::create(big.join(i.to_string())).unwrap();
+    }
+    install.allow(r#"{"allowed_roots": [{"path": "~/big"}]}"#);
+    groups_cmd(&install, &["mount", "main", "host=~/big"]);
+    let model = ScriptedModel::always(bash_then_echo(
+        "ls /workspace/extra/big >/dev/null 2>&1 && echo MOUNTED || echo ABSENT",
+    ));
+    let output = install
+        .pincer(&model.url())
+        .args(["run-once", "go"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("ABSENT"),
+        "{}",
+        text(&output)
+    );
+    assert!(text(&output).contains("left out"), "{}", text(&output));
+    let left_out = install
+        .audit_of_kind("spawn")
+        .into_iter()
+        .filter(|e| e["action"] == "leave_out_mount")
+        .count();
+    assert_eq!(left_out, 1);
+
+    let check = install
+        .pincer("http://127.0.0.1:1")
+        .args(["mounts", "check", "--main", "~/big"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let value: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert!(
+        value["reason"].as_str().unwrap().contains("more than"),
+        "{value}"
+    );
+}

@@ -265,6 +265,13 @@ impl Folder {
         Ok(entries)
     }
 
+    /// The text of the link `name` (a single component).
+    pub fn read_link(&self, name: &OsStr) -> Result<PathBuf, BeneathError> {
+        let text = rustix::fs::readlinkat(&self.fd, name, Vec::new())
+            .map_err(|err| BeneathError::new("read the link", &self.path.join(name), err))?;
+        Ok(PathBuf::from(OsStr::from_bytes(text.as_bytes())))
+    }
+
     /// Moves `name` (a single component, never followed) to `new_name` in
     /// `to`; fails rather than replace anything there.
     pub fn rename(&self, name: &OsStr, to: &Folder, new_name: &OsStr) -> Result<(), BeneathError> {

@@ -228,7 +228,7 @@ impl Host {
             })
             .collect();
         requested.extend_from_slice(extra_mounts);
-        let mounts = mounts::invocation_mounts(
+        let mounts::InvocationMounts { mounts, left_out } = mounts::invocation_mounts(
             &self.paths,
             &MountPlan {
                 group,
@@ -240,6 +240,17 @@ impl Host {
                 home: self.paths.user_home.as_deref(),
             },
         )?;
+        for note in &left_out {
+            tracing::warn!(group = %group, "{note}");
+            self.services.store.audit_or_log(AuditRecord {
+                group: Some(group.as_str()),
+                kind: "spawn",
+                action: "leave_out_mount",
+                allowed: Some(false),
+                reason: Some(note),
+                ..Default::default()
+            });
+        }
         let spec = ContainerSpec {
             image: self.settings.image.clone(),
             command: None,

@@ -1161,6 +1161,34 @@ fn mounts_command(paths: &Paths, engine: &EngineEndpoint, command: MountsCommand
             };
             match policy.check(&request, is_main, paths.user_home.as_deref()) {
                 Ok(mount) => {
+                    // What the invocation would cover; a folder too large to scan is left out.
+                    let shadowed = if mount.source().is_dir() {
+                        pincer::mounts::scan_secrets(
+                            mount.source(),
+                            mount.target(),
+                            &policy,
+                            Some(mount.identity()),
+                        )
+                    } else {
+                        Ok(Vec::new())
+                    };
+                    let shadowed = match shadowed {
+                        Ok(secrets) => secrets,
+                        Err(err) => {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "allowed": false,
+                                    "reason": format!("{err} (an invocation leaves it out)"),
+                                })
+                            );
+                            return ExitCode::from(1);
+                        }
+                    };
+                    let shadowed: Vec<String> = shadowed
+                        .iter()
+                        .map(|s| s.relative.display().to_string())
+                        .collect();
                     println!(
                         "{}",
                         serde_json::json!({
@@ -1168,6 +1196,7 @@ fn mounts_command(paths: &Paths, engine: &EngineEndpoint, command: MountsCommand
                             "host_path": mount.source(),
                             "container_path": mount.target(),
                             "read_only": mount.read_only(),
+                            "shadowed": shadowed,
                         })
                     );
                     ExitCode::SUCCESS

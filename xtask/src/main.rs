@@ -108,7 +108,8 @@ async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerS
                 policy: &MountPolicy::load(&pincer::invoke::host_facts(paths, sandbox.endpoint()))?,
                 home: None,
             },
-        )?,
+        )?
+        .mounts,
         resources: Resources::default(),
         labels: BTreeMap::new(),
         working_dir: mounts::GROUP_TARGET.into(),

@@ -39,6 +39,7 @@ use crate::config::Paths;
 use crate::group::GroupName;
 
 pub use policy::{Denial, HostFacts, MountPolicy, MountRequest, PolicyError};
+pub use shadow::{SCAN_LIMIT, Secret, scan as scan_secrets};
 
 /// Where the group's own folder appears in the container.
 pub const GROUP_TARGET: &str = "/workspace/group";
@@ -193,13 +194,24 @@ pub struct MountPlan<'a> {
     pub home: Option<&'a Path>,
 }
 
-/// The mounts of one invocation, in the order the table in the module docs
-/// gives. Any refused extra mount fails the whole invocation: a grant never
-/// silently goes missing.
+/// One invocation's mounts, and the grants left out of it.
+#[derive(Debug)]
+pub struct InvocationMounts {
+    /// In the order the table in the module docs gives.
+    pub mounts: Vec<ValidatedMount>,
+    /// Folders too large to scan for secrets: not mounted, and the caller
+    /// tells the owner (a message each, naming the folder and the remedy).
+    pub left_out: Vec<String>,
+}
+
+/// The mounts of one invocation. Any refused extra mount fails the whole
+/// invocation: a grant never silently goes missing. A folder too large to
+/// scan for secrets is left out, and said so in `left_out`: it could hold
+/// anything, and an agent that can grow it must not stop its group.
 pub fn invocation_mounts(
     paths: &Paths,
     plan: &MountPlan<'_>,
-) -> Result<Vec<ValidatedMount>, MountError> {
+) -> Result<InvocationMounts, MountError> {
     let is_main = plan.group.is_main();
     // Decide the extra mounts first: a refusal leaves nothing behind.
     let mut extra = Vec::with_capacity(plan.extra.len());
@@ -225,6 +237,7 @@ pub fn invocation_mounts(
         private_dir_for(&paths.global_dir(), plan.user, GLOBAL_TARGET, !is_main)?,
     ];
     let shadows = shadow::Shadows::prepare(&paths.run_dir().join("shadow"))?;
+    let mut left_out = Vec::new();
     if let (true, Some(project)) = (is_main, plan.project) {
         let project = resolve(project)?;
         // The project is the owner's choice, not a request, but it must not
@@ -238,20 +251,23 @@ pub fn invocation_mounts(
                 ),
             }));
         }
-        mounts.extend(shadows.cover(&project, PROJECT_TARGET, plan.policy)?);
-        mounts.insert(
-            3,
-            ValidatedMount {
-                identity: identity_of(&project)?,
-                source: project,
-                target: PROJECT_TARGET.into(),
-                read_only: true,
-            },
-        );
+        let project = ValidatedMount {
+            identity: identity_of(&project)?,
+            source: project,
+            target: PROJECT_TARGET.into(),
+            read_only: true,
+        };
+        if let Some(covers) = covered(&shadows, &project, plan.policy, &mut left_out)? {
+            mounts.push(project);
+            mounts.extend(covers);
+        }
     }
     for mount in extra {
         let covers = if mount.source.is_dir() {
-            shadows.cover(&mount.source, &mount.target, plan.policy)?
+            match covered(&shadows, &mount, plan.policy, &mut left_out)? {
+                Some(covers) => covers,
+                None => continue,
+            }
         } else {
             Vec::new()
         };
@@ -265,7 +281,25 @@ pub fn invocation_mounts(
         target: pincer_protocol::HOST_SOCKET_PATH.into(),
         read_only: true,
     });
-    Ok(mounts)
+    Ok(InvocationMounts { mounts, left_out })
+}
+
+/// The covers of `mount`'s secrets, or `None` (and a note in `left_out`)
+/// when it is too large to scan.
+fn covered(
+    shadows: &shadow::Shadows,
+    mount: &ValidatedMount,
+    policy: &MountPolicy,
+    left_out: &mut Vec<String>,
+) -> Result<Option<Vec<ValidatedMount>>, MountError> {
+    match shadows.cover(mount, policy) {
+        Ok(covers) => Ok(Some(covers)),
+        Err(err @ MountError::TooLargeToScan { .. }) => {
+            left_out.push(format!("{} was left out: {err}", mount.target));
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 fn resolve(path: &Path) -> Result<PathBuf, MountError> {
@@ -362,7 +396,9 @@ mod tests {
         std::fs::write(&socket, "").unwrap();
         let group = GroupName::new("family").unwrap();
         let policy = no_policy(root.path());
-        let mounts = invocation_mounts(&paths, &plan(&group, &socket, None, &policy)).unwrap();
+        let mounts = invocation_mounts(&paths, &plan(&group, &socket, None, &policy))
+            .unwrap()
+            .mounts;
         let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
         assert_eq!(
             targets,
@@ -387,7 +423,14 @@ mod tests {
         let socket = root.path().join("sock");
         std::fs::write(&socket, "").unwrap();
         let project = root.path().join("project");
-        for dir in ["src", "deploy/.ssh", "target/x", "node_modules/m", "config"] {
+        for dir in [
+            "src",
+            "deploy/.ssh",
+            "target/x",
+            "node_modules/m",
+            "config",
+            ".git",
+        ] {
             std::fs::create_dir_all(project.join(dir)).unwrap();
         }
         for file in [
@@ -396,6 +439,8 @@ mod tests {
             "src/.env.local",
             "deploy/credentials.json",
             "target/x/.env",
+            "node_modules/m/.env",
+            ".git/config",
             "config/prod",
         ] {
             std::fs::write(project.join(file), "x").unwrap();
@@ -404,10 +449,17 @@ mod tests {
         // of the project dangles in the container and needs no cover.
         std::os::unix::fs::symlink("config/prod", project.join(".env.production")).unwrap();
         std::os::unix::fs::symlink(&socket, project.join("src/.secret")).unwrap();
+        // An absolute link is read as the container reads it.
+        std::os::unix::fs::symlink(
+            "/workspace/project/src/main.rs",
+            project.join("src/.env.abs"),
+        )
+        .unwrap();
         let policy = no_policy(root.path());
         let main = GroupName::main();
-        let mounts =
-            invocation_mounts(&paths, &plan(&main, &socket, Some(&project), &policy)).unwrap();
+        let mounts = invocation_mounts(&paths, &plan(&main, &socket, Some(&project), &policy))
+            .unwrap()
+            .mounts;
         let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
         assert_eq!(
             targets,
@@ -417,22 +469,27 @@ mod tests {
                 (GLOBAL_TARGET, false),
                 (PROJECT_TARGET, true),
                 ("/workspace/project/.env", true),
+                ("/workspace/project/.git/config", true),
                 ("/workspace/project/config/prod", true),
                 ("/workspace/project/deploy/.ssh", true),
                 ("/workspace/project/deploy/credentials.json", true),
+                ("/workspace/project/node_modules/m/.env", true),
                 ("/workspace/project/src/.env.local", true),
+                ("/workspace/project/src/main.rs", true),
+                ("/workspace/project/target/x/.env", true),
                 (pincer_protocol::HOST_SOCKET_PATH, true)
             ]
         );
         // The shadows are empty.
         assert_eq!(std::fs::metadata(mounts[4].source()).unwrap().len(), 0);
         assert_eq!(std::fs::metadata(mounts[5].source()).unwrap().len(), 0);
-        assert!(mounts[6].source().is_dir());
-        assert_eq!(std::fs::read_dir(mounts[6].source()).unwrap().count(), 0);
+        assert!(mounts[7].source().is_dir());
+        assert_eq!(std::fs::read_dir(mounts[7].source()).unwrap().count(), 0);
 
         let family = GroupName::new("family").unwrap();
-        let mounts =
-            invocation_mounts(&paths, &plan(&family, &socket, Some(&project), &policy)).unwrap();
+        let mounts = invocation_mounts(&paths, &plan(&family, &socket, Some(&project), &policy))
+            .unwrap()
+            .mounts;
         assert!(
             mounts
                 .iter()
@@ -492,7 +549,8 @@ mod tests {
                 ..plan(&main, &socket, None, &policy)
             },
         )
-        .unwrap();
+        .unwrap()
+        .mounts;
         let targets: Vec<_> = mounts.iter().map(|m| (m.target(), m.read_only())).collect();
         assert_eq!(
             targets[3..],

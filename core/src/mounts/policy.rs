@@ -39,6 +39,11 @@ pub const BUILTIN_BLOCKED_NAMES: &[&str] = &[
     "id_ed25519",
     "private_key",
     ".secret",
+    // Files that hold tokens under names too common to block alone.
+    ".git/config",
+    ".config/gh",
+    ".pgpass",
+    ".vault-token",
 ];
 
 /// The longest container name of an extra mount.
@@ -259,7 +264,15 @@ impl MountPolicy {
                     block_path(path);
                 }
             } else {
-                blocked_names.push(pattern.trim_matches('/').to_owned());
+                let pattern = pattern.trim_matches('/').to_owned();
+                // Each pattern once, however often the owner repeats a built-in one.
+                if !pattern.is_empty()
+                    && !blocked_names
+                        .iter()
+                        .any(|b| b.eq_ignore_ascii_case(&pattern))
+                {
+                    blocked_names.push(pattern);
+                }
             }
         }
         blocked_paths.sort();
@@ -776,6 +789,19 @@ mod tests {
         assert!(err.contains("blocked_patterns[0]"), "{err}");
         let err = parse(r#"{"blocked_patterns": ["secrets", "~bob/keys"]}"#);
         assert!(err.contains("blocked_patterns[1] \"~bob/keys\""), "{err}");
+    }
+
+    #[test]
+    fn each_blocked_pattern_is_listed_once() {
+        let f = Fixture::new();
+        let policy = MountPolicy::parse(
+            r#"{"blocked_patterns": [".env", ".ENV", ".ssh/", "mine", "mine"]}"#,
+            Path::new("allowlist.json"),
+            &f.facts,
+        )
+        .unwrap();
+        assert_eq!(policy.blocked_names.len(), BUILTIN_BLOCKED_NAMES.len() + 1);
+        assert!(policy.blocked_names.iter().any(|n| n == "mine"));
     }
 
     #[test]

@@ -2,23 +2,27 @@
 //! read-only file or folder, so that mounting a project never mounts its
 //! `.env` with it.
 //!
-//! The scan follows no symlinks (a link inside a bind mount resolves inside
-//! the container, where the host's files are not); a link with a secret's
-//! name that leads to a file inside the same folder gets that file covered,
-//! so `.env -> config/prod` reads as empty too. The scan skips the bulky
-//! folders `target`, `node_modules` and `.git`, which hold build output,
-//! dependencies and history rather than the owner's secrets.
+//! The scan enters every folder — `node_modules`, `target` and `.git`
+//! included: an agent with a read-write grant could otherwise move a
+//! shadowed `.env` into one and read it on its next run — and follows no
+//! link (it goes through [`crate::beneath`]). A name is matched as a path
+//! below the mounted folder, so patterns with a `/` (`.git/config`) cover
+//! what they name. A link with a secret's name is covered where it leads,
+//! read as the container will read it: a relative link from where it is, an
+//! absolute one inside the container's view of this mount; a link that
+//! leads anywhere else dangles in the container, or into a mount with
+//! covers of its own. A folder with more than [`SCAN_LIMIT`] entries is not
+//! scanned at all, and the caller leaves that mount out.
 
+use std::ffi::OsStr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::{MountError, ValidatedMount, policy::MountPolicy};
-use crate::beneath::{Identity, identity_of};
+use crate::beneath::{Folder, Identity, Kind, identity_of};
 
-/// Folders the scan does not enter.
-const SKIPPED: &[&str] = &["target", "node_modules", ".git"];
 /// Most entries scanned in one mounted folder.
-pub(super) const SCAN_LIMIT: usize = 100_000;
+pub const SCAN_LIMIT: usize = 100_000;
 
 /// The empty file and folder that cover secrets.
 pub(super) struct Shadows {
@@ -80,70 +84,18 @@ impl Shadows {
         })
     }
 
-    /// Read-only covers for every entry under `root` whose name the policy
-    /// blocks, at `target` + the entry's relative path, sorted by path.
+    /// Read-only covers for every secret [`scan`] finds under `root`, at
+    /// `target` + its relative path.
     pub(super) fn cover(
         &self,
-        root: &Path,
-        target: &str,
+        mount: &ValidatedMount,
         policy: &MountPolicy,
     ) -> Result<Vec<ValidatedMount>, MountError> {
-        let mut covers = Vec::new();
-        let mut stack = vec![root.to_owned()];
-        let mut scanned = 0usize;
-        while let Some(dir) = stack.pop() {
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                // An unreadable folder cannot be read from the container either.
-                Err(_) => continue,
-            };
-            for entry in entries.flatten() {
-                scanned += 1;
-                if scanned > SCAN_LIMIT {
-                    return Err(MountError::TooLargeToScan {
-                        path: root.to_owned(),
-                        limit: SCAN_LIMIT,
-                    });
-                }
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                let name = entry.file_name();
-                let path = entry.path();
-                if kind.is_symlink() {
-                    if policy.blocked_name_in(Path::new(&name)).is_some()
-                        && let Some(cover) = self.cover_link_target(&path, root, target)
-                    {
-                        covers.push(cover);
-                    }
-                    continue;
-                }
-                if policy.blocked_name_in(Path::new(&name)).is_some() {
-                    let Ok(relative) = path.strip_prefix(root) else {
-                        continue;
-                    };
-                    covers.push(self.cover_at(target, relative, kind.is_dir()));
-                } else if kind.is_dir() && !SKIPPED.iter().any(|s| name == *s) {
-                    stack.push(path);
-                }
-            }
-        }
-        covers.sort_by(|a, b| a.target.cmp(&b.target));
-        covers.dedup_by(|a, b| a.target == b.target);
-        Ok(covers)
-    }
-
-    /// The cover for what the link at `link` leads to, when that lies inside
-    /// `root` (a link leading out of the mounted folder dangles inside the
-    /// container: there is nothing to cover).
-    fn cover_link_target(&self, link: &Path, root: &Path, target: &str) -> Option<ValidatedMount> {
-        let resolved = link.canonicalize().ok()?;
-        let relative = resolved.strip_prefix(root).ok()?;
-        if relative.as_os_str().is_empty() {
-            // A link to the folder itself: covering it would hide the whole mount.
-            return None;
-        }
-        Some(self.cover_at(target, relative, resolved.is_dir()))
+        let secrets = scan(&mount.source, &mount.target, policy, Some(mount.identity))?;
+        Ok(secrets
+            .into_iter()
+            .map(|secret| self.cover_at(&mount.target, &secret.relative, secret.is_dir))
+            .collect())
     }
 
     /// The empty, read-only folder or file over `target` + `relative`.
@@ -160,4 +112,118 @@ impl Shadows {
             identity,
         }
     }
+}
+
+/// A secret found below a mounted folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Its path below the folder.
+    pub relative: PathBuf,
+    /// Whether it is a folder.
+    pub is_dir: bool,
+}
+
+/// Every entry below `root` (mounted at `target`) whose path the policy
+/// blocks, sorted; never follows a link. With `expected`, `root` must still
+/// be that folder (the one the mount was decided on).
+pub fn scan(
+    root: &Path,
+    target: &str,
+    policy: &MountPolicy,
+    expected: Option<Identity>,
+) -> Result<Vec<Secret>, MountError> {
+    let blocked = |relative: &Path| {
+        policy
+            .blocked_name_in(&Path::new("/").join(relative))
+            .is_some()
+    };
+    let top = Folder::open(root)?;
+    if let Some(expected) = expected
+        && top.identity()? != expected
+    {
+        return Err(MountError::Prepare {
+            path: root.to_owned(),
+            source: std::io::Error::other("it was swapped for another folder while it was checked"),
+        });
+    }
+    let mut secrets = Vec::new();
+    let mut stack = vec![(top.open_dir(".")?, PathBuf::new())];
+    let mut scanned = 0usize;
+    while let Some((folder, relative)) = stack.pop() {
+        for (name, kind) in folder.entries()? {
+            scanned += 1;
+            if scanned > SCAN_LIMIT {
+                return Err(MountError::TooLargeToScan {
+                    path: root.to_owned(),
+                    limit: SCAN_LIMIT,
+                });
+            }
+            let path = relative.join(&name);
+            match kind {
+                Kind::Link if blocked(&path) => {
+                    if let Some(secret) = link_target(&top, &folder, &name, &relative, target) {
+                        secrets.push(secret);
+                    }
+                }
+                _ if blocked(&path) => secrets.push(Secret {
+                    relative: path,
+                    is_dir: kind == Kind::Dir,
+                }),
+                // A folder swapped for a link since it was listed is a link:
+                // it is not entered.
+                Kind::Dir => match folder.open_dir(&name) {
+                    Ok(child) => stack.push((child, path)),
+                    Err(err) if err.is_link() => {}
+                    Err(err) => return Err(err.into()),
+                },
+                _ => {}
+            }
+        }
+    }
+    secrets.sort_by(|a, b| a.relative.cmp(&b.relative));
+    secrets.dedup_by(|a, b| a.relative == b.relative);
+    Ok(secrets)
+}
+
+/// Where the link `name` in `folder` (at `relative` below `top`, mounted at
+/// `target`) leads inside the mount, read without following anything.
+fn link_target(
+    top: &Folder,
+    folder: &Folder,
+    name: &OsStr,
+    relative: &Path,
+    target: &str,
+) -> Option<Secret> {
+    let text = folder.read_link(name).ok()?;
+    let within = if text.is_absolute() {
+        text.strip_prefix(target).ok()?.to_owned()
+    } else {
+        relative.join(&text)
+    };
+    // Lexically, as the container resolves `..` at this depth.
+    let mut resolved = PathBuf::new();
+    for component in within.components() {
+        match component {
+            Component::Normal(part) => resolved.push(part),
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    // A link to the folder itself: covering it would hide the whole mount.
+    let leaf = resolved.file_name()?.to_owned();
+    let parent = resolved.parent().unwrap_or(Path::new(""));
+    let holder = if parent.as_os_str().is_empty() {
+        top.open_dir(".").ok()?
+    } else {
+        top.open_dir(parent).ok()?
+    };
+    let kind = holder.kind(&leaf).ok()??;
+    Some(Secret {
+        relative: resolved,
+        is_dir: kind == Kind::Dir,
+    })
 }
