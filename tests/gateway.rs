@@ -182,13 +182,13 @@ async fn an_unreachable_model_is_a_502_in_the_apis_error_shape() {
 }
 
 #[tokio::test]
-async fn the_socket_is_reachable_by_the_container_user_and_gone_after_drop() {
+async fn the_socket_is_the_hosts_alone_until_handed_over_and_gone_after_drop() {
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModel::start(vec![]);
     let gateway = serve(dir.path(), &model.url());
     let path = gateway.path().to_owned();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o666);
+    assert_eq!(mode & 0o777, 0o600);
     drop(gateway);
     assert!(!path.exists());
     tokio::task::spawn_blocking(move || {

@@ -394,3 +394,69 @@ fn a_folder_too_large_to_scan_is_left_out_and_the_group_goes_on() {
         "{value}"
     );
 }
+
+/// The container's uid is no host account's: a login with the uid agents
+/// used to run as (1000, a real account on many machines) cannot reach a
+/// running agent's socket through `/proc/<pid>/root`, and the socket is the
+/// container user's alone.
+#[test]
+fn no_host_account_can_reach_a_running_agents_socket() {
+    let install = Installation::new();
+    let model = ScriptedModel::always(bash_then_echo(
+        "ls -ln /run/pincer/host.sock; id; sleep 600",
+    ));
+    let mut agent = install
+        .pincer(&model.url())
+        .args(["run-once", "wait"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let label = format!("pincer.installation={}", install.id);
+    assert!(wait_for(Duration::from_secs(60), || !model
+        .requests()
+        .is_empty()));
+    let id = containers_labelled(&label).pop().expect("a running agent");
+    let inspected = inspect(&id);
+    let user = inspected["Config"]["User"].as_str().unwrap().to_owned();
+    let pid = inspected["State"]["Pid"].as_i64().unwrap();
+    let (uid, gid) = user.split_once(':').unwrap();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(
+        !passwd.lines().any(|l| l.split(':').nth(2) == Some(uid)),
+        "uid {uid} is a host account"
+    );
+    let socket = format!("/proc/{pid}/root/run/pincer/host.sock");
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(
+        (meta.uid().to_string(), meta.gid().to_string()),
+        (uid.to_owned(), gid.to_owned())
+    );
+
+    // A login with uid 1000 tries the way through the agent's root.
+    let reach = |as_uid: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid", as_uid, "--regid", as_uid, "--clear-groups"])
+            .args(["/usr/bin/python3", "-c"])
+            .arg(format!(
+                "import socket; s = socket.socket(socket.AF_UNIX); s.connect('{socket}'); print('CONNECTED')"
+            ))
+            .output()
+            .unwrap()
+    };
+    let outsider = reach("1000");
+    assert!(!outsider.status.success(), "{}", text(&outsider));
+    assert!(!String::from_utf8_lossy(&outsider.stdout).contains("CONNECTED"));
+    // The same attempt as the container's own uid gets through: the test
+    // tests the way, not a broken path.
+    let insider = reach(uid);
+    assert!(
+        String::from_utf8_lossy(&insider.stdout).contains("CONNECTED"),
+        "{}",
+        text(&insider)
+    );
+
+    agent.kill().unwrap();
+    let _ = agent.wait();
+}

@@ -235,9 +235,9 @@ impl Gateway {
             Err(err) => return Err(fail(err)),
         }
         let listener = UnixListener::bind(path).map_err(fail)?;
-        // The container's user must be able to connect; the folder around the
-        // socket (0700) keeps other host users out.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
+        // The host's own user only; `mounts` hands it to the container's user
+        // (still 0600) when it prepares the invocation's mounts.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
         let shared = Arc::new(Shared { services, caller });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {

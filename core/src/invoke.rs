@@ -60,6 +60,17 @@ pub enum InvokeError {
          choose a shorter PINCER_HOME"
     )]
     SocketPathTooLong(PathBuf),
+    /// A host account has the uid or gid agents run as.
+    #[error(
+        "agents run as uid:gid {uid}, but the host has that {account}: a login there would share \
+         the agents' identity; Pincer does not start"
+    )]
+    SharedIdentity {
+        /// The container's `uid:gid`.
+        uid: String,
+        /// Which account.
+        account: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -127,6 +138,15 @@ impl Host {
         api_key: Option<String>,
         other_secrets: Vec<String>,
     ) -> Result<Self, InvokeError> {
+        let user = ContainerUser::for_this_host();
+        if user == ContainerUser::UNPRIVILEGED
+            && let Some(account) = user.host_account()
+        {
+            return Err(InvokeError::SharedIdentity {
+                uid: user.spec(),
+                account,
+            });
+        }
         let sandbox = Sandbox::connect(&paths, engine).await?;
         let store = Arc::new(Store::open(&paths.database())?);
         let removed = sandbox.remove_orphans().await?;
@@ -149,7 +169,7 @@ impl Host {
                 store,
                 egress,
             }),
-            user: ContainerUser::for_this_host(),
+            user,
             facts,
         })
     }

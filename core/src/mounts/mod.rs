@@ -97,10 +97,16 @@ pub struct ContainerUser {
 }
 
 impl ContainerUser {
-    /// The uid a container runs as when the host runs as root.
+    /// The uid and gid a container runs as when the host runs as root: one
+    /// that no host account has, so that no login shares the agent's
+    /// identity (and with it `/proc/<pid>/root` of a running agent, or the
+    /// files it writes). 65500 lies in 65000–65533, which Debian's policy
+    /// reserves and never hands out, and below 65536, so that a user
+    /// namespace of the usual 65536 ids can map it. [`Self::host_account`]
+    /// checks that it is free here.
     pub const UNPRIVILEGED: Self = Self {
-        uid: 1000,
-        gid: 1000,
+        uid: 65_500,
+        gid: 65_500,
     };
 
     /// The host's own user when it is not root (so that files the agent
@@ -114,6 +120,21 @@ impl ContainerUser {
         } else {
             Self { uid, gid }
         }
+    }
+
+    /// The host account or group (from `/etc/passwd` and `/etc/group`) that
+    /// has this uid or gid, as `"user NAME"` or `"group NAME"`.
+    pub fn host_account(&self) -> Option<String> {
+        let find = |file: &str, id: u32, what: &str| {
+            let text = std::fs::read_to_string(file).ok()?;
+            text.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let found: u32 = fields.nth(1)?.parse().ok()?;
+                (found == id).then(|| format!("{what} {name} in {file}"))
+            })
+        };
+        find("/etc/passwd", self.uid, "user").or_else(|| find("/etc/group", self.gid, "group"))
     }
 
     /// `uid:gid`, as the engine wants it.
@@ -275,6 +296,7 @@ pub fn invocation_mounts(
         mounts.extend(covers);
     }
     let socket = resolve(plan.host_socket)?;
+    hand_over_socket(&socket, plan.user)?;
     mounts.push(ValidatedMount {
         identity: identity_of(&socket)?,
         source: socket,
@@ -282,6 +304,22 @@ pub fn invocation_mounts(
         read_only: true,
     });
     Ok(InvocationMounts { mounts, left_out })
+}
+
+/// The invocation's socket belongs to the container's user alone (mode
+/// 0600): no other uid on the host may talk to the host as this agent, even
+/// through `/proc/<pid>/root` of the running container.
+fn hand_over_socket(socket: &Path, user: ContainerUser) -> Result<(), MountError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fail = |source| MountError::Prepare {
+        path: socket.to_owned(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(socket).map_err(fail)?;
+    if (meta.uid(), meta.gid()) != (user.uid, user.gid) {
+        std::os::unix::fs::lchown(socket, Some(user.uid), Some(user.gid)).map_err(fail)?;
+    }
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)
 }
 
 /// The covers of `mount`'s secrets, or `None` (and a note in `left_out`)
