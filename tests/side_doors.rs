@@ -460,3 +460,81 @@ fn no_host_account_can_reach_a_running_agents_socket() {
     agent.kill().unwrap();
     let _ = agent.wait();
 }
+
+/// Names that differ only in case are one name (`Main` is the main group, not
+/// a second one), and a container name of spaces is refused, not mounted at
+/// `/workspace/extra/   `.
+#[test]
+fn names_that_differ_only_in_case_are_one_and_blank_container_names_are_refused() {
+    let install = Installation::new();
+    let add = |name: &str, chat: &str| {
+        install
+            .pincer("http://127.0.0.1:1")
+            .args(["groups", "add", name, "--chat", chat])
+            .output()
+            .unwrap()
+    };
+    for main in ["Main", "MAIN"] {
+        let output = add(main, &format!("test:{main}"));
+        assert!(!output.status.success(), "{main}: {}", text(&output));
+        assert!(
+            text(&output).contains("main group exists"),
+            "{}",
+            text(&output)
+        );
+    }
+    let output = add("Family", "test:family");
+    assert!(output.status.success(), "{}", text(&output));
+    let output = add("FAMILY", "test:family2");
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("a group named family exists"),
+        "{}",
+        text(&output)
+    );
+
+    let model = ScriptedModel::always(bash_then_echo("pwd"));
+    let output = install
+        .pincer(&model.url())
+        .args(["run-once", "--group", "FaMiLy", "hi"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let groups: Vec<String> = std::fs::read_dir(install.home().join("groups"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(groups, ["family"]);
+    let list = install
+        .pincer("http://127.0.0.1:1")
+        .args(["groups", "list", "--json"])
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2);
+    assert!(
+        names.contains(&"main") && names.contains(&"family"),
+        "{names:?}"
+    );
+
+    std::fs::create_dir_all(install.user_home().join("docs")).unwrap();
+    install.allow(r#"{"allowed_roots": [{"path": "~/docs"}]}"#);
+    let check = install
+        .pincer("http://127.0.0.1:1")
+        .args(["mounts", "check", "--group", "Family", "~/docs", "   "])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    let value: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert!(
+        value["reason"].as_str().unwrap().contains("blank"),
+        "{value}"
+    );
+}

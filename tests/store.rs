@@ -26,7 +26,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pincer.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].is_main && groups[0].name == "main" && groups[0].chat_id == MAIN_CHAT);
@@ -34,7 +34,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 5);
+    assert_eq!(store.schema_version().unwrap(), 6);
     assert_eq!(
         store.groups().unwrap().len(),
         1,
@@ -175,4 +175,41 @@ fn a_crash_in_the_middle_of_a_write_leaves_the_database_consistent() {
     );
     audit(&store, "after the crash");
     assert_eq!(store.audit_entries(None, None).unwrap().len(), 101);
+}
+
+#[test]
+fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pincer.db");
+    drop(Store::open(&path).unwrap());
+    // As a schema-5 Pincer left them: a group spelled with capitals.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
+             VALUES ('Work', 'test:work', 0, NULL, 'then');
+         INSERT INTO group_mounts (group_name, host_path) VALUES ('Work', '~/w');
+         INSERT INTO egress_rules (group_name, rule, created_at) VALUES ('Work', 'example.org', 'then');
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(raw);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 6);
+    assert!(store.group("work").unwrap().is_some());
+    assert!(store.group("Work").unwrap().is_none());
+    assert_eq!(store.group_mounts("work").unwrap().len(), 1);
+    assert_eq!(store.egress_rules("work").unwrap(), ["example.org"]);
+    drop(store);
+
+    // Two spellings of one name cannot both be kept: the migration stops and says why.
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
+             VALUES ('WORK', 'test:work2', 0, NULL, 'then');
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(raw);
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("two_groups_differ_only_in_case"), "{err}");
 }

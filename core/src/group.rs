@@ -2,7 +2,10 @@
 //!
 //! A name is also a folder name on the host, so it is validated before it is
 //! used anywhere: `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`, and `global` is reserved
-//! for the shared memory folder.
+//! for the shared memory folder. Names are case-insensitive and kept folded
+//! to lowercase: `Main` is `main` (and so trusted), and `Family` and `family`
+//! can never be two groups sharing one folder on a case-insensitive file
+//! system.
 
 use std::fmt;
 
@@ -22,7 +25,7 @@ pub struct InvalidGroupName {
 pub struct GroupName(String);
 
 impl GroupName {
-    /// Validates `name`.
+    /// Validates `name` and folds it to lowercase.
     pub fn new(name: &str) -> Result<Self, InvalidGroupName> {
         let invalid = |reason| InvalidGroupName {
             name: name.to_owned(),
@@ -45,7 +48,7 @@ impl GroupName {
         if name.eq_ignore_ascii_case("global") {
             return Err(invalid("`global` is reserved for the shared memory folder"));
         }
-        Ok(Self(name.to_owned()))
+        Ok(Self(name.to_ascii_lowercase()))
     }
 
     /// The owner's main group.
@@ -61,6 +64,22 @@ impl GroupName {
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl std::ops::Deref for GroupName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for GroupName {
+    type Err = InvalidGroupName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::new(name)
     }
 }
 
@@ -80,7 +99,12 @@ mod tests {
             assert!(GroupName::new(name).is_ok(), "{name}");
         }
         assert!(GroupName::new("main").unwrap().is_main());
-        assert!(!GroupName::new("Main").unwrap().is_main());
+        for main in ["Main", "MAIN", "mAiN"] {
+            let name = GroupName::new(main).unwrap();
+            assert!(name.is_main(), "{main}");
+            assert_eq!(name, GroupName::main());
+        }
+        assert_eq!(GroupName::new("Family").unwrap().as_str(), "family");
     }
 
     #[test]

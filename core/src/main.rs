@@ -39,7 +39,7 @@ enum Command {
     /// Send a message to a group through the running daemon and print the reply.
     Send {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The message.
         text: String,
     },
@@ -57,7 +57,7 @@ enum Command {
     RunOnce {
         /// The group to run in.
         #[arg(long, default_value = "main")]
-        group: String,
+        group: GroupName,
         /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
@@ -104,7 +104,7 @@ enum Command {
     Audit {
         /// Only this group's entries.
         #[arg(long)]
-        group: Option<String>,
+        group: Option<GroupName>,
         /// Only entries since then: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (90m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
@@ -120,7 +120,7 @@ enum TasksCommand {
     List {
         /// Only this group's.
         #[arg(long)]
-        group: Option<String>,
+        group: Option<GroupName>,
         /// Print them as JSON.
         #[arg(long)]
         json: bool,
@@ -147,7 +147,7 @@ enum SessionCommand {
     /// Start the group's conversation afresh (the old one is archived).
     Reset {
         /// The group.
-        group: String,
+        group: GroupName,
     },
 }
 
@@ -156,21 +156,21 @@ enum EgressCommand {
     /// Allow a destination: host, *.domain or IP, with :port or :* (default ports 80 and 443).
     Allow {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The rule, e.g. github.com, *.githubusercontent.com, 10.0.0.5:8080.
         rule: String,
     },
     /// Remove a rule.
     Revoke {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The rule, as it was added.
         rule: String,
     },
     /// Show the rules (of one group, or all).
     List {
         /// Only this group.
-        group: Option<String>,
+        group: Option<GroupName>,
         /// Print them as JSON.
         #[arg(long)]
         json: bool,
@@ -179,7 +179,7 @@ enum EgressCommand {
     /// JSON object. Exit 0 allowed, 1 denied, 2 usage error.
     Test {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The URL (http, https) or host:port.
         url: String,
     },
@@ -196,7 +196,7 @@ enum GroupsCommand {
     /// Register a (non-main) group for a chat.
     Add {
         /// The group's name (also its folder's name).
-        name: String,
+        name: GroupName,
         /// The chat it answers in (e.g. telegram:-1001234).
         #[arg(long)]
         chat: String,
@@ -209,7 +209,7 @@ enum GroupsCommand {
     /// same name starts empty.
     Remove {
         /// The group's name.
-        name: String,
+        name: GroupName,
         /// Delete the group's folder and session instead of archiving them.
         #[arg(long)]
         purge: bool,
@@ -218,7 +218,7 @@ enum GroupsCommand {
     /// allowlist decides each time (`pincer mounts check` shows how).
     Mount {
         /// The group.
-        group: String,
+        group: GroupName,
         /// `host=PATH[,name=NAME][,rw]` (or just PATH).
         #[arg(value_parser = parse_mount_request)]
         spec: MountRequest,
@@ -226,14 +226,14 @@ enum GroupsCommand {
     /// Withdraw a group's request for an extra folder.
     Unmount {
         /// The group.
-        group: String,
+        group: GroupName,
         /// The host path, as it was asked for.
         host_path: String,
     },
     /// The extra folders a group asks for.
     Mounts {
         /// The group.
-        group: String,
+        group: GroupName,
     },
 }
 
@@ -244,7 +244,7 @@ enum MountsCommand {
     Check {
         /// Decide for this group (`main` is the trusted one).
         #[arg(long)]
-        group: Option<String>,
+        group: Option<GroupName>,
         /// Decide as for the main group.
         #[arg(long)]
         main: bool,
@@ -391,7 +391,9 @@ async fn run(cli: Cli) -> ExitCode {
             };
         }
         Command::Egress { command } => return egress_command(&paths, command).await,
-        Command::Audit { group, since, json } => audit_command(&paths, group, since, json),
+        Command::Audit { group, since, json } => {
+            audit_command(&paths, group.map(|g| g.to_string()), since, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -909,7 +911,7 @@ async fn egress_command(paths: &Paths, command: EgressCommand) -> ExitCode {
         ),
         EgressCommand::List { group, json } => done((|| {
             let groups = match group {
-                Some(group) => vec![group],
+                Some(group) => vec![group.to_string()],
                 None => store.groups()?.into_iter().map(|g| g.name).collect(),
             };
             let mut all = serde_json::Map::new();

@@ -350,7 +350,8 @@ impl MountPolicy {
         let read_write =
             request.read_write && root.allow_read_write && (is_main || !self.non_main_read_only);
         let name = match &request.container_name {
-            Some(name) => name.clone(),
+            // Trimmed: ` docs ` is `docs`, and a name of spaces is blank.
+            Some(name) => name.trim().to_owned(),
             None => real
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -446,8 +447,8 @@ pub fn expand_home(path: &str, home: Option<&Path>) -> Result<PathBuf, String> {
 
 /// A container name: relative, non-empty, no `..`, no `:`, no control characters.
 pub fn validate_container_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("it is empty".into());
+    if name.trim().is_empty() {
+        return Err("it is empty or blank".into());
     }
     if name.len() > MAX_NAME_BYTES {
         return Err(format!("it is longer than {MAX_NAME_BYTES} bytes"));
@@ -462,7 +463,7 @@ pub fn validate_container_name(name: &str) -> Result<(), String> {
         return Err("it must not contain control characters".into());
     }
     for part in name.split('/') {
-        match part {
+        match part.trim() {
             "" => {
                 return Err("it must not contain empty components (`//` or a trailing `/`)".into());
             }
@@ -752,7 +753,7 @@ mod tests {
             )
         };
         for bad in [
-            "", "/abs", "a/../b", "..", ".", "a:b", "a\nb", "a//b", "a/", "x\u{7f}",
+            "", "   ", "a/ /b", "/abs", "a/../b", "..", ".", "a:b", "a\nb", "a//b", "a/", "x\u{7f}",
         ] {
             denied(named(bad), "container name");
         }
@@ -760,6 +761,7 @@ mod tests {
             named("code/app").unwrap().target(),
             "/workspace/extra/code/app"
         );
+        assert_eq!(named(" docs ").unwrap().target(), "/workspace/extra/docs");
     }
 
     #[test]

@@ -114,6 +114,22 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE task_runs ADD COLUMN message_id INTEGER;
     CREATE INDEX task_runs_by_message ON task_runs (message_id);
     DROP TABLE sessions;",
+    // 6: group names are case-insensitive (`Main` is `main`; on a
+    // case-insensitive file system two spellings would share a folder):
+    // stored folded. Two groups that differ only in case stop the migration
+    // by name; the owner removes one with an older Pincer and starts again.
+    "CREATE TEMP TABLE fold_check (
+        clashes INTEGER CONSTRAINT two_groups_differ_only_in_case_remove_one CHECK (clashes = 0)
+    );
+    INSERT INTO fold_check SELECT count(*) FROM
+        (SELECT lower(name) FROM groups GROUP BY lower(name) HAVING count(*) > 1);
+    DROP TABLE fold_check;
+    PRAGMA defer_foreign_keys = ON;
+    UPDATE groups SET name = lower(name) WHERE name <> lower(name);
+    UPDATE group_mounts SET group_name = lower(group_name) WHERE group_name <> lower(group_name);
+    UPDATE egress_rules SET group_name = lower(group_name) WHERE group_name <> lower(group_name);
+    UPDATE tasks SET group_name = lower(group_name) WHERE group_name <> lower(group_name);
+    UPDATE messages SET group_name = lower(group_name) WHERE group_name <> lower(group_name);",
 ];
 
 /// A store operation failed.
