@@ -151,3 +151,55 @@ fn security_md_cites_only_real_tests() {
     }
     assert!(cited >= 10, "SECURITY.md cites only {cited} tests");
 }
+
+/// Host file operations under folders an agent can write (a group's folder,
+/// its session, the global folder, a read-write grant) go through
+/// `core/src/beneath.rs`, which never follows a link and never leaves the
+/// folder. The std calls that change or walk the file system by path are
+/// allowed only in the files below, each for a path only the host writes.
+#[test]
+fn host_file_operations_under_agent_folders_go_through_beneath() {
+    const HOST_OWNED: &[(&str, &str)] = &[
+        ("core/src/beneath.rs", "the module itself"),
+        ("core/src/sandbox/owner.rs", "owner locks under run/"),
+        ("core/src/sandbox/verify.rs", "reads /proc"),
+        ("core/src/daemon/control.rs", "the control socket under run/"),
+        ("core/src/gateway.rs", "the invocation's socket under run/inv/"),
+        ("core/src/invoke.rs", "the invocation's run folder under run/inv/"),
+        ("core/src/mounts/mod.rs", "hands the run/inv/ socket over"),
+        ("core/src/mounts/shadow.rs", "the empty covers under run/shadow"),
+        ("core/src/main.rs", "creates PINCER_HOME itself"),
+    ];
+    const CALLS: &[&str] = &[
+        "fs::rename",
+        "fs::remove_file",
+        "fs::remove_dir",
+        "fs::create_dir",
+        "DirBuilder",
+        "fs::read_dir",
+        "fs::set_permissions",
+        "fs::write",
+        "OpenOptions",
+        "File::create",
+        "fs::chown",
+        "fs::lchown",
+        "fs::copy",
+        "fs::hard_link",
+        "fs::symlink",
+    ];
+    for path in rust_files() {
+        let name = landed(&relative(&path));
+        if !name.starts_with("core/src/") || HOST_OWNED.iter().any(|(f, _)| *f == name) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for call in CALLS {
+            assert!(
+                !code.contains(call),
+                "{name} calls {call}: use pincer::beneath (or, for a path only the host \
+                 writes, add the file to HOST_OWNED with the reason)"
+            );
+        }
+    }
+}
