@@ -2,7 +2,12 @@
 //! controls — a path it swaps, a link it plants, a uid it shares, a folder it
 //! hides secrets in, a name it spells differently. Each test performs the
 //! attack from inside a real container first.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 

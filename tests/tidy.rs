@@ -163,11 +163,23 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
         ("core/src/beneath.rs", "the module itself"),
         ("core/src/sandbox/owner.rs", "owner locks under run/"),
         ("core/src/sandbox/verify.rs", "reads /proc"),
-        ("core/src/daemon/control.rs", "the control socket under run/"),
-        ("core/src/gateway.rs", "the invocation's socket under run/inv/"),
-        ("core/src/invoke.rs", "the invocation's run folder under run/inv/"),
+        (
+            "core/src/daemon/control.rs",
+            "the control socket under run/",
+        ),
+        (
+            "core/src/gateway.rs",
+            "the invocation's socket under run/inv/",
+        ),
+        (
+            "core/src/invoke.rs",
+            "the invocation's run folder under run/inv/",
+        ),
         ("core/src/mounts/mod.rs", "hands the run/inv/ socket over"),
-        ("core/src/mounts/shadow.rs", "the empty covers under run/shadow"),
+        (
+            "core/src/mounts/shadow.rs",
+            "the empty covers under run/shadow",
+        ),
         ("core/src/main.rs", "creates PINCER_HOME itself"),
     ];
     const CALLS: &[&str] = &[

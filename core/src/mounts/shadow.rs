@@ -205,11 +205,8 @@ fn link_target(
     for component in within.components() {
         match component {
             Component::Normal(part) => resolved.push(part),
-            Component::ParentDir => {
-                if !resolved.pop() {
-                    return None;
-                }
-            }
+            // Above the mount: not in it.
+            Component::ParentDir => resolved.pop().then_some(())?,
             _ => {}
         }
     }
