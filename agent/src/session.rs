@@ -164,11 +164,21 @@ pub(crate) fn compaction_split(messages: &[Value]) -> usize {
 }
 
 /// The memory files' text for the system prompt.
+/// Only a plain file is read, and only its first [`MAX_MEMORY_BYTES`]: the
+/// agent can make `MEMORY.md` a link to `/dev/zero`, a fifo or a huge file,
+/// and the group's next invocation must still start.
 pub(crate) fn memory(files: &[(&str, PathBuf)]) -> String {
+    use std::io::Read;
     let mut text = String::new();
     for (label, path) in files {
-        if let Ok(content) = std::fs::read(path) {
-            let content = String::from_utf8_lossy(&content[..content.len().min(MAX_MEMORY_BYTES)]);
+        if !is_plain_file(path) {
+            continue;
+        }
+        let mut content = Vec::new();
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_MEMORY_BYTES as u64).read_to_end(&mut content));
+        if read.is_ok() {
+            let content = String::from_utf8_lossy(&content);
             if !content.trim().is_empty() {
                 text.push_str(&format!(
                     "\n\n## {label} ({})\n{}",
@@ -240,6 +250,24 @@ mod tests {
         // Nothing reached what the links led to.
         assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
         assert!(dir.join("transcript.json.tmp.set-aside-1/x").is_dir());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn memory_reads_only_plain_files_and_only_their_start() {
+        let dir = std::env::temp_dir().join(format!("pincer-memory-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("zero.md")).unwrap();
+        std::fs::write(dir.join("big.md"), "x".repeat(MAX_MEMORY_BYTES * 4)).unwrap();
+        let text = memory(&[("zero", dir.join("zero.md")), ("big", dir.join("big.md"))]);
+        assert!(
+            !text.contains("## zero"),
+            "{}",
+            &text[..100.min(text.len())]
+        );
+        assert!(text.contains("## big"));
+        assert!(text.len() < MAX_MEMORY_BYTES + 200, "{}", text.len());
         let _ = std::fs::remove_dir_all(dir);
     }
 
