@@ -60,7 +60,7 @@ async fn forged_credentials_are_dropped_and_the_hosts_key_is_added() {
                   Anthropic-Beta: tools-2024\r\nAnthropic-Version: 2023-06-01\r\n";
     let (status, body) = raw(
         gateway.path(),
-        post("/v1/messages", forged, r#"{"model":"m"}"#),
+        post("/v1/messages", forged, &minimal_request("m")),
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -70,7 +70,10 @@ async fn forged_credentials_are_dropped_and_the_hosts_key_is_added() {
     assert_eq!(requests.len(), 1);
     let seen = &requests[0];
     assert_eq!(seen.path, "/v1/messages");
-    assert_eq!(seen.body, br#"{"model":"m"}"#);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&minimal_request("m")).unwrap()
+    );
     let keys: Vec<_> = seen
         .headers
         .iter()
@@ -153,7 +156,11 @@ async fn garbage_gets_a_400_and_the_gateway_keeps_serving() {
     )
     .await;
     assert_eq!(status, 400);
-    let (status, body) = raw(gateway.path(), post("/v1/messages", "", "{}")).await;
+    let (status, body) = raw(
+        gateway.path(),
+        post("/v1/messages", "", &minimal_request("m")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("still here"));
 }
@@ -168,7 +175,11 @@ async fn an_unreachable_model_is_a_502_in_the_apis_error_shape() {
         .unwrap()
         .port();
     let gateway = serve(dir.path(), &format!("http://127.0.0.1:{port}"));
-    let (status, body) = raw(gateway.path(), post("/v1/messages", "", "{}")).await;
+    let (status, body) = raw(
+        gateway.path(),
+        post("/v1/messages", "", &minimal_request("m")),
+    )
+    .await;
     assert_eq!(status, 502);
     let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(error["type"], "error");
@@ -305,7 +316,8 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
                 ApiKey::new(TEST_KEY.into()).unwrap(),
                 Some(Arc::new(Wrapping)),
             )
-            .unwrap(),
+            .unwrap()
+            .with_policy(test_policy()),
         ),
         egress: Arc::new(
             pincer::egress::Egress::new(
@@ -327,7 +339,11 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
     .unwrap();
     let (status, body) = raw(
         gateway.path(),
-        post("/v1/messages", "X-Api-Key: forged\r\n", r#"{"model":"m"}"#),
+        post(
+            "/v1/messages",
+            "X-Api-Key: forged\r\n",
+            &minimal_request("m"),
+        ),
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -336,7 +352,7 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
     assert_eq!(seen.path, "/v9/wrapped");
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(),
-        serde_json::json!({"wrapped": {"model": "m"}})
+        serde_json::json!({"wrapped": serde_json::from_str::<serde_json::Value>(&minimal_request("m")).unwrap()})
     );
     assert_eq!(
         seen.header("authorization"),
@@ -347,7 +363,7 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
     // A request the provider cannot translate: refused, audited, not sent.
     let (status, _) = raw(
         gateway.path(),
-        post("/v1/messages", "", r#"{"model":"untranslatable"}"#),
+        post("/v1/messages", "", &minimal_request("untranslatable")),
     )
     .await;
     assert_eq!(status, 400);

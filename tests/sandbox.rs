@@ -16,7 +16,8 @@ const PROBE: &str = "echo uid=$(id -u); echo host=$(hostname); \
     touch /probe 2>/dev/null && echo ROOT_WRITABLE || echo ROOT_READ_ONLY; \
     echo nets=$(ls /sys/class/net | tr '\\n' ' '); \
     grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
-    echo hi > /workspace/group/note.txt && echo GROUP_WRITABLE";
+    echo hi > /workspace/group/note.txt && echo GROUP_WRITABLE; \
+    touch \"$HOME/x\" && echo HOME_WRITABLE";
 
 #[test]
 fn bash_runs_inside_the_container_and_the_answer_comes_out() {
@@ -47,6 +48,7 @@ fn bash_runs_inside_the_container_and_the_answer_comes_out() {
     assert!(answer.starts_with("the box says:"), "{answer}");
     for expected in [
         "uid=65500",
+        "HOME_WRITABLE",
         "host=pincer",
         "ROOT_READ_ONLY",
         "\nnets=lo\n",

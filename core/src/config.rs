@@ -144,8 +144,16 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `max_turns` / `PINCER_MAX_TURNS`: model turns per invocation.
     pub max_turns: u32,
-    /// `max_tokens` of each model request.
+    /// `max_tokens` of each model request, and the gateway's cap on it.
     pub max_tokens: u32,
+    /// `models`: other models the gateway lets a request name (the list is
+    /// empty by default: only `model`).
+    pub models: Vec<String>,
+    /// `thinking_budget`: the largest extended-thinking budget a request may
+    /// ask for (0, the default: none).
+    pub thinking_budget: u32,
+    /// `betas`: the `anthropic-beta` values the gateway forwards (none by default).
+    pub betas: Vec<String>,
     /// `max_concurrent` / `PINCER_MAX_CONCURRENT`: containers running at once.
     pub max_concurrent: usize,
     /// `retries` / `PINCER_RETRIES`: attempts after an infrastructure failure.
@@ -202,9 +210,23 @@ struct ConfigFile {
     busybox: Option<PathBuf>,
     project_dir: Option<String>,
     runtime: Option<String>,
+    models: Option<Vec<String>>,
+    thinking_budget: Option<u32>,
+    betas: Option<Vec<String>>,
 }
 
 impl Settings {
+    /// What the gateway lets a model request ask for.
+    pub fn model_policy(&self) -> crate::model_request::ModelPolicy {
+        crate::model_request::ModelPolicy {
+            model: self.model.clone(),
+            models: self.models.clone(),
+            max_tokens: self.max_tokens,
+            thinking_budget: self.thinking_budget,
+            betas: self.betas.clone(),
+        }
+    }
+
     /// Reads `config_dir/config.toml` (if there is one) and the environment;
     /// a variable overrides the file, the file overrides the default.
     pub fn load(
@@ -306,6 +328,9 @@ impl Settings {
             )?,
             max_turns: number("PINCER_MAX_TURNS", file.max_turns.map(u64::from), 30, 1)? as u32,
             max_tokens: 8192,
+            models: file.models.unwrap_or_default(),
+            thinking_budget: file.thinking_budget.unwrap_or(0),
+            betas: file.betas.unwrap_or_default(),
             max_concurrent: number(
                 "PINCER_MAX_CONCURRENT",
                 file.max_concurrent.map(|n| n as u64),

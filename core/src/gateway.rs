@@ -10,7 +10,11 @@
 //! that talks to the model is plain hyper, which reads no proxy variables, so
 //! the key cannot be steered through a proxy of the host's environment.
 //!
-//! Every model request is audited (group, size, status; never the key).
+//! The body is not forwarded as it came: [`crate::model_request`] checks it
+//! against the owner's [`ModelPolicy`] (model, caps, no URL sources, no
+//! server tools or MCP servers, allowed betas only) and the checked request
+//! is what leaves. Every model request is audited (group, size, status;
+//! never the key), a refused one with where and why.
 //!
 //! The gateway knows nothing about containers: it serves a socket path.
 
@@ -36,6 +40,7 @@ use tokio::task::JoinSet;
 use crate::egress::Egress;
 use crate::group::GroupName;
 use crate::hostapi;
+use crate::model_request::ModelPolicy;
 use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.
@@ -123,6 +128,7 @@ pub struct Upstream {
     messages_url: Uri,
     key: ApiKey,
     provider: Option<Arc<dyn Provider>>,
+    policy: ModelPolicy,
 }
 
 /// A model API other than Anthropic's Messages API. The agent always speaks
@@ -193,7 +199,21 @@ impl Upstream {
             messages_url,
             key,
             provider,
+            policy: ModelPolicy {
+                model: crate::config::DEFAULT_MODEL.into(),
+                models: Vec::new(),
+                max_tokens: 8192,
+                thinking_budget: 0,
+                betas: Vec::new(),
+            },
         })
+    }
+
+    /// The same upstream, checking requests against `policy` (the default:
+    /// the default model, 8192 tokens, no thinking, no betas).
+    pub fn with_policy(mut self, policy: ModelPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The key (for leak checks).
@@ -359,8 +379,7 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
             "the host serves POST /v1/messages and /host/v1/ only",
         );
     }
-    let services = &shared.services;
-    model(request, &services.upstream, &shared.caller, &services.store).await
+    model(request, &shared.services, &shared.caller).await
 }
 
 async fn host_api(
@@ -440,10 +459,10 @@ async fn host_api(
 
 async fn model(
     request: Request<Incoming>,
-    upstream: &Upstream,
+    services: &Services,
     caller: &Caller,
-    store: &Store,
 ) -> Response<GatewayBody> {
+    let (upstream, store) = (&*services.upstream, &*services.store);
     // Every request is audited: a refused one with why.
     let refuse = |status: StatusCode, kind: &str, message: &str, bytes: Option<usize>| {
         audit_model(store, caller, status.as_u16(), bytes, Some(message));
@@ -472,6 +491,12 @@ async fn model(
         );
     }
 
+    let betas: Vec<String> = request
+        .headers()
+        .get_all("anthropic-beta")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
     let mut forwarded = Request::builder()
         .method(Method::POST)
         .uri(upstream.messages_url.clone());
@@ -530,6 +555,29 @@ async fn model(
         }
     };
     let size = body.len();
+    let betas: Vec<&str> = betas.iter().map(String::as_str).collect();
+    let body = match crate::model_request::check(&body, &betas, &upstream.policy) {
+        Ok(checked) => Bytes::from(checked),
+        Err(refusal) => {
+            // A refusal quotes the request; what is audited never holds a secret.
+            let refusal = if services
+                .egress
+                .guard()
+                .finds_secret_in(refusal.to_string().as_bytes())
+            {
+                "the request was refused, and quoting it would quote a secret".to_owned()
+            } else {
+                refusal.to_string()
+            };
+            tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: {refusal}");
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("pincer gateway: {refusal}"),
+                Some(size),
+            );
+        }
+    };
     let body = match &upstream.provider {
         None => body,
         Some(provider) => match provider.request(&body) {

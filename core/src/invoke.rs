@@ -157,7 +157,10 @@ impl Host {
         // The leak guard knows the model key and the owner's other secrets.
         let guard = LeakGuard::new(std::iter::once(key.expose().to_owned()).chain(other_secrets));
         let provider = crate::gateway::provider(&settings.model_provider)?;
-        let upstream = Arc::new(Upstream::with_provider(&settings.model_url, key, provider)?);
+        let upstream = Arc::new(
+            Upstream::with_provider(&settings.model_url, key, provider)?
+                .with_policy(settings.model_policy()),
+        );
         let egress = Arc::new(Egress::new(Arc::clone(&store), guard)?);
         let facts = host_facts(&paths, sandbox.endpoint());
         Ok(Self {

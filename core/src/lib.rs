@@ -17,6 +17,7 @@ pub mod group;
 pub mod group_folders;
 pub mod hostapi;
 pub mod invoke;
+pub mod model_request;
 pub mod mounts;
 pub mod sandbox;
 pub mod scheduler;

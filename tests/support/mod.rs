@@ -23,6 +23,24 @@ use serde_json::{Value, json};
 
 pub const TEST_KEY: &str = "sk-test-SECRET-0123456789abcdef";
 
+/// What the gateway tests' owner allows: model `m` (and `untranslatable`,
+/// for a provider that refuses it), and the beta `tools-2024`.
+pub fn test_policy() -> pincer::model_request::ModelPolicy {
+    pincer::model_request::ModelPolicy {
+        model: "m".into(),
+        models: vec!["untranslatable".into()],
+        max_tokens: 8192,
+        thinking_budget: 0,
+        betas: vec!["tools-2024".into()],
+    }
+}
+
+/// The smallest Messages request the gateway forwards, for `model`.
+pub fn minimal_request(model: &str) -> String {
+    json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+        .to_string()
+}
+
 /// The host's services over a store at `db`, with the model at `model_url`.
 pub fn services(db: &Path, model_url: &str) -> Arc<pincer::gateway::Services> {
     use pincer::gateway::{ApiKey, Services, Upstream};
@@ -30,7 +48,11 @@ pub fn services(db: &Path, model_url: &str) -> Arc<pincer::gateway::Services> {
     let key = ApiKey::new(TEST_KEY.into()).unwrap();
     let guard = pincer::egress::LeakGuard::new([TEST_KEY.to_owned()]);
     Arc::new(Services {
-        upstream: Arc::new(Upstream::new(model_url, key).unwrap()),
+        upstream: Arc::new(
+            Upstream::new(model_url, key)
+                .unwrap()
+                .with_policy(test_policy()),
+        ),
         egress: Arc::new(pincer::egress::Egress::new(Arc::clone(&store), guard).unwrap()),
         store,
     })

