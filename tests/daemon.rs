@@ -556,7 +556,7 @@ fn memory_files_reach_the_model() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", text(&output));
-    let system = model.requests()[0].json()["system"]
+    let system = model.requests()[0].json()["system"][0]["text"]
         .as_str()
         .unwrap()
         .to_owned();

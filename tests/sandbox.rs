@@ -463,7 +463,7 @@ fn groups_run_in_their_own_folders() {
         .output()
         .unwrap();
     assert!(first.status.success(), "{}", text(&first));
-    let system = model.requests()[0].json()["system"]
+    let system = model.requests()[0].json()["system"][0]["text"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -2,6 +2,16 @@
 //!
 //! The runner holds no key and knows no model URL: it sends `POST /v1/messages`
 //! to the host socket, and the host decides where it goes and adds the key.
+//!
+//! Prompt caching: every request marks two breakpoints (`cache_control`), by
+//! Anthropic's rules for what a later request may read from the cache: the
+//! end of the system prompt (so tools and system are one cached prefix), and
+//! the last block of the conversation (so the next turn, and the next
+//! invocation of a resumed session, read everything before their own new
+//! blocks from the cache; a new prompt, a plain string, is the one part
+//! that is not). The marks are put on the request only, never in
+//! the transcript, and the system prompt has nothing in it that changes
+//! between invocations (no time, no ids), so the prefix stays byte-stable.
 
 use std::path::PathBuf;
 use std::thread;
@@ -50,13 +60,13 @@ impl ModelClient {
         tools: &Value,
         messages: &[Value],
     ) -> Result<Value, ModelError> {
-        let body = serde_json::to_vec(&json!({
-            "model": self.model,
-            "max_tokens": self.max_tokens,
-            "system": system,
-            "tools": tools,
-            "messages": messages,
-        }))?;
+        let body = serde_json::to_vec(&request(
+            &self.model,
+            self.max_tokens,
+            system,
+            tools,
+            messages,
+        ))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -82,10 +92,75 @@ impl ModelClient {
     }
 }
 
+/// The Messages request for `messages`, with the two cache breakpoints.
+pub(crate) fn request(
+    model: &str,
+    max_tokens: u32,
+    system: &str,
+    tools: &Value,
+    messages: &[Value],
+) -> Value {
+    let breakpoint = json!({"type": "ephemeral"});
+    let mut messages = messages.to_vec();
+    // The last block there is; a prompt given as a plain string cannot carry
+    // a mark (and is left as it is: channels and providers read it so), so
+    // the mark goes on the block before it.
+    if let Some(block) = messages
+        .iter_mut()
+        .rev()
+        .find_map(|m| m["content"].as_array_mut().filter(|b| !b.is_empty()))
+        .and_then(|blocks| blocks.last_mut())
+    {
+        block["cache_control"] = breakpoint.clone();
+    }
+    json!({
+        "model": model,
+        "max_tokens": max_tokens,
+        "system": [{"type": "text", "text": system, "cache_control": breakpoint}],
+        "tools": tools,
+        "messages": messages,
+    })
+}
+
 /// The `error.message` of an API error body, or the body itself.
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_breakpoints_system_and_the_last_block_and_the_transcript_stays_clean() {
+        let transcript = vec![
+            json!({"role": "user", "content": "hi"}),
+            json!({"role": "assistant", "content": [{"type": "text", "text": "a"},
+                {"type": "tool_use", "id": "t", "name": "bash", "input": {}}]}),
+            json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}),
+        ];
+        let before = transcript.clone();
+        let body = request("m", 10, "sys", &json!([]), &transcript);
+        let text = body.to_string();
+        assert_eq!(text.matches("cache_control").count(), 2, "{text}");
+        assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
+        assert_eq!(
+            body["messages"][2]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
+        assert_eq!(transcript, before);
+        // A new prompt is a plain string: the mark goes on the block before it.
+        let mut resumed = transcript.clone();
+        resumed.push(json!({"role": "user", "content": "next"}));
+        let body = request("m", 10, "sys", &json!([]), &resumed);
+        assert_eq!(body["messages"][3]["content"], "next");
+        assert_eq!(
+            body["messages"][2]["content"][0]["cache_control"]["type"],
+            "ephemeral"
+        );
+        assert_eq!(body.to_string().matches("cache_control").count(), 2);
+    }
 }

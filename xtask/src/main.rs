@@ -23,8 +23,14 @@
 //!   once) → reply out) against the bare container round trip; and the
 //!   host's memory (RSS) idle and with 20 groups' agents running at once.
 //!
+//! * `bench tokens`: the share of model input that prompt caching would
+//!   serve from cache, for a 20-turn invocation and a resumed one, with
+//!   Pincer's breakpoints against the same requests without them.
+//!
 //! Benchmarks print ratios against a baseline measured in the same run, never
 //! absolute thresholds: the machine's speed cancels out.
+
+mod bench_tokens;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -41,7 +47,7 @@ use pincer::sandbox::{
 const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
 update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | new-skill NAME --base REV | \
-bench spawn|egress|e2e|skills [--runs N]";
+bench spawn|egress|e2e|skills [--runs N] | bench tokens";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     match words.as_slice() {
+        ["bench", "tokens"] => tokio::runtime::Runtime::new()?.block_on(bench_tokens::run()),
         ["bench", "skills", rest @ ..] => {
             let runs = match rest {
                 [] => 5,
