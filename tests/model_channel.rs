@@ -129,3 +129,134 @@ fn hostile_model_requests_from_a_container_are_refused_audited_and_never_sent() 
         );
     }
 }
+
+/// `max_turns` is counted by the host: an agent that writes its own requests
+/// past it (not through the runner, which counts for itself) is refused.
+#[test]
+fn the_host_counts_an_invocations_model_requests() {
+    let install = Installation::new();
+    let minimal = json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
+        "messages": [{"role": "user", "content": "more"}]});
+    let extra = [("", minimal.clone()), ("", minimal.clone()), ("", minimal)];
+    let model = ScriptedModel::start(vec![
+        tool_use("bash", json!({"command": hostile_script(&extra)})),
+        say("one"),
+        say("two"),
+        say("three"),
+    ]);
+    // max_turns 2: two turns and one compaction, three requests in all.
+    let output = install
+        .pincer(&model.url())
+        .env("PINCER_MAX_TURNS", "2")
+        .args(["run-once", "go"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("has made its 3 model requests"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        model.requests().len(),
+        3,
+        "the model got more than the host allows"
+    );
+    let refused = install
+        .audit_of_kind("model")
+        .into_iter()
+        .filter(|e| e["allowed"] == false)
+        .count();
+    assert_eq!(refused, 2, "the agent's third and the runner's second");
+}
+
+/// Budgets are counted by the host from what the model answered: a group
+/// over its daily budget is refused mid-invocation by the gateway and, next
+/// time, before any container starts; all groups together likewise; the
+/// main chat is told once per budget; `pincer usage` shows the tokens.
+#[test]
+fn budgets_hold_on_the_host_and_the_owner_is_told_once() {
+    let install = Installation::new();
+    install.add_group("family");
+    std::fs::create_dir_all(install.config_dir()).unwrap();
+    std::fs::write(
+        install.config_dir().join("config.toml"),
+        "[budget]\ngroup_daily_tokens = 60\ntotal_daily_tokens = 100\n",
+    )
+    .unwrap();
+    let run = |group: &str, steps: Vec<Step>| {
+        let model = ScriptedModel::start(steps);
+        let output = install
+            .pincer(&model.url())
+            .args(["run-once", "--group", group, "@pincer go"])
+            .output()
+            .unwrap();
+        (output, model.requests().len())
+    };
+    let tool = || tool_use("bash", json!({"command": "true"}));
+    // 15 tokens a tool turn: the fifth request finds 60 of 60 used.
+    let (output, seen) = run("family", vec![tool(), tool(), tool(), tool(), say("never")]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("group family used 60 of 60"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(seen, 4);
+    // Next time nothing starts.
+    let (output, seen) = run("family", vec![say("never")]);
+    assert!(
+        text(&output).contains("group family used 60 of 60"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(seen, 0);
+    assert!(install.containers().is_empty());
+
+    // Main has a budget of its own, but the total holds it: 27 tokens an answer.
+    for _ in 0..2 {
+        let (output, seen) = run("main", vec![say("fine")]);
+        assert!(output.status.success(), "{}", text(&output));
+        assert_eq!(seen, 1);
+    }
+    let (output, seen) = run("main", vec![say("never")]);
+    assert!(
+        text(&output).contains("all groups together used 114 of 100"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(seen, 0);
+
+    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
+    let told: Vec<String> = store
+        .outgoing(pincer::store::MAIN_CHAT)
+        .unwrap()
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(
+        told[0].contains("group family") && told[1].contains("all groups together"),
+        "{told:?}"
+    );
+
+    let usage = install
+        .pincer("http://127.0.0.1:1")
+        .args(["usage", "--json"])
+        .output()
+        .unwrap();
+    assert!(usage.status.success(), "{}", text(&usage));
+    let rows: Vec<Value> = String::from_utf8_lossy(&usage.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let family = rows.iter().find(|r| r["group"] == "family").unwrap();
+    assert_eq!(family["requests"], 4);
+    assert_eq!(family["input_tokens"], 40);
+    assert_eq!(family["output_tokens"], 20);
+    let main = rows.iter().find(|r| r["group"] == "main").unwrap();
+    assert_eq!(
+        (main["requests"].clone(), main["input_tokens"].clone()),
+        (json!(2), json!(40))
+    );
+}

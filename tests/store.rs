@@ -26,7 +26,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pincer.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].is_main && groups[0].name == "main" && groups[0].chat_id == MAIN_CHAT);
@@ -34,7 +34,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     assert_eq!(
         store.groups().unwrap().len(),
         1,
@@ -189,12 +189,13 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
              VALUES ('Work', 'test:work', 0, NULL, 'then');
          INSERT INTO group_mounts (group_name, host_path) VALUES ('Work', '~/w');
          INSERT INTO egress_rules (group_name, rule, created_at) VALUES ('Work', 'example.org', 'then');
+         DROP TABLE model_usage; DROP TABLE budget_notices;
          PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(raw);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 6);
+    assert_eq!(store.schema_version().unwrap(), 7);
     assert!(store.group("work").unwrap().is_some());
     assert!(store.group("Work").unwrap().is_none());
     assert_eq!(store.group_mounts("work").unwrap().len(), 1);
@@ -206,6 +207,7 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
     raw.execute_batch(
         "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
              VALUES ('WORK', 'test:work2', 0, NULL, 'then');
+         DROP TABLE model_usage; DROP TABLE budget_notices;
          PRAGMA user_version = 5;",
     )
     .unwrap();

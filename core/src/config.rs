@@ -154,6 +154,8 @@ pub struct Settings {
     pub thinking_budget: u32,
     /// `betas`: the `anthropic-beta` values the gateway forwards (none by default).
     pub betas: Vec<String>,
+    /// `[budget]`: model tokens per group and in total, per day and month.
+    pub budget: crate::budget::Budget,
     /// `max_concurrent` / `PINCER_MAX_CONCURRENT`: containers running at once.
     pub max_concurrent: usize,
     /// `retries` / `PINCER_RETRIES`: attempts after an infrastructure failure.
@@ -213,6 +215,7 @@ struct ConfigFile {
     models: Option<Vec<String>>,
     thinking_budget: Option<u32>,
     betas: Option<Vec<String>>,
+    budget: Option<crate::budget::Budget>,
 }
 
 impl Settings {
@@ -222,6 +225,7 @@ impl Settings {
             model: self.model.clone(),
             models: self.models.clone(),
             max_tokens: self.max_tokens,
+            max_requests: self.max_turns.saturating_add(1),
             thinking_budget: self.thinking_budget,
             betas: self.betas.clone(),
         }
@@ -331,6 +335,7 @@ impl Settings {
             models: file.models.unwrap_or_default(),
             thinking_budget: file.thinking_budget.unwrap_or(0),
             betas: file.betas.unwrap_or_default(),
+            budget: file.budget.unwrap_or_default(),
             max_concurrent: number(
                 "PINCER_MAX_CONCURRENT",
                 file.max_concurrent.map(|n| n as u64),

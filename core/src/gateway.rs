@@ -37,6 +37,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 
+use crate::budget::Budget;
 use crate::egress::Egress;
 use crate::group::GroupName;
 use crate::hostapi;
@@ -129,6 +130,7 @@ pub struct Upstream {
     key: ApiKey,
     provider: Option<Arc<dyn Provider>>,
     policy: ModelPolicy,
+    budget: Budget,
 }
 
 /// A model API other than Anthropic's Messages API. The agent always speaks
@@ -203,10 +205,18 @@ impl Upstream {
                 model: crate::config::DEFAULT_MODEL.into(),
                 models: Vec::new(),
                 max_tokens: 8192,
+                max_requests: 31,
                 thinking_budget: 0,
                 betas: Vec::new(),
             },
+            budget: Budget::default(),
         })
+    }
+
+    /// The same upstream, holding requests to the owner's `budget`.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The same upstream, checking requests against `policy` (the default:
@@ -258,7 +268,11 @@ impl Gateway {
         // The host's own user only; `mounts` hands it to the container's user
         // (still 0600) when it prepares the invocation's mounts.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-        let shared = Arc::new(Shared { services, caller });
+        let shared = Arc::new(Shared {
+            services,
+            caller,
+            model_requests: std::sync::atomic::AtomicU32::new(0),
+        });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             path: path.to_owned(),
@@ -295,6 +309,8 @@ pub struct Services {
 struct Shared {
     services: Arc<Services>,
     caller: Caller,
+    /// Model requests this invocation made (the socket is the invocation's).
+    model_requests: std::sync::atomic::AtomicU32,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -379,7 +395,7 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
             "the host serves POST /v1/messages and /host/v1/ only",
         );
     }
-    model(request, &shared.services, &shared.caller).await
+    model(request, shared).await
 }
 
 async fn host_api(
@@ -457,11 +473,8 @@ async fn host_api(
     json_response(status, &reply.body)
 }
 
-async fn model(
-    request: Request<Incoming>,
-    services: &Services,
-    caller: &Caller,
-) -> Response<GatewayBody> {
+async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
+    let (services, caller) = (&*shared.services, &shared.caller);
     let (upstream, store) = (&*services.upstream, &*services.store);
     // Every request is audited: a refused one with why.
     let refuse = |status: StatusCode, kind: &str, message: &str, bytes: Option<usize>| {
@@ -578,6 +591,34 @@ async fn model(
             );
         }
     };
+    // Turns and money are counted here, where the agent cannot lie about them.
+    let made = shared
+        .model_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    if made > upstream.policy.max_requests {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            &format!(
+                "pincer gateway: this invocation has made its {} model requests (max_turns, and one for a compaction)",
+                upstream.policy.max_requests
+            ),
+            Some(size),
+        );
+    }
+    if let Err(err) = upstream.budget.check(store, caller.group.as_str()) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            &format!("pincer gateway: {err}"),
+            Some(size),
+        );
+    }
+    let model_name = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["model"].as_str().map(str::to_owned))
+        .unwrap_or_default();
     let body = match &upstream.provider {
         None => body,
         Some(provider) => match provider.request(&body) {
@@ -608,44 +649,76 @@ async fn model(
     let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
     tracing::info!(group = %caller.group, invocation = %caller.invocation_id, bytes = size, status, "model request");
     audit_model(store, caller, status, Some(size), None);
-    match (result, &upstream.provider) {
-        (Ok(response), None) => {
-            let (mut parts, body) = response.into_parts();
-            for name in HOP_HEADERS {
-                parts.headers.remove(*name);
-            }
-            Response::from_parts(parts, body.boxed())
-        }
-        (Ok(response), Some(provider)) => {
-            let status = response.status().as_u16();
-            let body = match Limited::new(response.into_body(), MAX_REQUEST_BYTES * 2)
-                .collect()
-                .await
-            {
-                Ok(body) => body.to_bytes(),
-                Err(err) => {
-                    return error_response(
-                        StatusCode::BAD_GATEWAY,
-                        "api_error",
-                        &format!("pincer gateway: cannot read the model's answer: {err}"),
-                    );
-                }
-            };
-            let (status, body) = provider.response(status, &body);
-            full_response(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                "application/json",
-                Bytes::from(body),
-            )
-        }
-        (Err(err), _) => {
+    let response = match result {
+        Ok(response) => response,
+        Err(err) => {
             tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model API unreachable: {err}");
-            error_response(
+            return error_response(
                 StatusCode::BAD_GATEWAY,
                 "api_error",
                 &format!("pincer gateway: cannot reach the model API: {err}"),
+            );
+        }
+    };
+    // Read whole (requests are never streamed): the answer's usage is what
+    // the host counts.
+    let (mut parts, body) = response.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BYTES * 2).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &format!("pincer gateway: cannot read the model's answer: {err}"),
+            );
+        }
+    };
+    let (status, body) = match &upstream.provider {
+        None => (parts.status, body),
+        Some(provider) => {
+            let (status, body) = provider.response(parts.status.as_u16(), &body);
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                Bytes::from(body),
             )
         }
+    };
+    if status.is_success() {
+        record_usage(store, caller, &model_name, &body);
+    }
+    if upstream.provider.is_some() {
+        return full_response(status, "application/json", body);
+    }
+    for name in HOP_HEADERS {
+        parts.headers.remove(*name);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.status = status;
+    Response::from_parts(
+        parts,
+        Full::new(body).map_err(|never| match never {}).boxed(),
+    )
+}
+
+/// Records the tokens an answer's `usage` reports (an answer without one
+/// counts as nothing, and is logged).
+fn record_usage(store: &Store, caller: &Caller, model: &str, body: &[u8]) {
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let usage = &answer["usage"];
+    if !usage.is_object() {
+        tracing::warn!(group = %caller.group, "a model answer without usage");
+        return;
+    }
+    let n = |key: &str| usage[key].as_u64().unwrap_or(0);
+    let usage = crate::store::Usage {
+        input_tokens: n("input_tokens"),
+        output_tokens: n("output_tokens"),
+        cache_read_tokens: n("cache_read_input_tokens"),
+        cache_write_tokens: n("cache_creation_input_tokens"),
+    };
+    if let Err(err) = store.record_usage(caller.group.as_str(), &caller.invocation_id, model, usage)
+    {
+        tracing::error!("cannot record model usage: {err}");
     }
 }
 

@@ -74,6 +74,9 @@ pub enum InvokeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A model budget is used up: nothing starts.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
     /// The group is not registered.
     #[error(
         "group {0} is not registered (register it with `pincer groups add {0} --chat CHAT_ID`)"
@@ -159,7 +162,8 @@ impl Host {
         let provider = crate::gateway::provider(&settings.model_provider)?;
         let upstream = Arc::new(
             Upstream::with_provider(&settings.model_url, key, provider)?
-                .with_policy(settings.model_policy()),
+                .with_policy(settings.model_policy())
+                .with_budget(settings.budget),
         );
         let egress = Arc::new(Egress::new(Arc::clone(&store), guard)?);
         let facts = host_facts(&paths, sandbox.endpoint());
@@ -209,6 +213,11 @@ impl Host {
         if self.services.store.group(group.as_str())?.is_none() {
             return Err(InvokeError::UnknownGroup(group.to_string()));
         }
+        // Over budget, the message gets that answer, and no container starts
+        // for a model request the gateway would refuse.
+        self.settings
+            .budget
+            .check(&self.services.store, group.as_str())?;
         let sources = ImageSources {
             agent_bin: self.settings.agent_bin.clone(),
             busybox: self.settings.busybox.clone(),

@@ -8,6 +8,7 @@
 //! together for one message.
 
 pub mod beneath;
+pub mod budget;
 pub mod channel;
 pub mod config;
 pub mod daemon;

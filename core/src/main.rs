@@ -112,6 +112,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Model tokens per group per day (UTC), as the host counted them, and
+    /// the share of input read from the prompt cache.
+    Usage {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// Since then: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (default 7d).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -394,6 +407,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Audit { group, since, json } => {
             audit_command(&paths, group.map(|g| g.to_string()), since, json)
         }
+        Command::Usage { group, since, json } => usage_command(&paths, group, &since, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -1093,6 +1107,53 @@ fn audit_command(
                 entry.target.as_deref().unwrap_or("-"),
                 decision,
                 entry.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn usage_command(
+    paths: &Paths,
+    group: Option<GroupName>,
+    since: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = open_store(paths)?;
+    let since = pincer::time::parse_since(since, std::time::SystemTime::now())
+        .map_err(|err| anyhow::anyhow!("--since: {err}"))?;
+    let days = store.usage_by_day(group.as_deref(), &since)?;
+    if !json && days.is_empty() {
+        println!("no model requests since {since}");
+    } else if !json {
+        println!(
+            "{:<10}  {:<16} {:>8} {:>12} {:>10} {:>12} {:>12} {:>7}",
+            "day", "group", "requests", "input", "output", "cache read", "cache write", "cached"
+        );
+    }
+    for day in days {
+        let u = day.usage;
+        let input = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens;
+        let cached = if input == 0 {
+            0.0
+        } else {
+            u.cache_read_tokens as f64 / input as f64
+        };
+        if json {
+            let mut row = serde_json::to_value(&day)?;
+            row["cached_share"] = serde_json::json!((cached * 1000.0).round() / 1000.0);
+            println!("{row}");
+        } else {
+            println!(
+                "{:<10}  {:<16} {:>8} {:>12} {:>10} {:>12} {:>12} {:>6.1}%",
+                day.day,
+                day.group,
+                day.requests,
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                cached * 100.0
             );
         }
     }

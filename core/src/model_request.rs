@@ -32,6 +32,9 @@ pub struct ModelPolicy {
     pub models: Vec<String>,
     /// The largest `max_tokens`.
     pub max_tokens: u32,
+    /// Model requests one invocation may make: `max_turns`, and one more
+    /// for a compaction. Counted by the gateway, not the runner.
+    pub max_requests: u32,
     /// The largest thinking budget (0: no extended thinking).
     pub thinking_budget: u32,
     /// `anthropic-beta` values the owner allows (none by default).
@@ -441,6 +444,7 @@ mod tests {
             model: "claude-sonnet-4-5".into(),
             models: vec!["claude-haiku-4-5".into()],
             max_tokens: 8192,
+            max_requests: 31,
             thinking_budget: 0,
             betas: vec!["allowed-beta".into()],
         }

@@ -30,6 +30,7 @@ pub fn test_policy() -> pincer::model_request::ModelPolicy {
         model: "m".into(),
         models: vec!["untranslatable".into()],
         max_tokens: 8192,
+        max_requests: 31,
         thinking_budget: 0,
         betas: vec!["tools-2024".into()],
     }

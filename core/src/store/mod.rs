@@ -1,6 +1,6 @@
 //! The store: Pincer's state in SQLite (WAL). One module owns the schema.
 //!
-//! Groups, messages, scheduled tasks and their runs, and the
+//! Groups, messages, scheduled tasks and their runs, model usage, and the
 //! append-only audit table. Migrations are numbered and applied in order,
 //! each in its own transaction, with `PRAGMA user_version` recording how far
 //! the file has come; a crash in the middle of any write leaves the last
@@ -18,6 +18,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::group::{GroupName, MAIN_GROUP};
+
+mod usage;
+pub use usage::{Usage, UsageDay};
 
 /// The chat id of the main group's built-in channel, the terminal.
 pub const MAIN_CHAT: &str = "local:main";
@@ -130,6 +133,25 @@ const MIGRATIONS: &[&str] = &[
     UPDATE egress_rules SET group_name = lower(group_name) WHERE group_name <> lower(group_name);
     UPDATE tasks SET group_name = lower(group_name) WHERE group_name <> lower(group_name);
     UPDATE messages SET group_name = lower(group_name) WHERE group_name <> lower(group_name);",
+    // 7: what each model request cost, counted by the host from the answer's
+    // `usage` (never by the agent), and the budget warnings already given.
+    "CREATE TABLE model_usage (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        invocation TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        cache_read_tokens INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL
+    );
+    CREATE INDEX model_usage_by_time ON model_usage (at, group_name);
+    CREATE TABLE budget_notices (
+        scope TEXT NOT NULL,
+        period TEXT NOT NULL,
+        PRIMARY KEY (scope, period)
+    );",
 ];
 
 /// A store operation failed.
