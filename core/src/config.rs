@@ -220,8 +220,8 @@ struct ConfigFile {
 
 impl Settings {
     /// What the gateway lets a model request ask for.
-    pub fn model_policy(&self) -> crate::model_request::ModelPolicy {
-        crate::model_request::ModelPolicy {
+    pub fn model_policy(&self) -> crate::gateway_check::ModelPolicy {
+        crate::gateway_check::ModelPolicy {
             model: self.model.clone(),
             models: self.models.clone(),
             max_tokens: self.max_tokens,

@@ -10,7 +10,7 @@
 //! that talks to the model is plain hyper, which reads no proxy variables, so
 //! the key cannot be steered through a proxy of the host's environment.
 //!
-//! The body is not forwarded as it came: [`crate::model_request`] checks it
+//! The body is not forwarded as it came: [`crate::gateway_check`] checks it
 //! against the owner's [`ModelPolicy`] (model, caps, no URL sources, no
 //! server tools or MCP servers, allowed betas only) and the checked request
 //! is what leaves. Every model request is audited (group, size, status;
@@ -39,9 +39,9 @@ use tokio::task::JoinSet;
 
 use crate::budget::Budget;
 use crate::egress::Egress;
+use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
-use crate::model_request::ModelPolicy;
 use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.
@@ -271,7 +271,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             services,
             caller,
-            model_requests: std::sync::atomic::AtomicU32::new(0),
+            gateway_checks: std::sync::atomic::AtomicU32::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -310,7 +310,7 @@ struct Shared {
     services: Arc<Services>,
     caller: Caller,
     /// Model requests this invocation made (the socket is the invocation's).
-    model_requests: std::sync::atomic::AtomicU32,
+    gateway_checks: std::sync::atomic::AtomicU32,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -569,7 +569,7 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
     };
     let size = body.len();
     let betas: Vec<&str> = betas.iter().map(String::as_str).collect();
-    let body = match crate::model_request::check(&body, &betas, &upstream.policy) {
+    let body = match crate::gateway_check::check(&body, &betas, &upstream.policy) {
         Ok(checked) => Bytes::from(checked),
         Err(refusal) => {
             // A refusal quotes the request; what is audited never holds a secret.
@@ -593,7 +593,7 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
     };
     // Turns and money are counted here, where the agent cannot lie about them.
     let made = shared
-        .model_requests
+        .gateway_checks
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         + 1;
     if made > upstream.policy.max_requests {

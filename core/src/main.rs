@@ -866,7 +866,7 @@ fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {
 
 fn session_reset(paths: &Paths, group: &str) -> anyhow::Result<()> {
     let group = GroupName::new(group)?;
-    match pincer::group_folders::reset_session(paths, &group)? {
+    match pincer::folders::reset_session(paths, &group)? {
         None => println!("{group} has no session to reset"),
         Some(moved) => println!(
             "{group}'s session starts afresh (the old one is in {})",
@@ -1036,7 +1036,7 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
         GroupsCommand::Remove { name, purge } => {
             let group = GroupName::new(&name)?;
             store.remove_group(group.as_str())?;
-            use pincer::group_folders::{Retired, retire};
+            use pincer::folders::{Retired, retire};
             match retire(paths, &group, purge)? {
                 Retired::Archived(to) => {
                     println!("removed {group} (its folders are in {})", to.display())

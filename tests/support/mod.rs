@@ -25,8 +25,8 @@ pub const TEST_KEY: &str = "sk-test-SECRET-0123456789abcdef";
 
 /// What the gateway tests' owner allows: model `m` (and `untranslatable`,
 /// for a provider that refuses it), and the beta `tools-2024`.
-pub fn test_policy() -> pincer::model_request::ModelPolicy {
-    pincer::model_request::ModelPolicy {
+pub fn test_policy() -> pincer::gateway_check::ModelPolicy {
+    pincer::gateway_check::ModelPolicy {
         model: "m".into(),
         models: vec!["untranslatable".into()],
         max_tokens: 8192,

@@ -427,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn invocation_mounts_create_private_group_folders() {
+    fn invocation_mounts_create_private_folders() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::under(root.path());
         let socket = root.path().join("sock");
