@@ -149,6 +149,8 @@ pub struct Settings {
     /// `models`: other models the gateway lets a request name (the list is
     /// empty by default: only `model`).
     pub models: Vec<String>,
+    /// `[group_models]`: other models one group may name (`family = ["…"]`).
+    pub group_models: std::collections::BTreeMap<String, Vec<String>>,
     /// `thinking_budget`: the largest extended-thinking budget a request may
     /// ask for (0, the default: none).
     pub thinking_budget: u32,
@@ -213,6 +215,7 @@ struct ConfigFile {
     project_dir: Option<String>,
     runtime: Option<String>,
     models: Option<Vec<String>>,
+    group_models: Option<std::collections::BTreeMap<String, Vec<String>>>,
     thinking_budget: Option<u32>,
     betas: Option<Vec<String>>,
     budget: Option<crate::budget::Budget>,
@@ -224,6 +227,7 @@ impl Settings {
         crate::gateway_check::ModelPolicy {
             model: self.model.clone(),
             models: self.models.clone(),
+            group_models: self.group_models.clone(),
             max_tokens: self.max_tokens,
             max_requests: self.max_turns.saturating_add(1),
             thinking_budget: self.thinking_budget,
@@ -333,6 +337,13 @@ impl Settings {
             max_turns: number("PINCER_MAX_TURNS", file.max_turns.map(u64::from), 30, 1)? as u32,
             max_tokens: 8192,
             models: file.models.unwrap_or_default(),
+            // Group names are folded; so are the keys naming them.
+            group_models: file
+                .group_models
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(group, models)| (group.to_ascii_lowercase(), models))
+                .collect(),
             thinking_budget: file.thinking_budget.unwrap_or(0),
             betas: file.betas.unwrap_or_default(),
             budget: file.budget.unwrap_or_default(),

@@ -204,6 +204,7 @@ impl Upstream {
             policy: ModelPolicy {
                 model: crate::config::DEFAULT_MODEL.into(),
                 models: Vec::new(),
+                group_models: Default::default(),
                 max_tokens: 8192,
                 max_requests: 31,
                 thinking_budget: 0,
@@ -569,7 +570,12 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
     };
     let size = body.len();
     let betas: Vec<&str> = betas.iter().map(String::as_str).collect();
-    let body = match crate::gateway_check::check(&body, &betas, &upstream.policy) {
+    let body = match crate::gateway_check::check(
+        &body,
+        &betas,
+        caller.group.as_str(),
+        &upstream.policy,
+    ) {
         Ok(checked) => Bytes::from(checked),
         Err(refusal) => {
             // A refusal quotes the request; what is audited never holds a secret.

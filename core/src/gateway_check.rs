@@ -28,8 +28,10 @@ use serde_json::{Map, Value};
 pub struct ModelPolicy {
     /// The owner's model; the only one allowed unless `models` names others.
     pub model: String,
-    /// Other models the owner allows.
+    /// Other models the owner allows every group.
     pub models: Vec<String>,
+    /// Other models the owner allows one group (`[group_models]`).
+    pub group_models: std::collections::BTreeMap<String, Vec<String>>,
     /// The largest `max_tokens`.
     pub max_tokens: u32,
     /// Model requests one invocation may make: `max_turns`, and one more
@@ -53,9 +55,14 @@ fn refuse<T>(at: &str, why: impl std::fmt::Display) -> Result<T, Refusal> {
     Err(Refusal(format!("{at}: {why}")))
 }
 
-/// Checks the request `body` and its `anthropic-beta` header values against
-/// `policy`; returns the body to forward.
-pub fn check(body: &[u8], betas: &[&str], policy: &ModelPolicy) -> Result<Vec<u8>, Refusal> {
+/// Checks the request `body` of `group` and its `anthropic-beta` header
+/// values against `policy`; returns the body to forward.
+pub fn check(
+    body: &[u8],
+    betas: &[&str],
+    group: &str,
+    policy: &ModelPolicy,
+) -> Result<Vec<u8>, Refusal> {
     for beta in betas.iter().flat_map(|b| b.split(',')).map(str::trim) {
         if !beta.is_empty() && !policy.betas.iter().any(|allowed| allowed == beta) {
             return refuse(
@@ -90,9 +97,17 @@ pub fn check(body: &[u8], betas: &[&str], policy: &ModelPolicy) -> Result<Vec<u8
         ],
     )?;
     let model = string(top.get("model"), "model")?;
-    if model != policy.model && !policy.models.iter().any(|m| m == model) {
-        let mut allowed = vec![policy.model.clone()];
-        allowed.extend(policy.models.iter().cloned());
+    let mut allowed = vec![policy.model.clone()];
+    allowed.extend(policy.models.iter().cloned());
+    allowed.extend(
+        policy
+            .group_models
+            .get(group)
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    if !allowed.iter().any(|m| m == model) {
         return refuse(
             "model",
             format!(
@@ -443,6 +458,7 @@ mod tests {
         ModelPolicy {
             model: "claude-sonnet-4-5".into(),
             models: vec!["claude-haiku-4-5".into()],
+            group_models: [("work".to_owned(), vec!["claude-opus-4-1".to_owned()])].into(),
             max_tokens: 8192,
             max_requests: 31,
             thinking_budget: 0,
@@ -469,15 +485,20 @@ mod tests {
     }
 
     fn refused(request: &Value, betas: &[&str]) -> String {
-        check(&serde_json::to_vec(request).unwrap(), betas, &policy())
-            .unwrap_err()
-            .to_string()
+        check(
+            &serde_json::to_vec(request).unwrap(),
+            betas,
+            "family",
+            &policy(),
+        )
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
     fn what_the_runner_sends_passes_as_it_is() {
         let body = serde_json::to_vec(&runner_request()).unwrap();
-        let checked = check(&body, &["allowed-beta"], &policy()).unwrap();
+        let checked = check(&body, &["allowed-beta"], "family", &policy()).unwrap();
         let round: Value = serde_json::from_slice(&checked).unwrap();
         assert_eq!(round, runner_request());
     }
@@ -574,7 +595,16 @@ mod tests {
         let other = serde_json::to_vec(&json!({"model": "claude-haiku-4-5", "max_tokens": 5,
             "messages": [{"role": "user", "content": "x"}]}))
         .unwrap();
-        assert!(check(&other, &[], &policy()).is_ok());
+        assert!(check(&other, &[], "family", &policy()).is_ok());
+        // A model the owner allows one group only.
+        let work = serde_json::to_vec(&json!({"model": "claude-opus-4-1", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap();
+        assert!(check(&work, &[], "work", &policy()).is_ok());
+        let err = check(&work, &[], "family", &policy())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not allowed"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub fn test_policy() -> pincer::gateway_check::ModelPolicy {
     pincer::gateway_check::ModelPolicy {
         model: "m".into(),
         models: vec!["untranslatable".into()],
+        group_models: Default::default(),
         max_tokens: 8192,
         max_requests: 31,
         thinking_budget: 0,
