@@ -49,6 +49,11 @@ impl BeneathError {
         self.source.kind()
     }
 
+    /// Whether the path was longer than the system resolves.
+    pub fn is_name_too_long(&self) -> bool {
+        self.source.raw_os_error() == Some(libc::ENAMETOOLONG)
+    }
+
     /// Whether a link (or a way out of the folder) was in the path.
     pub fn is_link(&self) -> bool {
         matches!(
@@ -66,6 +71,10 @@ fn explain(err: &std::io::Error) -> String {
         _ => err.to_string(),
     }
 }
+
+/// The deepest a walk goes below a folder: a walk holds one descriptor per
+/// level, and an agent can nest folders as deep as it likes.
+pub const MAX_DEPTH: usize = 256;
 
 /// A directory's device and inode: what a bind mount must show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -281,25 +290,36 @@ impl Folder {
 
     /// Removes `name` (a single component) and, for a folder, everything in
     /// it; a link is removed, never followed. Nothing there is not an error.
+    /// One descriptor is open per level, so a tree deeper than [`MAX_DEPTH`]
+    /// is refused (by name) rather than run out of descriptors.
     pub fn remove_all(&self, name: &OsStr) -> Result<(), BeneathError> {
-        match self.kind(name)? {
-            None => Ok(()),
+        self.remove_at(name, 0)
+    }
+
+    fn remove_at(&self, name: &OsStr, depth: usize) -> Result<(), BeneathError> {
+        let flags = match self.kind(name)? {
+            None => return Ok(()),
             Some(Kind::Dir) => {
-                let child = self.open_dir(name)?;
+                let child = self.open_dir(name)?.deeper(depth)?;
                 for (entry, _) in child.entries()? {
-                    child.remove_all(&entry)?;
+                    child.remove_at(&entry, depth + 1)?;
                 }
-                rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)
-                    .map_err(|err| BeneathError::new("remove", &self.path.join(name), err))
+                AtFlags::REMOVEDIR
             }
-            Some(_) => rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
-                .map_err(|err| BeneathError::new("remove", &self.path.join(name), err)),
-        }
+            Some(_) => AtFlags::empty(),
+        };
+        rustix::fs::unlinkat(&self.fd, name, flags)
+            .map_err(|err| BeneathError::new("remove", &self.path.join(name), err))
     }
 
     /// Gives this folder, and everything in it, to `uid:gid`; links are
-    /// changed themselves, never what they lead to.
+    /// changed themselves, never what they lead to. Deeper than
+    /// [`MAX_DEPTH`] is refused, like [`Self::remove_all`].
     pub fn chown_all(&self, uid: u32, gid: u32) -> Result<(), BeneathError> {
+        self.chown_at(uid, gid, 0)
+    }
+
+    fn chown_at(&self, uid: u32, gid: u32, depth: usize) -> Result<(), BeneathError> {
         let (owner, group) = (
             Some(rustix::fs::Uid::from_raw(uid)),
             Some(rustix::fs::Gid::from_raw(gid)),
@@ -308,7 +328,9 @@ impl Folder {
             .map_err(|err| BeneathError::new("change the owner of", &self.path, err))?;
         for (name, kind) in self.entries()? {
             if kind == Kind::Dir {
-                self.open_dir(&name)?.chown_all(uid, gid)?;
+                self.open_dir(&name)?
+                    .deeper(depth)?
+                    .chown_at(uid, gid, depth + 1)?;
             } else {
                 rustix::fs::chownat(&self.fd, &name, owner, group, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|err| {
@@ -317,6 +339,18 @@ impl Folder {
             }
         }
         Ok(())
+    }
+
+    /// This folder, if `depth` is still within [`MAX_DEPTH`].
+    fn deeper(self, depth: usize) -> Result<Self, BeneathError> {
+        if depth >= MAX_DEPTH {
+            return Err(BeneathError::new(
+                "walk",
+                &self.path,
+                std::io::Error::other(format!("it is more than {MAX_DEPTH} folders deep")),
+            ));
+        }
+        Ok(self)
     }
 
     /// Sets this folder's permission bits.
@@ -396,6 +430,33 @@ mod tests {
         folder.remove_all(OsStr::new("f")).unwrap();
         assert_eq!(folder.entries().unwrap(), []);
         assert!(root.path().join("canary/keep").exists());
+    }
+
+    #[test]
+    fn walks_hold_one_descriptor_per_level_and_refuse_past_the_depth_limit() {
+        let (_root, folder) = setup();
+        let nested = |top: &str, levels: usize| {
+            let mut path = folder.path().join(top);
+            for _ in 0..levels {
+                path.push("d");
+            }
+            std::fs::create_dir_all(&path).unwrap();
+        };
+        for i in 0..1100 {
+            std::fs::create_dir_all(folder.path().join(format!("wide/{i}"))).unwrap();
+        }
+        nested("deep", MAX_DEPTH - 1);
+        folder.chown_all(4242, 4242).unwrap();
+        folder.remove_all(OsStr::new("deep")).unwrap();
+        folder.remove_all(OsStr::new("wide")).unwrap();
+        nested("deeper", MAX_DEPTH + 1);
+        let err = folder
+            .remove_all(OsStr::new("deeper"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 256 folders deep"), "{err}");
+        let err = folder.chown_all(4242, 4242).unwrap_err().to_string();
+        assert!(err.contains("more than 256 folders deep"), "{err}");
     }
 
     #[test]

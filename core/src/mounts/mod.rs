@@ -85,6 +85,12 @@ pub enum MountError {
         /// The limit.
         limit: usize,
     },
+    /// A folder to mount nests deeper than can be scanned for secret files.
+    #[error("{path} nests folders too deep to scan for secret files: mount a narrower folder")]
+    TooDeepToScan {
+        /// The folder.
+        path: PathBuf,
+    },
 }
 
 /// The uid and gid the container's processes run as.
@@ -156,6 +162,8 @@ pub struct ValidatedMount {
     target: String,
     read_only: bool,
     identity: Identity,
+    /// For a cover: the folder its target lies in, as the scan saw it.
+    within: Option<Identity>,
 }
 
 impl ValidatedMount {
@@ -177,6 +185,12 @@ impl ValidatedMount {
     /// The device and inode the container must see at [`Self::target`].
     pub fn identity(&self) -> Identity {
         self.identity
+    }
+
+    /// For a cover, the device and inode the container must see at the
+    /// folder holding [`Self::target`].
+    pub fn within(&self) -> Option<Identity> {
+        self.within
     }
 
     /// The engine's form of this mount. Read-only binds are non-recursive (see
@@ -277,6 +291,7 @@ pub fn invocation_mounts(
             source: project,
             target: PROJECT_TARGET.into(),
             read_only: true,
+            within: None,
         };
         if let Some(covers) = covered(&shadows, &project, plan.policy, &mut left_out)? {
             mounts.push(project);
@@ -302,6 +317,7 @@ pub fn invocation_mounts(
         source: socket,
         target: pincer_protocol::HOST_SOCKET_PATH.into(),
         read_only: true,
+        within: None,
     });
     Ok(InvocationMounts { mounts, left_out })
 }
@@ -332,7 +348,7 @@ fn covered(
 ) -> Result<Option<Vec<ValidatedMount>>, MountError> {
     match shadows.cover(mount, policy) {
         Ok(covers) => Ok(Some(covers)),
-        Err(err @ MountError::TooLargeToScan { .. }) => {
+        Err(err @ (MountError::TooLargeToScan { .. } | MountError::TooDeepToScan { .. })) => {
             left_out.push(format!("{} was left out: {err}", mount.target));
             Ok(None)
         }
@@ -368,6 +384,7 @@ fn private_dir_for(
         target: target.into(),
         read_only,
         identity: folder.identity()?,
+        within: None,
     })
 }
 
@@ -384,6 +401,7 @@ mod tests {
             target: "/b".into(),
             read_only: true,
             identity,
+            within: None,
         }
         .to_engine_mount();
         assert_eq!(ro.read_only, Some(true));
@@ -393,6 +411,7 @@ mod tests {
             target: "/b".into(),
             read_only: false,
             identity,
+            within: None,
         }
         .to_engine_mount();
         assert_eq!(rw.read_only, Some(false));
@@ -468,6 +487,7 @@ mod tests {
             "node_modules/m",
             "config",
             ".git",
+            "envs/prod",
         ] {
             std::fs::create_dir_all(project.join(dir)).unwrap();
         }
@@ -480,6 +500,7 @@ mod tests {
             "node_modules/m/.env",
             ".git/config",
             "config/prod",
+            "envs/prod/settings",
         ] {
             std::fs::write(project.join(file), "x").unwrap();
         }
@@ -487,6 +508,12 @@ mod tests {
         // of the project dangles in the container and needs no cover.
         std::os::unix::fs::symlink("config/prod", project.join(".env.production")).unwrap();
         std::os::unix::fs::symlink(&socket, project.join("src/.secret")).unwrap();
+        // A chain of links is followed as the container follows it; a loop is nothing.
+        std::os::unix::fs::symlink("prod", project.join("envs/current")).unwrap();
+        std::os::unix::fs::symlink("envs/current/settings", project.join(".env.chain")).unwrap();
+        std::os::unix::fs::symlink("b", project.join("a")).unwrap();
+        std::os::unix::fs::symlink("a", project.join("b")).unwrap();
+        std::os::unix::fs::symlink("a", project.join(".env.loop")).unwrap();
         // An absolute link is read as the container reads it.
         std::os::unix::fs::symlink(
             "/workspace/project/src/main.rs",
@@ -511,6 +538,7 @@ mod tests {
                 ("/workspace/project/config/prod", true),
                 ("/workspace/project/deploy/.ssh", true),
                 ("/workspace/project/deploy/credentials.json", true),
+                ("/workspace/project/envs/prod/settings", true),
                 ("/workspace/project/node_modules/m/.env", true),
                 ("/workspace/project/src/.env.local", true),
                 ("/workspace/project/src/main.rs", true),
@@ -599,5 +627,65 @@ mod tests {
             ]
         );
         assert_eq!(std::fs::metadata(mounts[4].source()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_wide_folder_is_scanned_and_one_nested_too_deep_is_left_out() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        let socket = root.path().join("sock");
+        std::fs::write(&socket, "").unwrap();
+        let (wide, deep) = (root.path().join("wide"), root.path().join("deep"));
+        for i in 0..1100 {
+            std::fs::create_dir_all(wide.join(format!("{i}"))).unwrap();
+        }
+        std::fs::write(wide.join("1099/.env"), "x").unwrap();
+        let mut nested = deep.clone();
+        for _ in 0..=crate::beneath::MAX_DEPTH {
+            nested.push("d");
+        }
+        std::fs::create_dir_all(&nested).unwrap();
+        let facts = HostFacts {
+            home: None,
+            config_dir: root.path().join("config"),
+            data_dir: root.path().join("home"),
+            engine_sockets: Vec::new(),
+        };
+        let allow = format!(
+            r#"{{"allowed_roots": [{{"path": "{}"}}, {{"path": "{}"}}]}}"#,
+            wide.display(),
+            deep.display()
+        );
+        let policy = MountPolicy::parse(&allow, Path::new("allowlist.json"), &facts).unwrap();
+        let request = |path: &Path| MountRequest {
+            host_path: path.display().to_string(),
+            container_name: None,
+            read_write: false,
+        };
+        let extra = [request(&wide), request(&deep)];
+        let main = GroupName::main();
+        let mounts = invocation_mounts(
+            &paths,
+            &MountPlan {
+                extra: &extra,
+                ..plan(&main, &socket, None, &policy)
+            },
+        )
+        .unwrap();
+        let targets: Vec<_> = mounts.mounts.iter().map(|m| m.target()).collect();
+        assert_eq!(
+            targets[3..],
+            [
+                "/workspace/extra/wide",
+                "/workspace/extra/wide/1099/.env",
+                pincer_protocol::HOST_SOCKET_PATH
+            ]
+        );
+        assert_eq!(mounts.left_out.len(), 1);
+        assert!(
+            mounts.left_out[0].contains("too deep"),
+            "{:?}",
+            mounts.left_out
+        );
     }
 }

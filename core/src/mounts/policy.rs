@@ -371,6 +371,7 @@ impl MountPolicy {
             target: format!("{EXTRA_TARGET}/{name}"),
             read_only: !read_write,
             identity,
+            within: None,
         })
     }
 

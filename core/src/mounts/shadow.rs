@@ -14,9 +14,8 @@
 //! covers of its own. A folder with more than [`SCAN_LIMIT`] entries is not
 //! scanned at all, and the caller leaves that mount out.
 
-use std::ffi::OsStr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::{MountError, ValidatedMount, policy::MountPolicy};
 use crate::beneath::{Folder, Identity, Kind, identity_of};
@@ -94,22 +93,23 @@ impl Shadows {
         let secrets = scan(&mount.source, &mount.target, policy, Some(mount.identity))?;
         Ok(secrets
             .into_iter()
-            .map(|secret| self.cover_at(&mount.target, &secret.relative, secret.is_dir))
+            .map(|secret| self.cover_at(&mount.target, &secret))
             .collect())
     }
 
     /// The empty, read-only folder or file over `target` + `relative`.
-    fn cover_at(&self, target: &str, relative: &Path, is_dir: bool) -> ValidatedMount {
-        let (source, identity) = if is_dir {
+    fn cover_at(&self, target: &str, secret: &Secret) -> ValidatedMount {
+        let (source, identity) = if secret.is_dir {
             (self.empty_dir.clone(), self.dir_identity)
         } else {
             (self.empty_file.clone(), self.file_identity)
         };
         ValidatedMount {
             source,
-            target: format!("{target}/{}", relative.display()),
+            target: format!("{target}/{}", secret.relative.display()),
             read_only: true,
             identity,
+            within: Some(secret.parent),
         }
     }
 }
@@ -117,15 +117,24 @@ impl Shadows {
 /// A secret found below a mounted folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Secret {
-    /// Its path below the folder.
+    /// Its path below the folder (never through a link).
     pub relative: PathBuf,
     /// Whether it is a folder.
     pub is_dir: bool,
+    /// The folder it lies in, as scanned: the container must show that
+    /// folder around the cover (a parent swapped between the scan and the
+    /// bind would leave the real secret elsewhere, uncovered).
+    pub parent: Identity,
 }
 
+/// Links followed, one after another, before a chain is taken as a loop.
+const MAX_HOPS: usize = 40;
+
 /// Every entry below `root` (mounted at `target`) whose path the policy
-/// blocks, sorted; never follows a link. With `expected`, `root` must still
-/// be that folder (the one the mount was decided on).
+/// blocks, sorted; never follows a link on the host. With `expected`,
+/// `root` must still be that folder (the one the mount was decided on).
+/// Folders are kept as paths and opened one at a time, so a wide tree
+/// never holds more than a few descriptors.
 pub fn scan(
     root: &Path,
     target: &str,
@@ -147,9 +156,23 @@ pub fn scan(
         });
     }
     let mut secrets = Vec::new();
-    let mut stack = vec![(top.open_dir(".")?, PathBuf::new())];
+    let mut stack = vec![PathBuf::new()];
     let mut scanned = 0usize;
-    while let Some((folder, relative)) = stack.pop() {
+    while let Some(relative) = stack.pop() {
+        let too_deep = || MountError::TooDeepToScan {
+            path: root.to_owned(),
+        };
+        if relative.components().count() > crate::beneath::MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let folder = match below(&top, &relative) {
+            Ok(folder) => folder,
+            // Swapped for a link since it was listed: a link is not entered.
+            Err(err) if err.is_link() => continue,
+            Err(err) if err.is_name_too_long() => return Err(too_deep()),
+            Err(err) => return Err(err.into()),
+        };
+        let parent = folder.identity()?;
         for (name, kind) in folder.entries()? {
             scanned += 1;
             if scanned > SCAN_LIMIT {
@@ -160,22 +183,13 @@ pub fn scan(
             }
             let path = relative.join(&name);
             match kind {
-                Kind::Link if blocked(&path) => {
-                    if let Some(secret) = link_target(&top, &folder, &name, &relative, target) {
-                        secrets.push(secret);
-                    }
-                }
+                Kind::Link if blocked(&path) => secrets.extend(resolve_link(&top, &path, target)),
                 _ if blocked(&path) => secrets.push(Secret {
                     relative: path,
                     is_dir: kind == Kind::Dir,
+                    parent,
                 }),
-                // A folder swapped for a link since it was listed is a link:
-                // it is not entered.
-                Kind::Dir => match folder.open_dir(&name) {
-                    Ok(child) => stack.push((child, path)),
-                    Err(err) if err.is_link() => {}
-                    Err(err) => return Err(err.into()),
-                },
+                Kind::Dir => stack.push(path),
                 _ => {}
             }
         }
@@ -185,42 +199,60 @@ pub fn scan(
     Ok(secrets)
 }
 
-/// Where the link `name` in `folder` (at `relative` below `top`, mounted at
-/// `target`) leads inside the mount, read without following anything.
-fn link_target(
-    top: &Folder,
-    folder: &Folder,
-    name: &OsStr,
-    relative: &Path,
-    target: &str,
-) -> Option<Secret> {
-    let text = folder.read_link(name).ok()?;
-    let within = if text.is_absolute() {
-        text.strip_prefix(target).ok()?.to_owned()
+fn below(top: &Folder, relative: &Path) -> Result<Folder, crate::beneath::BeneathError> {
+    if relative.as_os_str().is_empty() {
+        top.open_dir(".")
     } else {
-        relative.join(&text)
-    };
-    // Lexically, as the container resolves `..` at this depth.
+        top.open_dir(relative)
+    }
+}
+
+/// What the link at `link` (below `top`, mounted at `target`) leads to
+/// inside the mount, read the way the container will resolve it — a
+/// relative link from where it is, an absolute one in the container's view
+/// of this mount, link after link — without following anything on the
+/// host. `None` when it leads out of the mount (it dangles there, or lands
+/// in a mount with covers of its own), nowhere, to the mount itself
+/// (covering it would hide the whole mount), or round in circles.
+fn resolve_link(top: &Folder, link: &Path, target: &str) -> Option<Secret> {
     let mut resolved = PathBuf::new();
-    for component in within.components() {
-        match component {
-            Component::Normal(part) => resolved.push(part),
-            // Above the mount: not in it.
-            Component::ParentDir => resolved.pop().then_some(())?,
-            _ => {}
+    let mut pending: Vec<std::ffi::OsString> = link
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part.to_str() {
+            Some("..") => resolved.pop().then_some(())?,
+            Some(".") | Some("") | Some("/") => {}
+            _ => {
+                let holder = below(top, &resolved).ok()?;
+                if holder.kind(&part).ok()?? != Kind::Link {
+                    resolved.push(&part);
+                    continue;
+                }
+                hops += 1;
+                if hops > MAX_HOPS {
+                    return None;
+                }
+                let text = holder.read_link(&part).ok()?;
+                let rest = if text.is_absolute() {
+                    resolved = PathBuf::new();
+                    text.strip_prefix(target).ok()?.to_owned()
+                } else {
+                    text
+                };
+                pending.extend(rest.components().rev().map(|c| c.as_os_str().to_owned()));
+            }
         }
     }
-    // A link to the folder itself: covering it would hide the whole mount.
     let leaf = resolved.file_name()?.to_owned();
-    let parent = resolved.parent().unwrap_or(Path::new(""));
-    let holder = if parent.as_os_str().is_empty() {
-        top.open_dir(".").ok()?
-    } else {
-        top.open_dir(parent).ok()?
-    };
+    let holder = below(top, resolved.parent().unwrap_or(Path::new(""))).ok()?;
     let kind = holder.kind(&leaf).ok()??;
     Some(Secret {
-        relative: resolved,
         is_dir: kind == Kind::Dir,
+        parent: holder.identity().ok()?,
+        relative: resolved,
     })
 }

@@ -106,6 +106,25 @@ fn check_view(root: &Path, mounts: &[ValidatedMount]) -> Result<(), View> {
             }
         }
     }
+    // A cover must sit in the folder the scan found the secret in: a parent
+    // swapped between the scan and the bind leaves the real one uncovered.
+    for mount in mounts {
+        let (Some(expected), Some(parent)) = (mount.within(), Path::new(mount.target()).parent())
+        else {
+            continue;
+        };
+        let relative = parent.strip_prefix("/").unwrap_or(parent);
+        let found = match identity_beneath(root, relative) {
+            Ok(found) if found == expected => continue,
+            Ok(found) => found.to_string(),
+            Err(err) => err.to_string(),
+        };
+        return Err(View::Different(MountCheckError::Swapped {
+            target: parent.display().to_string(),
+            expected,
+            found,
+        }));
+    }
     Ok(())
 }
 
