@@ -515,7 +515,7 @@ fn an_injected_non_main_agent_is_refused_everything_and_audited() {
         .expect("the spawn was audited");
     let spec: Value = serde_json::from_str(spawn["detail"].as_str().unwrap()).unwrap();
     assert_eq!(spec["network"], "none");
-    assert_eq!(spec["user"], "65500:65500");
+    assert_eq!(spec["user"], "65530:65530");
     assert!(
         spec["mounts"]
             .as_array()

@@ -47,7 +47,7 @@ fn bash_runs_inside_the_container_and_the_answer_comes_out() {
     let answer = result["text"].as_str().unwrap();
     assert!(answer.starts_with("the box says:"), "{answer}");
     for expected in [
-        "uid=65500",
+        "uid=65530",
         "HOME_WRITABLE",
         "host=pincer",
         "ROOT_READ_ONLY",
@@ -155,7 +155,7 @@ fn a_created_container_has_every_hardening_item() {
     let host = &container["HostConfig"];
     let config = &container["Config"];
     // Identity and privileges (CIS 5.3, 5.4, 5.12, 5.25).
-    assert_eq!(config["User"], "65500:65500");
+    assert_eq!(config["User"], "65530:65530");
     assert_eq!(host["CapDrop"], json!(["ALL"]));
     assert!(host["CapAdd"].is_null(), "{}", host["CapAdd"]);
     assert_eq!(host["Privileged"], false);

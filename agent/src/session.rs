@@ -169,14 +169,23 @@ pub(crate) fn compaction_split(messages: &[Value]) -> usize {
 /// and the group's next invocation must still start.
 pub(crate) fn memory(files: &[(&str, PathBuf)]) -> String {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut text = String::new();
     for (label, path) in files {
-        if !is_plain_file(path) {
-            continue;
-        }
+        // Opened without following a link and without waiting (a fifo
+        // swapped in after a check would block), then checked as opened.
         let mut content = Vec::new();
-        let read = std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_MEMORY_BYTES as u64).read_to_end(&mut content));
+        let read = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .and_then(|file| {
+                if file.metadata()?.file_type().is_file() {
+                    file.take(MAX_MEMORY_BYTES as u64).read_to_end(&mut content)
+                } else {
+                    Err(std::io::Error::other("not a plain file"))
+                }
+            });
         if read.is_ok() {
             let content = String::from_utf8_lossy(&content);
             if !content.trim().is_empty() {
@@ -260,7 +269,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink("/dev/zero", dir.join("zero.md")).unwrap();
         std::fs::write(dir.join("big.md"), "x".repeat(MAX_MEMORY_BYTES * 4)).unwrap();
-        let text = memory(&[("zero", dir.join("zero.md")), ("big", dir.join("big.md"))]);
+        let fifo =
+            std::ffi::CString::new(dir.join("fifo.md").into_os_string().into_encoded_bytes())
+                .unwrap();
+        #[allow(unsafe_code)]
+        // SAFETY: a valid NUL-terminated path.
+        let made = unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) };
+        assert_eq!(made, 0);
+        let text = memory(&[
+            ("zero", dir.join("zero.md")),
+            ("fifo", dir.join("fifo.md")),
+            ("big", dir.join("big.md")),
+        ]);
+        assert!(!text.contains("## fifo"));
         assert!(
             !text.contains("## zero"),
             "{}",

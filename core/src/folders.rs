@@ -113,6 +113,36 @@ fn own_folder(parent: &Folder, name: &str) -> Result<Folder, FolderError> {
     Ok(folder)
 }
 
+/// Group names are folded to lowercase (store migration 6); folders made
+/// before that keep their spelling. Each is renamed to its folded name when
+/// that is free (else left, and said so): `groups/Work` becomes
+/// `groups/work`, so the group `work` finds its folder and conversation.
+pub fn fold_names(paths: &Paths) -> Result<Vec<String>, FolderError> {
+    let mut renamed = Vec::new();
+    for parent in [paths.home.join("groups"), paths.home.join("sessions")] {
+        let parent = match Folder::open(&parent) {
+            Ok(folder) => folder,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err.into()),
+        };
+        for (name, kind) in parent.entries()? {
+            let Some(text) = name.to_str() else { continue };
+            let folded = text.to_ascii_lowercase();
+            if kind != Kind::Dir || folded == text {
+                continue;
+            }
+            match parent.rename(&name, &parent, OsStr::new(&folded)) {
+                Ok(()) => renamed.push(parent.path().join(&folded).display().to_string()),
+                Err(err) => tracing::warn!(
+                    "{} keeps its spelling ({err}); the group {folded} does not see it",
+                    parent.path().join(&name).display()
+                ),
+            }
+        }
+    }
+    Ok(renamed)
+}
+
 /// `<stem><suffix>`, or `<stem>-<n><suffix>` with the first `n` free.
 fn free_name(folder: &Folder, stem: &str, suffix: &str) -> Result<OsString, FolderError> {
     let mut name = OsString::from(format!("{stem}{suffix}"));
@@ -157,6 +187,23 @@ mod tests {
         );
         assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
         assert_eq!(reset_session(&paths, &group).unwrap(), None);
+    }
+
+    #[test]
+    fn folders_named_before_names_were_folded_are_renamed_when_free() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::under(root.path());
+        for dir in ["groups/Work", "sessions/Work", "groups/Play", "groups/play"] {
+            std::fs::create_dir_all(paths.home.join(dir)).unwrap();
+        }
+        std::fs::write(paths.home.join("groups/Work/MEMORY.md"), "kept").unwrap();
+        let renamed = fold_names(&paths).unwrap();
+        assert_eq!(renamed.len(), 2, "{renamed:?}");
+        assert!(paths.home.join("groups/work/MEMORY.md").is_file());
+        assert!(paths.home.join("sessions/work").is_dir());
+        // `play` exists: `Play` is left as it is.
+        assert!(paths.home.join("groups/Play").is_dir());
+        assert!(fold_names(&paths).unwrap().is_empty());
     }
 
     #[test]

@@ -42,7 +42,7 @@ use crate::egress::Egress;
 use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
-use crate::store::{AuditRecord, Store};
+use crate::store::{AuditRecord, MAIN_CHAT, Store};
 
 /// The largest request body the gateway accepts from an agent.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
@@ -272,7 +272,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             services,
             caller,
-            model_requests: std::sync::atomic::AtomicU32::new(0),
+            model_turn: tokio::sync::Mutex::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -310,8 +310,11 @@ pub struct Services {
 struct Shared {
     services: Arc<Services>,
     caller: Caller,
-    /// Model requests this invocation made (the socket is the invocation's).
-    model_requests: std::sync::atomic::AtomicU32,
+    /// Model requests of this invocation the model answered (the socket is
+    /// the invocation's). Held across each request, so that an agent firing
+    /// many at once gets them one at a time: the count and the budget are
+    /// checked against what the answers before them cost.
+    model_turn: tokio::sync::Mutex<u32>,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -598,18 +601,25 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
         }
     };
     // Turns and money are counted here, where the agent cannot lie about them.
-    let made = shared
-        .model_requests
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        + 1;
-    if made > upstream.policy.max_requests {
+    let mut answered = shared.model_turn.lock().await;
+    if *answered >= upstream.policy.max_requests {
+        let message = format!(
+            "group {}'s invocation has made its {} model requests (max_turns, and one for a compaction)",
+            caller.group, upstream.policy.max_requests
+        );
+        // The owner hears of it once per invocation, whichever group it is.
+        if store
+            .note_once("max_turns", &caller.invocation_id)
+            .unwrap_or(false)
+            && let Err(err) =
+                store.add_outgoing(MAIN_CHAT, "pincer", &format!("Stopped: {message}."))
+        {
+            tracing::error!("cannot tell the main chat: {err}");
+        }
         return refuse(
             StatusCode::FORBIDDEN,
             "permission_error",
-            &format!(
-                "pincer gateway: this invocation has made its {} model requests (max_turns, and one for a compaction)",
-                upstream.policy.max_requests
-            ),
+            &format!("pincer gateway: {message}"),
             Some(size),
         );
     }
@@ -690,8 +700,10 @@ async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
         }
     };
     if status.is_success() {
+        *answered += 1;
         record_usage(store, caller, &model_name, &body);
     }
+    drop(answered);
     if upstream.provider.is_some() {
         return full_response(status, "application/json", body);
     }

@@ -151,6 +151,14 @@ impl Host {
             });
         }
         let sandbox = Sandbox::connect(&paths, engine).await?;
+        match crate::folders::fold_names(&paths) {
+            Ok(renamed) => {
+                for folder in renamed {
+                    tracing::info!("renamed a group's folder to its folded name: {folder}");
+                }
+            }
+            Err(err) => tracing::warn!("cannot fold the names of group folders: {err}"),
+        }
         let store = Arc::new(Store::open(&paths.database())?);
         let removed = sandbox.remove_orphans().await?;
         if removed > 0 {
@@ -274,6 +282,23 @@ impl Host {
         )?;
         for note in &left_out {
             tracing::warn!(group = %group, "{note}");
+            // The owner hears of each left-out folder once a day, in the main chat.
+            let day = &crate::time::now()[..10];
+            if self
+                .services
+                .store
+                .note_once(&format!("left_out:{group}:{note}"), day)
+                .unwrap_or(false)
+            {
+                let told = self.services.store.add_outgoing(
+                    crate::store::MAIN_CHAT,
+                    "pincer",
+                    &format!("Group {group}: {note}"),
+                );
+                if let Err(err) = told {
+                    tracing::error!("cannot tell the main chat: {err}");
+                }
+            }
             self.services.store.audit_or_log(AuditRecord {
                 group: Some(group.as_str()),
                 kind: "spawn",

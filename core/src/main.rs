@@ -1035,9 +1035,16 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
         }
         GroupsCommand::Remove { name, purge } => {
             let group = GroupName::new(&name)?;
-            store.remove_group(group.as_str())?;
+            if group.is_main() || store.group(group.as_str())?.is_none() {
+                // The store's own refusal says why.
+                store.remove_group(group.as_str())?;
+            }
+            // Folders first: a group whose folders could not be taken away
+            // stays registered, so nobody new inherits them.
             use pincer::folders::{Retired, retire};
-            match retire(paths, &group, purge)? {
+            let retired = retire(paths, &group, purge)?;
+            store.remove_group(group.as_str())?;
+            match retired {
                 Retired::Archived(to) => {
                     println!("removed {group} (its folders are in {})", to.display())
                 }

@@ -106,13 +106,14 @@ impl ContainerUser {
     /// The uid and gid a container runs as when the host runs as root: one
     /// that no host account has, so that no login shares the agent's
     /// identity (and with it `/proc/<pid>/root` of a running agent, or the
-    /// files it writes). 65500 lies in 65000–65533, which Debian's policy
-    /// reserves and never hands out, and below 65536, so that a user
-    /// namespace of the usual 65536 ids can map it. [`Self::host_account`]
-    /// checks that it is free here.
+    /// files it writes). 65530 lies in 65000–65533, which Debian's policy
+    /// reserves and never hands out, above systemd's dynamic users
+    /// (61184–65519), and below 65536, so that a user namespace of the usual
+    /// 65536 ids can map it. [`Self::host_account`] checks that it is free
+    /// here, through the system's user database (files, LDAP, systemd).
     pub const UNPRIVILEGED: Self = Self {
-        uid: 65_500,
-        gid: 65_500,
+        uid: 65_530,
+        gid: 65_530,
     };
 
     /// The host's own user when it is not root (so that files the agent
@@ -128,24 +129,66 @@ impl ContainerUser {
         }
     }
 
-    /// The host account or group (from `/etc/passwd` and `/etc/group`) that
-    /// has this uid or gid, as `"user NAME"` or `"group NAME"`.
+    /// The host account or group that has this uid or gid, as `"user NAME"`
+    /// or `"group NAME"`, asked of the system's user database (NSS: files,
+    /// LDAP, SSSD, systemd's dynamic users alike).
     pub fn host_account(&self) -> Option<String> {
-        let find = |file: &str, id: u32, what: &str| {
-            let text = std::fs::read_to_string(file).ok()?;
-            text.lines().find_map(|line| {
-                let mut fields = line.split(':');
-                let name = fields.next()?;
-                let found: u32 = fields.nth(1)?.parse().ok()?;
-                (found == id).then(|| format!("{what} {name} in {file}"))
-            })
-        };
-        find("/etc/passwd", self.uid, "user").or_else(|| find("/etc/group", self.gid, "group"))
+        lookup_user(self.uid)
+            .map(|name| format!("user {name}"))
+            .or_else(|| lookup_group(self.gid).map(|name| format!("group {name}")))
     }
 
     /// `uid:gid`, as the engine wants it.
     pub fn spec(&self) -> String {
         format!("{}:{}", self.uid, self.gid)
+    }
+}
+
+/// The name of the account with `uid`, if the user database has one.
+#[allow(unsafe_code)]
+fn lookup_user(uid: u32) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: `passwd` is plain data that getpwuid_r fills in; the buffer and
+    // the out-pointer live across the call, and `found` is null or points at
+    // `entry`, whose strings point into `buffer`, read before either is dropped.
+    unsafe {
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        (rc == 0 && !found.is_null() && !entry.pw_name.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(entry.pw_name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
+/// The name of the group with `gid`, if the user database has one.
+#[allow(unsafe_code)]
+fn lookup_group(gid: u32) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 64 * 1024];
+    // SAFETY: as in `lookup_user`, with getgrgid_r and `group`.
+    unsafe {
+        let mut entry: libc::group = std::mem::zeroed();
+        let mut found: *mut libc::group = std::ptr::null_mut();
+        let rc = libc::getgrgid_r(
+            gid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        (rc == 0 && !found.is_null() && !entry.gr_name.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(entry.gr_name)
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 }
 
@@ -394,6 +437,13 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
+    fn the_user_database_names_taken_ids_and_the_agents_id_is_free() {
+        let root = ContainerUser { uid: 0, gid: 0 };
+        assert_eq!(root.host_account().as_deref(), Some("user root"));
+        assert_eq!(ContainerUser::UNPRIVILEGED.host_account(), None);
+    }
+
+    #[test]
     fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {
         let identity = Identity { dev: 1, ino: 2 };
         let ro = ValidatedMount {
@@ -446,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn invocation_mounts_create_private_folders() {
+    fn invocation_mounts_create_private_group_folders() {
         let root = tempfile::tempdir().unwrap();
         let paths = Paths::under(root.path());
         let socket = root.path().join("sock");
