@@ -99,9 +99,12 @@ async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerS
     let user = ContainerUser::for_this_host();
     let spec = ContainerSpec {
         image,
+        // Like the runner, it waits for its stdin (the sandbox checks the
+        // mounts of a started container before it writes it), then exits.
         command: Some(vec![
-            "/usr/local/bin/pincer-agent".into(),
-            "--version".into(),
+            "/bin/sh".into(),
+            "-c".into(),
+            "read -r _; exec /usr/local/bin/pincer-agent --version".into(),
         ]),
         user,
         mounts: mounts::invocation_mounts(
