@@ -10,7 +10,8 @@
 //! that talks to the model is plain hyper, which reads no proxy variables, so
 //! the key cannot be steered through a proxy of the host's environment.
 //!
-//! The body is not forwarded as it came: [`crate::gateway_check`] checks it
+//! The model route lives in `gateway_model.rs`. The body is not
+//! forwarded as it came: [`crate::gateway_check`] checks it
 //! against the owner's [`ModelPolicy`] (model, caps, no URL sources, no
 //! server tools or MCP servers, allowed betas only) and the checked request
 //! is what leaves. Every model request is audited (group, size, status;
@@ -42,27 +43,10 @@ use crate::egress::Egress;
 use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
-use crate::store::{AuditRecord, MAIN_CHAT, Store};
+use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
-/// The Messages API version used when the agent names none.
-const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
-/// The request headers passed on to the model API; everything else is dropped.
-const FORWARDED_HEADERS: &[&str] = &[
-    "content-type",
-    "accept",
-    "anthropic-version",
-    "anthropic-beta",
-];
-/// Response headers that describe the hop, not the message.
-const HOP_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "transfer-encoding",
-    "set-cookie",
-    "upgrade",
-];
 
 /// The gateway could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +109,12 @@ pub(crate) type GatewayBody = BoxBody<Bytes, hyper::Error>;
 /// Where model requests go, and with which key. One per host process.
 #[derive(Debug)]
 pub struct Upstream {
-    client: HttpsClient,
-    messages_url: Uri,
-    key: ApiKey,
-    provider: Option<Arc<dyn Provider>>,
-    policy: ModelPolicy,
-    budget: Budget,
+    pub(crate) client: HttpsClient,
+    pub(crate) messages_url: Uri,
+    pub(crate) key: ApiKey,
+    pub(crate) provider: Option<Arc<dyn Provider>>,
+    pub(crate) policy: ModelPolicy,
+    pub(crate) budget: Budget,
 }
 
 /// A model API other than Anthropic's Messages API. The agent always speaks
@@ -307,14 +291,14 @@ pub struct Services {
 }
 
 /// What every connection of one socket shares.
-struct Shared {
-    services: Arc<Services>,
-    caller: Caller,
+pub(crate) struct Shared {
+    pub(crate) services: Arc<Services>,
+    pub(crate) caller: Caller,
     /// Model requests of this invocation the model answered (the socket is
     /// the invocation's). Held across each request, so that an agent firing
     /// many at once gets them one at a time: the count and the budget are
     /// checked against what the answers before them cost.
-    model_turn: tokio::sync::Mutex<u32>,
+    pub(crate) model_turn: tokio::sync::Mutex<u32>,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -399,7 +383,7 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
             "the host serves POST /v1/messages and /host/v1/ only",
         );
     }
-    model(request, shared).await
+    crate::gateway_model::serve(request, shared).await
 }
 
 async fn host_api(
@@ -477,295 +461,12 @@ async fn host_api(
     json_response(status, &reply.body)
 }
 
-async fn model(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
-    let (services, caller) = (&*shared.services, &shared.caller);
-    let (upstream, store) = (&*services.upstream, &*services.store);
-    // Every request is audited: a refused one with why.
-    let refuse = |status: StatusCode, kind: &str, message: &str, bytes: Option<usize>| {
-        audit_model(store, caller, status.as_u16(), bytes, Some(message));
-        error_response(status, kind, message)
-    };
-    if request.method() != Method::POST {
-        return refuse(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            "use POST /v1/messages",
-            None,
-        );
-    }
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_REQUEST_BYTES) {
-        tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: too large");
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request_too_large",
-            &too_large(),
-            declared,
-        );
-    }
-
-    let betas: Vec<String> = request
-        .headers()
-        .get_all("anthropic-beta")
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    let mut forwarded = Request::builder()
-        .method(Method::POST)
-        .uri(upstream.messages_url.clone());
-    for name in FORWARDED_HEADERS {
-        for value in request.headers().get_all(*name) {
-            forwarded = forwarded.header(*name, value);
-        }
-    }
-    if !request.headers().contains_key("anthropic-version") {
-        forwarded = forwarded.header("anthropic-version", DEFAULT_ANTHROPIC_VERSION);
-    }
-    // The credential the model API expects: Anthropic's header, or the provider's.
-    let (name, value) = match &upstream.provider {
-        None => (
-            HeaderName::from_static("x-api-key"),
-            upstream.key.expose().to_owned(),
-        ),
-        Some(provider) => provider.credential(upstream.key.expose()),
-    };
-    let Ok(mut value) = HeaderValue::from_str(&value) else {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "api_error",
-            "the host's model key is not a valid header value",
-            None,
-        );
-    };
-    value.set_sensitive(true);
-    forwarded = forwarded.header(name, value);
-
-    // Bounded: a body past the limit is refused as it streams in, not buffered.
-    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(err)
-            if err
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                &too_large(),
-                None,
-            );
-        }
-        Err(err) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("cannot read the request body: {err}"),
-                None,
-            );
-        }
-    };
-    let size = body.len();
-    let betas: Vec<&str> = betas.iter().map(String::as_str).collect();
-    let body = match crate::gateway_check::check(
-        &body,
-        &betas,
-        caller.group.as_str(),
-        &upstream.policy,
-    ) {
-        Ok(checked) => Bytes::from(checked),
-        Err(refusal) => {
-            // A refusal quotes the request; what is audited never holds a secret.
-            let refusal = if services
-                .egress
-                .guard()
-                .finds_secret_in(refusal.to_string().as_bytes())
-            {
-                "the request was refused, and quoting it would quote a secret".to_owned()
-            } else {
-                refusal.to_string()
-            };
-            tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: {refusal}");
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("pincer gateway: {refusal}"),
-                Some(size),
-            );
-        }
-    };
-    // Turns and money are counted here, where the agent cannot lie about them.
-    let mut answered = shared.model_turn.lock().await;
-    if *answered >= upstream.policy.max_requests {
-        let message = format!(
-            "group {}'s invocation has made its {} model requests (max_turns, and one for a compaction)",
-            caller.group, upstream.policy.max_requests
-        );
-        // The owner hears of it once per invocation, whichever group it is.
-        if store
-            .note_once("max_turns", &caller.invocation_id)
-            .unwrap_or(false)
-            && let Err(err) =
-                store.add_outgoing(MAIN_CHAT, "pincer", &format!("Stopped: {message}."))
-        {
-            tracing::error!("cannot tell the main chat: {err}");
-        }
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            &format!("pincer gateway: {message}"),
-            Some(size),
-        );
-    }
-    if let Err(err) = upstream.budget.check(store, caller.group.as_str()) {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            &format!("pincer gateway: {err}"),
-            Some(size),
-        );
-    }
-    let model_name = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["model"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let body = match &upstream.provider {
-        None => body,
-        Some(provider) => match provider.request(&body) {
-            Ok(translated) => Bytes::from(translated),
-            Err(err) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request_error",
-                    &format!("cannot translate the request for the model provider: {err}"),
-                    Some(size),
-                );
-            }
-        },
-    };
-    let forwarded = match forwarded.body(Full::new(body)) {
-        Ok(request) => request,
-        Err(err) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                &format!("cannot forward the request: {err}"),
-                Some(size),
-            );
-        }
-    };
-
-    let result = upstream.client.request(forwarded).await;
-    let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(502);
-    tracing::info!(group = %caller.group, invocation = %caller.invocation_id, bytes = size, status, "model request");
-    audit_model(store, caller, status, Some(size), None);
-    let response = match result {
-        Ok(response) => response,
-        Err(err) => {
-            tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model API unreachable: {err}");
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                &format!("pincer gateway: cannot reach the model API: {err}"),
-            );
-        }
-    };
-    // Read whole (requests are never streamed): the answer's usage is what
-    // the host counts.
-    let (mut parts, body) = response.into_parts();
-    let body = match Limited::new(body, MAX_REQUEST_BYTES * 2).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(err) => {
-            return error_response(
-                StatusCode::BAD_GATEWAY,
-                "api_error",
-                &format!("pincer gateway: cannot read the model's answer: {err}"),
-            );
-        }
-    };
-    let (status, body) = match &upstream.provider {
-        None => (parts.status, body),
-        Some(provider) => {
-            let (status, body) = provider.response(parts.status.as_u16(), &body);
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-                Bytes::from(body),
-            )
-        }
-    };
-    if status.is_success() {
-        *answered += 1;
-        record_usage(store, caller, &model_name, &body);
-    }
-    drop(answered);
-    if upstream.provider.is_some() {
-        return full_response(status, "application/json", body);
-    }
-    for name in HOP_HEADERS {
-        parts.headers.remove(*name);
-    }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.status = status;
-    Response::from_parts(
-        parts,
-        Full::new(body).map_err(|never| match never {}).boxed(),
-    )
-}
-
-/// Records the tokens an answer's `usage` reports (an answer without one
-/// counts as nothing, and is logged).
-fn record_usage(store: &Store, caller: &Caller, model: &str, body: &[u8]) {
-    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let usage = &answer["usage"];
-    if !usage.is_object() {
-        tracing::warn!(group = %caller.group, "a model answer without usage");
-        return;
-    }
-    let n = |key: &str| usage[key].as_u64().unwrap_or(0);
-    let usage = crate::store::Usage {
-        input_tokens: n("input_tokens"),
-        output_tokens: n("output_tokens"),
-        cache_read_tokens: n("cache_read_input_tokens"),
-        cache_write_tokens: n("cache_creation_input_tokens"),
-    };
-    if let Err(err) = store.record_usage(caller.group.as_str(), &caller.invocation_id, model, usage)
-    {
-        tracing::error!("cannot record model usage: {err}");
-    }
-}
-
-fn too_large() -> String {
-    format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes")
-}
-
-/// One model request in the audit: forwarded (`refused` is `None`) or
-/// refused by the gateway, with why.
-fn audit_model(
-    store: &Store,
-    caller: &Caller,
-    status: u16,
-    bytes: Option<usize>,
-    refused: Option<&str>,
-) {
-    store.audit_or_log(AuditRecord {
-        group: Some(caller.group.as_str()),
-        kind: "model",
-        action: "POST /v1/messages",
-        target: Some(&caller.invocation_id),
-        allowed: refused.map(|_| false),
-        reason: refused,
-        detail: Some(serde_json::json!({"bytes": bytes, "status": status}).to_string()),
-    });
-}
-
 /// An error in the Messages API's own shape, so any client understands it.
-fn error_response(status: StatusCode, kind: &str, message: &str) -> Response<GatewayBody> {
+pub(crate) fn error_response(
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+) -> Response<GatewayBody> {
     json_response(
         status,
         &serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),

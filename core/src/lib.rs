@@ -16,6 +16,7 @@ pub mod egress;
 pub mod folders;
 pub mod gateway;
 pub mod gateway_check;
+mod gateway_model;
 pub mod group;
 pub mod hostapi;
 pub mod invoke;
