@@ -13,8 +13,6 @@
 //! the same requests without their breakpoints, which is what Pincer sent
 //! before it marked any: nothing is ever read from cache.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -162,52 +160,14 @@ fn strip_breakpoints(request: &Value) -> Value {
 /// [`TOOL_TURNS`] tool results since its first prompt (one since a later
 /// prompt), then answers; every request body is kept in `recorded`.
 fn scripted_model(recorded: Arc<Mutex<Vec<Value>>>) -> anyhow::Result<String> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let url = format!("http://{}", listener.local_addr()?);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let recorded = Arc::clone(&recorded);
-            std::thread::spawn(move || serve(&stream, &recorded));
-        }
-    });
-    Ok(url)
-}
-
-fn serve(stream: &std::net::TcpStream, recorded: &Mutex<Vec<Value>>) {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut length = 0usize;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).map_or(true, |n| n == 0) {
-                return;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    crate::model_server::start(Arc::new(move |body: &[u8]| {
+        let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let reply = answer(&request);
         if let Ok(mut all) = recorded.lock() {
             all.push(request);
         }
-        let reply = reply.to_string();
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-            reply.len()
-        );
-        if (&*stream).write_all(response.as_bytes()).is_err() {
-            return;
-        }
-    }
+        reply.to_string()
+    }))
 }
 
 fn answer(request: &Value) -> Value {

@@ -31,6 +31,7 @@
 //! absolute thresholds: the machine's speed cancels out.
 
 mod bench_tokens;
+mod model_server;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -648,53 +649,14 @@ fn rss_kib() -> u64 {
 }
 
 async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
-
     use pincer::config::Settings;
     use pincer::daemon::{ControlClient, Daemon};
     use pincer::invoke::Host;
 
     // A model that answers at once.
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let model_url = format!("http://{}", listener.local_addr()?);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(&stream);
-                loop {
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if reader.read_line(&mut line).map_or(true, |n| n == 0) {
-                            return;
-                        }
-                        if let Some(value) =
-                            line.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = value.trim().parse().unwrap_or(0);
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let reply = r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{reply}",
-                        reply.len()
-                    );
-                    if (&stream).write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let model_url = model_server::start(std::sync::Arc::new(|_: &[u8]| {
+        r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#.to_owned()
+    }))?;
 
     let dir = std::env::temp_dir().join(format!("pincer-bench-e2e-{}", std::process::id()));
     let paths = Paths::under(&dir);
