@@ -280,34 +280,7 @@ impl Host {
                 home: self.paths.user_home.as_deref(),
             },
         )?;
-        for note in &left_out {
-            tracing::warn!(group = %group, "{note}");
-            // The owner hears of each left-out folder once a day, in the main chat.
-            let day = &crate::time::now()[..10];
-            if self
-                .services
-                .store
-                .note_once(&format!("left_out:{group}:{note}"), day)
-                .unwrap_or(false)
-            {
-                let told = self.services.store.add_outgoing(
-                    crate::store::MAIN_CHAT,
-                    "pincer",
-                    &format!("Group {group}: {note}"),
-                );
-                if let Err(err) = told {
-                    tracing::error!("cannot tell the main chat: {err}");
-                }
-            }
-            self.services.store.audit_or_log(AuditRecord {
-                group: Some(group.as_str()),
-                kind: "spawn",
-                action: "leave_out_mount",
-                allowed: Some(false),
-                reason: Some(note),
-                ..Default::default()
-            });
-        }
+        self.tell_left_out(group, &left_out);
         let spec = ContainerSpec {
             image: self.settings.image.clone(),
             command: None,
@@ -423,6 +396,35 @@ impl Host {
                 exit_code: exit.exit_code,
                 stderr: exit.stderr_tail,
             }),
+        }
+    }
+
+    /// Folders left out of an invocation (too large or deep to scan): logged,
+    /// audited, and said in the main chat once a day each.
+    fn tell_left_out(&self, group: &GroupName, left_out: &[String]) {
+        let store = &self.services.store;
+        for note in left_out {
+            tracing::warn!(group = %group, "{note}");
+            let day = &crate::time::now()[..10];
+            if store
+                .note_once(&format!("left_out:{group}:{note}"), day)
+                .unwrap_or(false)
+                && let Err(err) = store.add_outgoing(
+                    crate::store::MAIN_CHAT,
+                    "pincer",
+                    &format!("Group {group}: {note}"),
+                )
+            {
+                tracing::error!("cannot tell the main chat: {err}");
+            }
+            store.audit_or_log(AuditRecord {
+                group: Some(group.as_str()),
+                kind: "spawn",
+                action: "leave_out_mount",
+                allowed: Some(false),
+                reason: Some(note),
+                ..Default::default()
+            });
         }
     }
 }
