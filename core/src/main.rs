@@ -346,13 +346,6 @@ async fn run(cli: Cli) -> ExitCode {
             mounts,
             prompt,
         } => {
-            let group = match GroupName::new(&group) {
-                Ok(group) => group,
-                Err(err) => {
-                    report(&err.into());
-                    return ExitCode::from(2);
-                }
-            };
             let mut settings = settings;
             if let Some(timeout) = timeout {
                 settings.timeout = timeout;
@@ -404,9 +397,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
         }
         Command::Egress { command } => return egress_command(&paths, command).await,
-        Command::Audit { group, since, json } => {
-            audit_command(&paths, group.map(|g| g.to_string()), since, json)
-        }
+        Command::Audit { group, since, json } => audit_command(&paths, group, since, json),
         Command::Usage { group, since, json } => usage_command(&paths, group, &since, json),
     };
     match result {
@@ -864,9 +855,8 @@ fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn session_reset(paths: &Paths, group: &str) -> anyhow::Result<()> {
-    let group = GroupName::new(group)?;
-    match pincer::folders::reset_session(paths, &group)? {
+fn session_reset(paths: &Paths, group: &GroupName) -> anyhow::Result<()> {
+    match pincer::folders::reset_session(paths, group)? {
         None => println!("{group} has no session to reset"),
         Some(moved) => println!(
             "{group}'s session starts afresh (the old one is in {})",
@@ -1024,7 +1014,6 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
             chat,
             trigger,
         } => {
-            let name = GroupName::new(&name)?;
             let group = store.add_group(&name, &chat, trigger.as_deref())?;
             println!(
                 "registered {} for chat {} (trigger {})",
@@ -1033,12 +1022,8 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
                 group.trigger.unwrap_or_default()
             );
         }
-        GroupsCommand::Remove { name, purge } => {
-            let group = GroupName::new(&name)?;
-            if group.is_main() || store.group(group.as_str())?.is_none() {
-                // The store's own refusal says why.
-                store.remove_group(group.as_str())?;
-            }
+        GroupsCommand::Remove { name: group, purge } => {
+            store.removable(&group)?;
             // Folders first: a group whose folders could not be taken away
             // stays registered, so nobody new inherits them.
             use pincer::folders::{Retired, retire};
@@ -1087,7 +1072,7 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
 
 fn audit_command(
     paths: &Paths,
-    group: Option<String>,
+    group: Option<GroupName>,
     since: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -1217,13 +1202,7 @@ fn mounts_command(paths: &Paths, engine: &EngineEndpoint, command: MountsCommand
             host_path,
             container_name,
         } => {
-            let is_main = match group.as_deref().map(GroupName::new).transpose() {
-                Ok(group) => main || group.is_some_and(|g| g.is_main()),
-                Err(err) => {
-                    report(&err.into());
-                    return ExitCode::from(2);
-                }
-            };
+            let is_main = main || group.is_some_and(|g| g.is_main());
             let request = MountRequest {
                 host_path,
                 container_name,

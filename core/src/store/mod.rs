@@ -468,13 +468,24 @@ impl Store {
 
     /// Removes a non-main group (its tasks go with it; its folder stays on disk).
     pub fn remove_group(&self, name: &str) -> Result<(), StoreError> {
+        self.removable(name)?;
+        let removed = self.with(|c| c.execute("DELETE FROM groups WHERE name = ?1", [name]))?;
+        if removed == 0 {
+            return Err(StoreError::Refused(format!("no group named {name}")));
+        }
+        Ok(())
+    }
+
+    /// Whether [`Self::remove_group`] would remove `name` (a registered
+    /// group other than main), refused with why if not: so that what goes
+    /// with a group (its folders) can be taken away first.
+    pub fn removable(&self, name: &str) -> Result<(), StoreError> {
         if name == MAIN_GROUP {
             return Err(StoreError::Refused(
                 "the main group cannot be removed".into(),
             ));
         }
-        let removed = self.with(|c| c.execute("DELETE FROM groups WHERE name = ?1", [name]))?;
-        if removed == 0 {
+        if self.group(name)?.is_none() {
             return Err(StoreError::Refused(format!("no group named {name}")));
         }
         Ok(())
