@@ -117,25 +117,43 @@ pub fn identity_of(path: &Path) -> Result<Identity, BeneathError> {
     Identity::of(&fd).map_err(|err| BeneathError::new("inspect", path, err))
 }
 
-/// The identity of `relative` under the directory `root` (for instance a
-/// container's `/proc/<pid>/root`), reached without following any link.
-pub fn identity_beneath(root: &Path, relative: &Path) -> Result<Identity, BeneathError> {
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|err| BeneathError::new("open", root, err))?;
-    let path = root.join(relative);
-    let fd = rustix::fs::openat2(
-        &dir,
-        relative,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        beneath(),
-    )
-    .map_err(|err| BeneathError::new("open", &path, err))?;
-    Identity::of(&fd).map_err(|err| BeneathError::new("inspect", &path, err))
+/// A directory reached the ordinary way, links followed — a container's
+/// `/proc/<pid>/root` is itself a link into the container — below which
+/// identities are read without following any link and without leaving it.
+#[derive(Debug)]
+pub struct View {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl View {
+    /// Opens `root` once, for any number of [`Self::identity`] calls.
+    pub fn open(root: &Path) -> Result<Self, BeneathError> {
+        let fd = rustix::fs::open(
+            root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|err| BeneathError::new("open", root, err))?;
+        Ok(Self {
+            fd,
+            path: root.to_owned(),
+        })
+    }
+
+    /// The identity of `relative` below the view.
+    pub fn identity(&self, relative: &Path) -> Result<Identity, BeneathError> {
+        let path = self.path.join(relative);
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            relative,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            beneath(),
+        )
+        .map_err(|err| BeneathError::new("open", &path, err))?;
+        Identity::of(&fd).map_err(|err| BeneathError::new("inspect", &path, err))
+    }
 }
 
 fn beneath() -> ResolveFlags {
@@ -194,6 +212,15 @@ impl Folder {
         })
     }
 
+    /// [`Self::open`], or `None` when nothing is at `path`.
+    pub fn open_if_there(path: &Path) -> Result<Option<Self>, BeneathError> {
+        match Self::open(path) {
+            Ok(folder) => Ok(Some(folder)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Creates the host folder `path` (and its missing parents, which are
     /// the host's) with `mode`, then opens it as [`Folder::open`] does.
     pub fn create(path: &Path, mode: u32) -> Result<Self, BeneathError> {
@@ -223,9 +250,15 @@ impl Folder {
         Ok((stat.st_uid, stat.st_gid))
     }
 
-    /// The folder `relative` below this one.
+    /// The folder `relative` below this one (an empty path: this one again,
+    /// on a descriptor of its own).
     pub fn open_dir(&self, relative: impl AsRef<Path>) -> Result<Self, BeneathError> {
         let relative = relative.as_ref();
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
         let path = self.path.join(relative);
         let fd = rustix::fs::openat2(&self.fd, relative, dir_flags(), Mode::empty(), beneath())
             .map_err(|err| BeneathError::new("open", &path, err))?;
@@ -490,11 +523,16 @@ mod tests {
         symlink(root.path().join("canary"), agent.join("out")).unwrap();
         assert!(identity_of(&agent.join("out")).unwrap_err().is_link());
         assert_eq!(
-            identity_beneath(&agent, Path::new("sub")).unwrap(),
+            View::open(&agent)
+                .unwrap()
+                .identity(Path::new("sub"))
+                .unwrap(),
             identity_of(&agent.join("sub")).unwrap()
         );
         assert!(
-            identity_beneath(&agent, Path::new("out"))
+            View::open(&agent)
+                .unwrap()
+                .identity(Path::new("out"))
                 .unwrap_err()
                 .is_link()
         );

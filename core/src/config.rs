@@ -97,14 +97,24 @@ impl Paths {
         }
     }
 
+    /// Where every group's own folder is, each named after its group.
+    pub fn groups_dir(&self) -> PathBuf {
+        self.home.join("groups")
+    }
+
+    /// Where every group's session folder is, each named after its group.
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.home.join("sessions")
+    }
+
     /// The group's own folder, mounted read-write at `/workspace/group`.
     pub fn group_dir(&self, group: &GroupName) -> PathBuf {
-        self.home.join("groups").join(group.as_str())
+        self.groups_dir().join(group.as_str())
     }
 
     /// The group's session folder (the runner's transcript).
     pub fn session_dir(&self, group: &GroupName) -> PathBuf {
-        self.home.join("sessions").join(group.as_str())
+        self.sessions_dir().join(group.as_str())
     }
 
     /// The SQLite database.

@@ -27,10 +27,8 @@ pub enum FolderError {
 /// transcript the agent replaced by a link or a folder is moved all the
 /// same (a link is moved as a link).
 pub fn reset_session(paths: &Paths, group: &GroupName) -> Result<Option<PathBuf>, FolderError> {
-    let session = match Folder::open(&paths.session_dir(group)) {
-        Ok(folder) => folder,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err.into()),
+    let Some(session) = Folder::open_if_there(&paths.session_dir(group))? else {
+        return Ok(None);
     };
     let transcript = OsStr::new("transcript.json");
     if session.kind(transcript)?.is_none() {
@@ -58,17 +56,16 @@ pub enum Retired {
 /// `removed/<name>-<time>/{group,session}`, or deleted with `purge`.
 pub fn retire(paths: &Paths, group: &GroupName, purge: bool) -> Result<Retired, FolderError> {
     let folders = [
-        (paths.home.join("groups"), "group"),
-        (paths.home.join("sessions"), "session"),
+        (paths.groups_dir(), "group"),
+        (paths.sessions_dir(), "session"),
     ];
     let name = OsStr::new(group.as_str());
     let mut found = Vec::new();
     for (parent, label) in folders {
-        match Folder::open(&parent) {
-            Ok(parent) if parent.kind(name)?.is_some() => found.push((parent, label)),
-            Ok(_) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-            Err(err) => return Err(err.into()),
+        if let Some(parent) = Folder::open_if_there(&parent)?
+            && parent.kind(name)?.is_some()
+        {
+            found.push((parent, label));
         }
     }
     if found.is_empty() {
@@ -119,11 +116,9 @@ fn own_folder(parent: &Folder, name: &str) -> Result<Folder, FolderError> {
 /// `groups/work`, so the group `work` finds its folder and conversation.
 pub fn fold_names(paths: &Paths) -> Result<Vec<String>, FolderError> {
     let mut renamed = Vec::new();
-    for parent in [paths.home.join("groups"), paths.home.join("sessions")] {
-        let parent = match Folder::open(&parent) {
-            Ok(folder) => folder,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err.into()),
+    for parent in [paths.groups_dir(), paths.sessions_dir()] {
+        let Some(parent) = Folder::open_if_there(&parent)? else {
+            continue;
         };
         for (name, kind) in parent.entries()? {
             let Some(text) = name.to_str() else { continue };

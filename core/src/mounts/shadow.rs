@@ -158,14 +158,14 @@ pub fn scan(
     let mut secrets = Vec::new();
     let mut stack = vec![PathBuf::new()];
     let mut scanned = 0usize;
+    let too_deep = || MountError::TooDeepToScan {
+        path: root.to_owned(),
+    };
     while let Some(relative) = stack.pop() {
-        let too_deep = || MountError::TooDeepToScan {
-            path: root.to_owned(),
-        };
         if relative.components().count() > crate::beneath::MAX_DEPTH {
             return Err(too_deep());
         }
-        let folder = match below(&top, &relative) {
+        let folder = match top.open_dir(&relative) {
             Ok(folder) => folder,
             // Swapped for a link since it was listed: a link is not entered.
             Err(err) if err.is_link() => continue,
@@ -199,14 +199,6 @@ pub fn scan(
     Ok(secrets)
 }
 
-fn below(top: &Folder, relative: &Path) -> Result<Folder, crate::beneath::BeneathError> {
-    if relative.as_os_str().is_empty() {
-        top.open_dir(".")
-    } else {
-        top.open_dir(relative)
-    }
-}
-
 /// What the link at `link` (below `top`, mounted at `target`) leads to
 /// inside the mount, read the way the container will resolve it — a
 /// relative link from where it is, an absolute one in the container's view
@@ -227,7 +219,7 @@ fn resolve_link(top: &Folder, link: &Path, target: &str) -> Option<Secret> {
             Some("..") => resolved.pop().then_some(())?,
             Some(".") | Some("") | Some("/") => {}
             _ => {
-                let holder = below(top, &resolved).ok()?;
+                let holder = top.open_dir(&resolved).ok()?;
                 if holder.kind(&part).ok()?? != Kind::Link {
                     resolved.push(&part);
                     continue;
@@ -248,7 +240,9 @@ fn resolve_link(top: &Folder, link: &Path, target: &str) -> Option<Secret> {
         }
     }
     let leaf = resolved.file_name()?.to_owned();
-    let holder = below(top, resolved.parent().unwrap_or(Path::new(""))).ok()?;
+    let holder = top
+        .open_dir(resolved.parent().unwrap_or(Path::new("")))
+        .ok()?;
     let kind = holder.kind(&leaf).ok()??;
     Some(Secret {
         is_dir: kind == Kind::Dir,

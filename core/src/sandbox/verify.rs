@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::beneath::{BeneathError, Identity, identity_beneath};
+use crate::beneath::{BeneathError, Identity, View};
 use crate::mounts::ValidatedMount;
 
 /// A container's mounts are not what was checked.
@@ -63,10 +63,10 @@ pub(super) fn check(pid: i64, mounts: &[ValidatedMount]) -> Result<(), MountChec
     for view in views(pid) {
         match check_view(&view, mounts) {
             Ok(()) => return Ok(()),
-            Err(View::Missing(err)) => {
+            Err(Seen::Missing(err)) => {
                 first_error.get_or_insert(err);
             }
-            Err(View::Different(err)) => return Err(err),
+            Err(Seen::Different(err)) => return Err(err),
         }
     }
     Err(unseen(match first_error {
@@ -75,35 +75,46 @@ pub(super) fn check(pid: i64, mounts: &[ValidatedMount]) -> Result<(), MountChec
     }))
 }
 
-enum View {
+enum Seen {
     /// This process's root does not have the targets: not the container's view.
     Missing(BeneathError),
     Different(MountCheckError),
 }
 
-fn check_view(root: &Path, mounts: &[ValidatedMount]) -> Result<(), View> {
+fn check_view(root: &Path, mounts: &[ValidatedMount]) -> Result<(), Seen> {
+    let swapped = |target: &Path, expected: Identity, found: String| {
+        Seen::Different(MountCheckError::Swapped {
+            target: target.display().to_string(),
+            expected,
+            found,
+        })
+    };
+    let Some(first) = mounts.first() else {
+        return Ok(());
+    };
+    // Opened once: every target is read below the same root. A root that
+    // is there but cannot be opened is as a first target that cannot be read.
+    let view = match View::open(root) {
+        Ok(view) => view,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Seen::Missing(err)),
+        Err(err) => {
+            return Err(swapped(
+                Path::new(first.target()),
+                first.identity(),
+                err.to_string(),
+            ));
+        }
+    };
     for mount in mounts {
-        let relative = Path::new(mount.target().trim_start_matches('/'));
-        match identity_beneath(root, relative) {
+        let target = Path::new(mount.target());
+        match view.identity(target.strip_prefix("/").unwrap_or(target)) {
             Ok(found) if found == mount.identity() => {}
-            Ok(found) => {
-                return Err(View::Different(MountCheckError::Swapped {
-                    target: mount.target().to_owned(),
-                    expected: mount.identity(),
-                    found: found.to_string(),
-                }));
-            }
+            Ok(found) => return Err(swapped(target, mount.identity(), found.to_string())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Err(View::Missing(err));
+                return Err(Seen::Missing(err));
             }
             // A link where a mount should be, or a path out: not what was checked.
-            Err(err) => {
-                return Err(View::Different(MountCheckError::Swapped {
-                    target: mount.target().to_owned(),
-                    expected: mount.identity(),
-                    found: err.to_string(),
-                }));
-            }
+            Err(err) => return Err(swapped(target, mount.identity(), err.to_string())),
         }
     }
     // A cover must sit in the folder the scan found the secret in: a parent
@@ -113,17 +124,12 @@ fn check_view(root: &Path, mounts: &[ValidatedMount]) -> Result<(), View> {
         else {
             continue;
         };
-        let relative = parent.strip_prefix("/").unwrap_or(parent);
-        let found = match identity_beneath(root, relative) {
+        let found = match view.identity(parent.strip_prefix("/").unwrap_or(parent)) {
             Ok(found) if found == expected => continue,
             Ok(found) => found.to_string(),
             Err(err) => err.to_string(),
         };
-        return Err(View::Different(MountCheckError::Swapped {
-            target: parent.display().to_string(),
-            expected,
-            found,
-        }));
+        return Err(swapped(parent, expected, found));
     }
     Ok(())
 }
