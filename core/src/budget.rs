@@ -55,45 +55,42 @@ impl Budget {
     /// the main chat is told (once per budget and period).
     pub fn check(&self, store: &Store, group: &str) -> Result<(), BudgetError> {
         let now = crate::time::now();
-        let (day, month) = (&now[..10], &now[..7]);
+        // Each period by its name and by the instant it began (UTC).
+        let day = (&now[..10], format!("{}T00:00:00Z", &now[..10]));
+        let month = (&now[..7], format!("{}-01T00:00:00Z", &now[..7]));
         let limits = [
             (
                 self.group_daily_tokens,
                 Some(group),
-                day,
+                &day,
                 "today",
                 "group_daily_tokens",
             ),
             (
                 self.group_monthly_tokens,
                 Some(group),
-                month,
+                &month,
                 "this month",
                 "group_monthly_tokens",
             ),
             (
                 self.total_daily_tokens,
                 None,
-                day,
+                &day,
                 "today",
                 "total_daily_tokens",
             ),
             (
                 self.total_monthly_tokens,
                 None,
-                month,
+                &month,
                 "this month",
                 "total_monthly_tokens",
             ),
         ];
-        for (limit, scope, period, period_name, key) in limits {
+        for (limit, scope, (period, since), period_name, key) in limits {
             let Some(limit) = limit else { continue };
-            let since = if period.len() == 10 {
-                format!("{period}T00:00:00Z")
-            } else {
-                format!("{period}-01T00:00:00Z")
-            };
-            let used = store.tokens_since(scope, &since)?;
+            let used = store.tokens_since(scope, since)?;
             if used >= limit {
                 let over = OverBudget {
                     who: scope.map_or("all groups together".to_owned(), |g| format!("group {g}")),
@@ -102,7 +99,7 @@ impl Budget {
                     period_name,
                     key,
                     scope: format!("{key}:{}", scope.unwrap_or("*")),
-                    period: period.to_owned(),
+                    period: (*period).to_owned(),
                 };
                 tell_the_owner_once(store, &over);
                 return Err(over.into());

@@ -197,6 +197,10 @@ pub struct Settings {
 pub const DEFAULT_MODEL_URL: &str = "https://api.anthropic.com";
 /// The default model.
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
+/// The default `max_tokens` of a model request (and the gateway's cap).
+pub const DEFAULT_MAX_TOKENS: u32 = 8192;
+/// The default model turns of one invocation.
+pub const DEFAULT_MAX_TURNS: u32 = 30;
 /// The default hard timeout of one invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The default idle timeout.
@@ -344,8 +348,13 @@ impl Settings {
                 file.shutdown_grace,
                 crate::daemon::SHUTDOWN_GRACE,
             )?,
-            max_turns: number("PINCER_MAX_TURNS", file.max_turns.map(u64::from), 30, 1)? as u32,
-            max_tokens: 8192,
+            max_turns: number(
+                "PINCER_MAX_TURNS",
+                file.max_turns.map(u64::from),
+                u64::from(DEFAULT_MAX_TURNS),
+                1,
+            )? as u32,
+            max_tokens: DEFAULT_MAX_TOKENS,
             models: file.models.unwrap_or_default(),
             // Group names are folded; so are the keys naming them.
             group_models: file

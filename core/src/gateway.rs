@@ -189,8 +189,8 @@ impl Upstream {
                 model: crate::config::DEFAULT_MODEL.into(),
                 models: Vec::new(),
                 group_models: Default::default(),
-                max_tokens: 8192,
-                max_requests: 31,
+                max_tokens: crate::config::DEFAULT_MAX_TOKENS,
+                max_requests: crate::config::DEFAULT_MAX_TURNS + 1,
                 thinking_budget: 0,
                 betas: Vec::new(),
             },
@@ -205,7 +205,7 @@ impl Upstream {
     }
 
     /// The same upstream, checking requests against `policy` (the default:
-    /// the default model, 8192 tokens, no thinking, no betas).
+    /// the defaults of `config`: model, tokens and turns; no thinking, no betas).
     pub fn with_policy(mut self, policy: ModelPolicy) -> Self {
         self.policy = policy;
         self
