@@ -55,6 +55,16 @@ fn refuse<T>(at: &str, why: impl std::fmt::Display) -> Result<T, Refusal> {
     Err(Refusal(format!("{at}: {why}")))
 }
 
+/// A request that passed: what to forward, and the model it names (for the
+/// usage record, without parsing the body again).
+#[derive(Debug)]
+pub struct Checked {
+    /// The re-serialised request.
+    pub body: Vec<u8>,
+    /// Its `model`.
+    pub model: String,
+}
+
 /// Checks the request `body` of `group` and its `anthropic-beta` header
 /// values against `policy`; returns the body to forward.
 pub fn check(
@@ -62,7 +72,7 @@ pub fn check(
     betas: &[&str],
     group: &str,
     policy: &ModelPolicy,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Checked, Refusal> {
     for beta in betas.iter().flat_map(|b| b.split(',')).map(str::trim) {
         if !beta.is_empty() && !policy.betas.iter().any(|allowed| allowed == beta) {
             return refuse(
@@ -178,7 +188,9 @@ pub fn check(
             format!("{breakpoints} breakpoints, {MAX_BREAKPOINTS} at most"),
         );
     }
-    serde_json::to_vec(&value).or_else(|err| refuse("the request", err))
+    let model = model.to_owned();
+    let body = serde_json::to_vec(&value).or_else(|err| refuse("the request", err))?;
+    Ok(Checked { body, model })
 }
 
 fn listed(items: &[String]) -> String {
@@ -499,8 +511,9 @@ mod tests {
     fn what_the_runner_sends_passes_as_it_is() {
         let body = serde_json::to_vec(&runner_request()).unwrap();
         let checked = check(&body, &["allowed-beta"], "family", &policy()).unwrap();
-        let round: Value = serde_json::from_slice(&checked).unwrap();
+        let round: Value = serde_json::from_slice(&checked.body).unwrap();
         assert_eq!(round, runner_request());
+        assert_eq!(checked.model, "claude-sonnet-4-5");
     }
 
     #[test]

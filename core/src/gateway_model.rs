@@ -78,8 +78,8 @@ pub(crate) async fn serve(request: Request<Incoming>, shared: &Shared) -> Respon
         Err(refused) => return refuse(refused),
     };
     let size = body.len();
-    let body = match checked(&body, &betas, services, caller) {
-        Ok(body) => body,
+    let (body, model) = match checked(&body, &betas, services, caller) {
+        Ok(checked) => (Bytes::from(checked.body), checked.model),
         Err(refused) => return refuse(refused.of(size)),
     };
     // Turns and money are counted here, where the agent cannot lie about them.
@@ -87,10 +87,6 @@ pub(crate) async fn serve(request: Request<Incoming>, shared: &Shared) -> Respon
     if let Err(refused) = may_ask(*answered, upstream, store, caller) {
         return refuse(refused.of(size));
     }
-    let model = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["model"].as_str().map(str::to_owned))
-        .unwrap_or_default();
     let body = match &upstream.provider {
         None => body,
         Some(provider) => match provider.request(&body) {
@@ -230,11 +226,11 @@ fn checked(
     betas: &[String],
     services: &Services,
     caller: &Caller,
-) -> Result<Bytes, Refused> {
+) -> Result<crate::gateway_check::Checked, Refused> {
     let betas: Vec<&str> = betas.iter().map(String::as_str).collect();
     let policy = &services.upstream.policy;
     match crate::gateway_check::check(body, &betas, caller.group.as_str(), policy) {
-        Ok(checked) => Ok(Bytes::from(checked)),
+        Ok(checked) => Ok(checked),
         Err(refusal) => {
             // A refusal quotes the request; what is audited never holds a secret.
             let refusal = if services

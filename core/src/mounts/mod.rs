@@ -277,14 +277,15 @@ pub struct MountPlan<'a> {
 pub struct InvocationMounts {
     /// In the order the table in the module docs gives.
     pub mounts: Vec<ValidatedMount>,
-    /// Folders too large to scan for secrets: not mounted, and the caller
-    /// tells the owner (a message each, naming the folder and the remedy).
+    /// Folders too large or too deep to scan for secrets: not mounted, and
+    /// the caller tells the owner (a message each, naming the folder and the
+    /// remedy).
     pub left_out: Vec<String>,
 }
 
 /// The mounts of one invocation. Any refused extra mount fails the whole
-/// invocation: a grant never silently goes missing. A folder too large to
-/// scan for secrets is left out, and said so in `left_out`: it could hold
+/// invocation: a grant never silently goes missing. A folder too large or
+/// too deep to scan for secrets is left out, and said so in `left_out`: it could hold
 /// anything, and an agent that can grow it must not stop its group.
 pub fn invocation_mounts(
     paths: &Paths,
