@@ -327,6 +327,7 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
             .unwrap(),
         ),
         store: Arc::clone(&store),
+        limits: Default::default(),
     });
     let gateway = Gateway::serve(
         &dir.path().join("host.sock"),

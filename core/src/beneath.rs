@@ -374,6 +374,33 @@ impl Folder {
         Ok(())
     }
 
+    /// The disk space this folder and everything in it take (allocated
+    /// blocks: a sparse file counts for what it holds, not its length),
+    /// walked without following links; the walk stops as soon as the sum
+    /// passes `stop_above`. Deeper than [`MAX_DEPTH`] is refused.
+    pub fn disk_usage(&self, stop_above: u64) -> Result<u64, BeneathError> {
+        let mut total = 0;
+        self.usage_at(stop_above, &mut total, 0)?;
+        Ok(total)
+    }
+
+    fn usage_at(&self, stop_above: u64, total: &mut u64, depth: usize) -> Result<(), BeneathError> {
+        for (name, kind) in self.entries()? {
+            let stat = rustix::fs::statat(&self.fd, &name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|err| BeneathError::new("inspect", &self.path.join(&name), err))?;
+            *total = total.saturating_add((stat.st_blocks as u64).saturating_mul(512));
+            if *total > stop_above {
+                return Ok(());
+            }
+            if kind == Kind::Dir {
+                self.open_dir(&name)?
+                    .deeper(depth)?
+                    .usage_at(stop_above, total, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// This folder, if `depth` is still within [`MAX_DEPTH`].
     fn deeper(self, depth: usize) -> Result<Self, BeneathError> {
         if depth >= MAX_DEPTH {

@@ -11,6 +11,9 @@ use pincer_protocol::ToolLimits;
 
 use crate::group::GroupName;
 
+/// Kept here too, where callers of `config` have always found it.
+pub use crate::time::parse_duration;
+
 /// A configuration value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -168,6 +171,8 @@ pub struct Settings {
     pub betas: Vec<String>,
     /// `[budget]`: model tokens per group and in total, per day and month.
     pub budget: crate::budget::Budget,
+    /// `[limits]`: what one invocation and one group can make the host do.
+    pub limits: crate::limits::Limits,
     /// `max_concurrent` / `PINCER_MAX_CONCURRENT`: containers running at once.
     pub max_concurrent: usize,
     /// `retries` / `PINCER_RETRIES`: attempts after an infrastructure failure.
@@ -233,6 +238,7 @@ struct ConfigFile {
     thinking_budget: Option<u32>,
     betas: Option<Vec<String>>,
     budget: Option<crate::budget::Budget>,
+    limits: Option<crate::limits::Limits>,
 }
 
 impl Settings {
@@ -366,6 +372,7 @@ impl Settings {
             thinking_budget: file.thinking_budget.unwrap_or(0),
             betas: file.betas.unwrap_or_default(),
             budget: file.budget.unwrap_or_default(),
+            limits: file.limits.unwrap_or_default(),
             max_concurrent: number(
                 "PINCER_MAX_CONCURRENT",
                 file.max_concurrent.map(|n| n as u64),
@@ -441,29 +448,6 @@ pub fn other_secrets(
 fn default_project_dir() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
     root.join("Cargo.toml").exists().then(|| root.to_owned())
-}
-
-/// Parses `90`, `90s`, `1500ms`, `5m` or `1h` into a non-zero duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| "expected a number with an optional unit (ms, s, m, h)".to_owned())?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(number),
-        "" | "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
-    };
-    if duration.is_zero() {
-        return Err("must be above zero".into());
-    }
-    Ok(duration)
 }
 
 #[cfg(test)]

@@ -22,6 +22,21 @@ pub enum FolderError {
     Beneath(#[from] BeneathError),
 }
 
+/// The disk space the group's folders (its own and its session's) take,
+/// counted up to just past `stop_above`; a folder not there yet takes none.
+pub fn usage(paths: &Paths, group: &GroupName, stop_above: u64) -> Result<u64, FolderError> {
+    let mut total = 0u64;
+    for dir in [paths.group_dir(group), paths.session_dir(group)] {
+        if let Some(folder) = Folder::open_if_there(&dir)? {
+            total = total.saturating_add(folder.disk_usage(stop_above.saturating_sub(total))?);
+        }
+        if total > stop_above {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Moves the group's transcript into its session's `archive/` as
 /// `reset-<time>.json`; returns where, or `None` when there was none. A
 /// transcript the agent replaced by a link or a folder is moved all the

@@ -36,6 +36,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::budget::Budget;
@@ -43,6 +44,7 @@ use crate::egress::Egress;
 use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
+use crate::limits::Limits;
 use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.
@@ -257,6 +259,7 @@ impl Gateway {
             services,
             caller,
             model_turn: tokio::sync::Mutex::new(0),
+            buffered: Arc::new(tokio::sync::Mutex::new(())),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -288,6 +291,8 @@ pub struct Services {
     pub store: Arc<Store>,
     /// The way out.
     pub egress: Arc<Egress>,
+    /// What one invocation may make the host do.
+    pub limits: Limits,
 }
 
 /// What every connection of one socket shares.
@@ -299,42 +304,60 @@ pub(crate) struct Shared {
     /// many at once gets them one at a time: the count and the budget are
     /// checked against what the answers before them cost.
     pub(crate) model_turn: tokio::sync::Mutex<u32>,
+    /// Held across each egress exchange the host buffers (plain HTTP
+    /// through the proxy, `web_fetch`): one at a time per invocation, so
+    /// that what they cost the host's memory does not grow with connections.
+    pub(crate) buffered: Arc<tokio::sync::Mutex<()>>,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
     // Connections live in this set: aborting the loop aborts them all.
     let mut connections = JoinSet::new();
+    // A connection holds a slot from before it is accepted until it ends (a
+    // CONNECT tunnel takes its slot along): while none is free, new ones
+    // wait in the kernel's queue, holding no descriptor of the host's.
+    let slots = Arc::new(Semaphore::new(shared.services.limits.connections.max(1)));
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        tracing::warn!("host socket accept failed: {err}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(route(request, &shared).await) }
-                    });
-                    if let Err(err) = hyper::server::conn::http1::Builder::new()
-                        .max_buf_size(64 * 1024)
-                        .serve_connection(TokioIo::new(stream), service)
-                        // CONNECT tunnels take over the connection.
-                        .with_upgrades()
-                        .await
-                    {
-                        tracing::debug!("host socket connection ended: {err}");
-                    }
-                });
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!("host socket accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-            Some(_) = connections.join_next() => {}
-        }
+        };
+        let slot = Slot {
+            _held: Arc::new(slot),
+        };
+        let shared = Arc::clone(&shared);
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                let shared = Arc::clone(&shared);
+                request.extensions_mut().insert(slot.clone());
+                async move { Ok::<_, Infallible>(route(request, &shared).await) }
+            });
+            if let Err(err) = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service)
+                // CONNECT tunnels take over the connection.
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!("host socket connection ended: {err}");
+            }
+        });
     }
+}
+
+/// One of an invocation's connection slots; a request carries its
+/// connection's, so that a tunnel the request opens keeps it while it lasts.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    _held: Arc<OwnedSemaphorePermit>,
 }
 
 async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayBody> {
@@ -345,7 +368,15 @@ async fn route(request: Request<Incoming>, shared: &Shared) -> Response<GatewayB
         // cancel the decision's audit entry.
         let egress = Arc::clone(&shared.services.egress);
         let caller = shared.caller.clone();
+        // Taken here and held by the task: a client that hangs up does not
+        // free it while the task still holds what it buffered.
+        let buffered = Arc::clone(&shared.buffered);
+        let one_at_a_time = match is_connect {
+            true => None,
+            false => Some(buffered.lock_owned().await),
+        };
         let decision = tokio::spawn(async move {
+            let _one_at_a_time = one_at_a_time;
             if is_connect {
                 egress.connect(caller, request).await
             } else {
@@ -452,11 +483,18 @@ async fn host_api(
         );
     }
     if action == "web_fetch" {
+        let _one_at_a_time = shared.buffered.lock().await;
         let (status, body) = services.egress.web_fetch(&shared.caller, &body).await;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return json_response(status, &body);
     }
-    let reply = hostapi::handle(&services.store, &shared.caller, action, &body);
+    let reply = hostapi::handle(
+        &services.store,
+        &services.limits,
+        &shared.caller,
+        action,
+        &body,
+    );
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &reply.body)
 }

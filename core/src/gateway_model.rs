@@ -73,7 +73,11 @@ pub(crate) async fn serve(request: Request<Incoming>, shared: &Shared) -> Respon
         );
         error_response(refused.status, refused.kind, &refused.message)
     };
-    let (outgoing, body, betas) = match read(request, upstream, caller).await {
+    // Taken before the body is read: an agent firing many large requests at
+    // once makes the host hold one of them, not all.
+    let mut answered = shared.model_turn.lock().await;
+    let limit = services.limits.model_request_bytes;
+    let (outgoing, body, betas) = match read(request, upstream, caller, limit).await {
         Ok(read) => read,
         Err(refused) => return refuse(refused),
     };
@@ -83,7 +87,6 @@ pub(crate) async fn serve(request: Request<Incoming>, shared: &Shared) -> Respon
         Err(refused) => return refuse(refused.of(size)),
     };
     // Turns and money are counted here, where the agent cannot lie about them.
-    let mut answered = shared.model_turn.lock().await;
     if let Err(refused) = may_ask(*answered, upstream, store, caller) {
         return refuse(refused.of(size));
     }
@@ -140,9 +143,10 @@ async fn read(
     request: Request<Incoming>,
     upstream: &Upstream,
     caller: &Caller,
+    limit: usize,
 ) -> Result<(hyper::http::request::Builder, Bytes, Vec<String>), Refused> {
     let too_large = || {
-        let message = format!("requests to the model are limited to {MAX_REQUEST_BYTES} bytes");
+        let message = format!("requests to the model are limited to {limit} bytes");
         Refused::new(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", message)
     };
     if request.method() != Method::POST {
@@ -158,7 +162,7 @@ async fn read(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if let Some(declared) = declared.filter(|n| *n > MAX_REQUEST_BYTES) {
+    if let Some(declared) = declared.filter(|n| *n > limit) {
         tracing::warn!(group = %caller.group, invocation = %caller.invocation_id, "model request refused: too large");
         return Err(too_large().of(declared));
     }
@@ -197,7 +201,7 @@ async fn read(
     };
     value.set_sensitive(true);
     outgoing = outgoing.header(name, value);
-    match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+    match Limited::new(request.into_body(), limit)
         .collect()
         .await
     {

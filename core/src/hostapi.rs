@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::gateway::Caller;
 use crate::group::GroupName;
+use crate::limits::Limits;
 use crate::store::{AuditRecord, Group, Store, StoreError, Task};
 
 /// The path prefix of the host API.
@@ -31,8 +32,6 @@ pub const PREFIX: &str = "/host/v1/";
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The longest message an agent may send.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
-/// The longest task prompt.
-pub const MAX_PROMPT_BYTES: usize = 16 * 1024;
 
 /// What the host API answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,8 +138,8 @@ impl Outcome {
 }
 
 /// Handles one host-API call by `caller`: `action` is the path after [`PREFIX`].
-pub fn handle(store: &Store, caller: &Caller, action: &str, body: &[u8]) -> Reply {
-    let outcome = match decide(store, caller, action, body) {
+pub fn handle(store: &Store, limits: &Limits, caller: &Caller, action: &str, body: &[u8]) -> Reply {
+    let outcome = match decide(store, limits, caller, action, body) {
         Ok(outcome) => outcome,
         Err(err) => Outcome::denied(
             None,
@@ -213,6 +212,7 @@ macro_rules! parse_or_deny {
 
 fn decide(
     store: &Store,
+    limits: &Limits,
     caller: &Caller,
     action: &str,
     body: &[u8],
@@ -232,7 +232,7 @@ fn decide(
         }
         "schedule_task" => {
             let request: ScheduleTask = parse_or_deny!(body);
-            schedule_task(store, &me, request)
+            schedule_task(store, limits, &me, request)
         }
         "list_tasks" => {
             let NoArguments {} = parse_or_deny!(body);
@@ -292,7 +292,7 @@ fn decide(
             if let Some(Err(message)) = request
                 .prompt
                 .as_ref()
-                .map(|prompt| validate_text("prompt", prompt, MAX_PROMPT_BYTES))
+                .map(|prompt| validate_text("prompt", prompt, limits.task_prompt_bytes))
             {
                 return Ok(Outcome::denied(
                     request.id.to_string(),
@@ -405,9 +405,14 @@ fn send_message(store: &Store, me: &Group, request: SendMessage) -> Result<Outco
     ))
 }
 
-fn schedule_task(store: &Store, me: &Group, request: ScheduleTask) -> Result<Outcome, StoreError> {
+fn schedule_task(
+    store: &Store,
+    limits: &Limits,
+    me: &Group,
+    request: ScheduleTask,
+) -> Result<Outcome, StoreError> {
     let chat = request.chat.clone().unwrap_or_else(|| me.chat_id.clone());
-    if let Err(message) = validate_text("prompt", &request.prompt, MAX_PROMPT_BYTES)
+    if let Err(message) = validate_text("prompt", &request.prompt, limits.task_prompt_bytes)
         .and_then(|()| validate_schedule(&request.schedule, &request.value))
     {
         return Ok(Outcome::denied(chat, 400, &message, &message));
@@ -430,6 +435,21 @@ fn schedule_task(store: &Store, me: &Group, request: ScheduleTask) -> Result<Out
                 owner.name
             ),
         ));
+    }
+    // Tasks run on their own, after the agent that made them is gone: how
+    // many a group has is what it can make the host do every minute.
+    let kept = store
+        .tasks(Some(&owner.name))?
+        .iter()
+        .filter(|task| task.status == "active" || task.status == "paused")
+        .count();
+    if kept >= limits.tasks_per_group {
+        let message = format!(
+            "group {} has {kept} tasks, the most it may have ([limits] tasks_per_group): \
+             cancel one first",
+            owner.name
+        );
+        return Ok(Outcome::denied(chat, 429, &message, &message));
     }
     let task = store.add_task(
         &owner.name,
@@ -509,7 +529,7 @@ pub fn validate_schedule(kind: &str, value: &str) -> Result<(), String> {
             )
             .map(|_| ())
         }
-        "interval" => match crate::config::parse_duration(value) {
+        "interval" => match crate::time::parse_duration(value) {
             Ok(every) if every < MIN_TASK_INTERVAL => Err(format!(
                 "interval {value:?} is shorter than the minimum, {}s",
                 MIN_TASK_INTERVAL.as_secs()

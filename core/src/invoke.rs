@@ -26,6 +26,7 @@ use crate::mounts::{
 use crate::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, OutputLine, Resources, Sandbox, SandboxError,
 };
+use crate::runner_output::RunnerOutput;
 use crate::store::{AuditRecord, Store, StoreError};
 
 /// Longest a Unix socket path may be (`sun_path` is 108 bytes on Linux, 104 on macOS).
@@ -82,6 +83,30 @@ pub enum InvokeError {
         "group {0} is not registered (register it with `pincer groups add {0} --chat CHAT_ID`)"
     )]
     UnknownGroup(String),
+    /// The prompt is longer than an invocation takes.
+    #[error("the prompt is {bytes} bytes, more than an invocation takes ({limit}: [limits] prompt_bytes)")]
+    PromptTooLarge {
+        /// Its length (as sent to the runner).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The group's folders are over their quota: nothing starts.
+    #[error(
+        "group {group}'s folders take {used} bytes, over their quota of {quota} ([limits] \
+         group_folder_bytes): the owner makes room in them, or raises the quota"
+    )]
+    OverQuota {
+        /// The group.
+        group: String,
+        /// What its folders take (counted up to just past the quota).
+        used: u64,
+        /// The quota.
+        quota: u64,
+    },
+    /// The group's folders could not be measured.
+    #[error(transparent)]
+    Folders(#[from] crate::folders::FolderError),
     /// The agent reported failure.
     #[error("the agent failed: {0}")]
     Agent(String),
@@ -159,7 +184,12 @@ impl Host {
             }
             Err(err) => tracing::warn!("cannot fold the names of group folders: {err}"),
         }
-        let store = Arc::new(Store::open(&paths.database())?);
+        let store = Arc::new(Store::open(&paths.database())?.with_audit_limits(
+            crate::store::AuditLimits {
+                field_bytes: settings.limits.audit_field_bytes,
+                rows_per_minute: settings.limits.audit_rows_per_minute,
+            },
+        ));
         let removed = sandbox.remove_orphans().await?;
         if removed > 0 {
             tracing::info!("removed {removed} orphaned agent container(s) of an earlier run");
@@ -175,6 +205,7 @@ impl Host {
         );
         let egress = Arc::new(Egress::new(Arc::clone(&store), guard)?);
         let facts = host_facts(&paths, sandbox.endpoint());
+        let limits = settings.limits;
         Ok(Self {
             paths,
             settings,
@@ -183,6 +214,7 @@ impl Host {
                 upstream,
                 store,
                 egress,
+                limits,
             }),
             user,
             facts,
@@ -226,6 +258,14 @@ impl Host {
         self.settings
             .budget
             .check(&self.services.store, group.as_str())?;
+        let limits = self.settings.limits;
+        if prompt.len() > limits.prompt_bytes {
+            return Err(InvokeError::PromptTooLarge {
+                bytes: prompt.len(),
+                limit: limits.prompt_bytes,
+            });
+        }
+        self.check_quota(group)?;
         let sources = ImageSources {
             agent_bin: self.settings.agent_bin.clone(),
             busybox: self.settings.busybox.clone(),
@@ -311,6 +351,13 @@ impl Host {
             source: err.into(),
         })?;
         stdin.push(b'\n');
+        if stdin.len() > pincer_protocol::MAX_INVOCATION_BYTES {
+            // Escaping can make a prompt longer on the wire than in hand.
+            return Err(InvokeError::PromptTooLarge {
+                bytes: stdin.len(),
+                limit: pincer_protocol::MAX_INVOCATION_BYTES,
+            });
+        }
 
         self.services.store.audit(AuditRecord {
             group: Some(group.as_str()),
@@ -322,27 +369,8 @@ impl Host {
             ..Default::default()
         })?;
 
-        let mut outcome: Option<Outcome> = None;
-        let mut tool_calls = 0u32;
-        let mut on_line = |line: OutputLine<'_>| match line {
-            OutputLine::Line(bytes) => match serde_json::from_slice::<Event>(bytes) {
-                Ok(Event::Result(result)) => outcome = Some(result),
-                Ok(event) => {
-                    if matches!(event, Event::ToolCall { .. }) {
-                        tool_calls += 1;
-                    }
-                    on_event(&event);
-                }
-                Err(err) => tracing::warn!(
-                    invocation = %invocation_id,
-                    "ignoring a line the runner wrote that is not an event ({err}): {}",
-                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-                ),
-            },
-            OutputLine::Oversized { bytes } => {
-                tracing::warn!(invocation = %invocation_id, "ignoring an oversized output line ({bytes} bytes)")
-            }
-        };
+        let mut output = RunnerOutput::new(&invocation_id, limits.junk_lines);
+        let mut on_line = |line: OutputLine<'_>| output.line(line, on_event);
         let exit = self
             .sandbox
             .run(
@@ -351,10 +379,15 @@ impl Host {
                 crate::sandbox::Deadlines {
                     total: self.settings.timeout,
                     idle: Some(self.settings.idle_timeout),
+                    stdin: limits.stdin_timeout,
                 },
                 &mut on_line,
             )
             .await;
+        if output.junk > 0 {
+            tracing::warn!(invocation = %invocation_id, "the runner wrote {} lines that were not events", output.junk);
+        }
+        self.after(group, &invocation_id);
         let exit = match exit {
             Err(SandboxError::Mounts(err)) => {
                 // The spawn above named what was checked; this says it was not what the
@@ -370,11 +403,26 @@ impl Host {
                 });
                 return Err(SandboxError::Mounts(err).into());
             }
-            other => other?,
+            Err(err) => {
+                // Why the container was ended (a deadline, a limit, the
+                // engine) stays on record with the invocation it ended.
+                self.services.store.audit_or_log(AuditRecord {
+                    group: Some(group.as_str()),
+                    kind: "spawn",
+                    action: "end_container",
+                    target: Some(&invocation_id),
+                    allowed: None,
+                    reason: Some(&err.to_string()),
+                    ..Default::default()
+                });
+                return Err(err.into());
+            }
+            Ok(exit) => exit,
         };
         tracing::debug!(invocation = %invocation_id, container = %exit.container_id, code = exit.exit_code, "container ended");
 
-        match outcome {
+        let tool_calls = output.tool_calls;
+        match output.outcome {
             Some(Outcome {
                 status: Status::Ok,
                 text,
@@ -396,6 +444,68 @@ impl Host {
                 exit_code: exit.exit_code,
                 stderr: exit.stderr_tail,
             }),
+        }
+    }
+
+    /// Refuses an invocation of a group whose folders are over their quota
+    /// (telling the main chat, once a day).
+    fn check_quota(&self, group: &GroupName) -> Result<(), InvokeError> {
+        let quota = self.settings.limits.group_folder_bytes;
+        if quota == 0 {
+            return Ok(());
+        }
+        let used = crate::folders::usage(&self.paths, group, quota)?;
+        if used <= quota {
+            return Ok(());
+        }
+        let err = InvokeError::OverQuota {
+            group: group.to_string(),
+            used,
+            quota,
+        };
+        self.tell_over_quota(group, &err.to_string());
+        Err(err)
+    }
+
+    /// After an invocation: over the quota, the owner hears of it now (the
+    /// group's next message is refused by [`Self::check_quota`]).
+    fn after(&self, group: &GroupName, invocation_id: &str) {
+        let quota = self.settings.limits.group_folder_bytes;
+        if quota == 0 {
+            return;
+        }
+        match crate::folders::usage(&self.paths, group, quota) {
+            Ok(used) if used > quota => {
+                let note = format!(
+                    "invocation {invocation_id} left group {group}'s folders at {used} bytes or \
+                     more, over their quota of {quota}: its next messages are refused until there \
+                     is room"
+                );
+                self.tell_over_quota(group, &note);
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(group = %group, "cannot measure the group's folders: {err}"),
+        }
+    }
+
+    fn tell_over_quota(&self, group: &GroupName, note: &str) {
+        let store = &self.services.store;
+        tracing::warn!(group = %group, "{note}");
+        store.audit_or_log(AuditRecord {
+            group: Some(group.as_str()),
+            kind: "quota",
+            action: "over_quota",
+            allowed: Some(false),
+            reason: Some(note),
+            ..Default::default()
+        });
+        let day = &crate::time::now()[..10];
+        if store
+            .note_once(&format!("over_quota:{group}"), day)
+            .unwrap_or(false)
+            && let Err(err) = store.add_outgoing(crate::store::MAIN_CHAT, "pincer", note)
+        {
+            tracing::error!("cannot tell the main chat: {err}");
         }
     }
 

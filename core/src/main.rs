@@ -310,6 +310,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+    raise_descriptor_limit();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -319,6 +320,21 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// Takes the soft limit on open files up to the hard one. The usual soft
+/// limit (1024) is what a daemon serving many sockets runs out of first;
+/// each invocation's socket caps its own connections (`[limits]
+/// connections`), and this leaves the host room for all of them.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the open-file limit: {err}");
+        }
+    }
 }
 
 #[allow(clippy::print_stderr)] // the binary's edge: the one place errors are printed

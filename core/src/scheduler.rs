@@ -50,7 +50,7 @@ pub fn next_run(
             Ok(Some(next.timestamp()))
         }
         "interval" => {
-            let every = crate::config::parse_duration(value)?;
+            let every = crate::time::parse_duration(value)?;
             let span = jiff::SignedDuration::try_from(every).map_err(|err| err.to_string())?;
             Ok(Some(
                 after.checked_add(span).map_err(|err| err.to_string())?,

@@ -45,7 +45,7 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<String, String> {
                 .map_err(|_| format!("bad age {text:?}"))?
                 .saturating_mul(86_400),
         )),
-        None => crate::config::parse_duration(text).ok(),
+        None => parse_duration(text).ok(),
     };
     if let Some(age) = age {
         let age = age.min(now.duration_since(UNIX_EPOCH).unwrap_or_default());
@@ -74,6 +74,29 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<String, String> {
     Err(format!(
         "cannot read {text:?} as a time: use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or an age like 90m, 2h, 7d"
     ))
+}
+
+/// Parses `90`, `90s`, `1500ms`, `5m` or `1h` into a non-zero duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a number with an optional unit (ms, s, m, h)".to_owned())?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "" | "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        other => return Err(format!("unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    if duration.is_zero() {
+        return Err("must be above zero".into());
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub fn services(db: &Path, model_url: &str) -> Arc<pincer::gateway::Services> {
         ),
         egress: Arc::new(pincer::egress::Egress::new(Arc::clone(&store), guard).unwrap()),
         store,
+        limits: Default::default(),
     })
 }
 

@@ -443,7 +443,7 @@ async fn bench_spawn(runs: usize) -> anyhow::Result<()> {
                 &spec,
                 b"",
                 pincer::sandbox::Deadlines::total(Duration::from_secs(60)),
-                &mut |_| {},
+                &mut |_| std::ops::ControlFlow::Continue(()),
             )
             .await?;
         let ours_time = started.elapsed();
@@ -537,6 +537,7 @@ async fn bench_egress(runs: usize) -> anyhow::Result<()> {
             LeakGuard::default(),
         )?),
         store,
+        limits: Default::default(),
     });
     let socket = dir.join("host.sock");
     let _gateway = Gateway::serve(
@@ -713,7 +714,7 @@ async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
                 &spec,
                 b"",
                 pincer::sandbox::Deadlines::total(Duration::from_secs(60)),
-                &mut |_| {},
+                &mut |_| std::ops::ControlFlow::Continue(()),
             )
             .await?;
         let bare_time = started.elapsed();

@@ -29,6 +29,8 @@ pub fn control_socket(home: &Path) -> PathBuf {
 
 /// The longest request line.
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// The pause after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The built-in channel of `local:` chats: its replies are the daemon's
 /// events, which every watcher of the control socket receives.
@@ -109,10 +111,18 @@ pub(super) fn serve(daemon: Arc<Daemon>) -> Result<Served, DaemonError> {
         .map_err(|err| fail(err.to_string()))?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(connection(Arc::clone(&daemon), stream));
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(Arc::clone(&daemon), stream));
+                }
+                // Out of descriptors (EMFILE) the same error comes back at
+                // once while a client waits: without a pause this loop
+                // would take a whole core until one is freed.
+                Err(err) => {
+                    tracing::warn!("control socket: cannot accept a connection: {err}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
         }
     });
     Ok(Served {

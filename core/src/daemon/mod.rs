@@ -18,6 +18,7 @@
 //! The daemon knows nothing about how a container runs (that is
 //! [`crate::invoke`]) nor about any chat service (those are channels).
 
+mod batch;
 mod control;
 
 use std::collections::HashMap;
@@ -299,7 +300,7 @@ impl Daemon {
             group: group.to_owned(),
             messages: ids.clone(),
         });
-        let prompt = render_batch(&batch);
+        let prompt = batch::render(&batch, self.settings.limits.prompt_bytes);
         let (cancel, mut cancelled) = oneshot::channel();
         self.cancels
             .lock()
@@ -500,21 +501,6 @@ fn is_infrastructure(err: &InvokeError) -> bool {
         err,
         InvokeError::Sandbox(SandboxError::Engine { .. } | SandboxError::Unreachable { .. })
     )
-}
-
-/// One prompt for a batch: the text itself when alone, else each message
-/// with its sender, in order.
-fn render_batch(batch: &[Inbound]) -> String {
-    match batch {
-        [single] => single.text.clone(),
-        many => {
-            let mut prompt = String::from("Messages since your last reply, oldest first:\n");
-            for message in many {
-                prompt.push_str(&format!("[{}] {}\n", message.sender, message.text));
-            }
-            prompt
-        }
-    }
 }
 
 /// Why the daemon could not run.

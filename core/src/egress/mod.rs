@@ -38,10 +38,11 @@ use crate::store::{AuditRecord, Store};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a plain-HTTP or `web_fetch` exchange may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(120);
-/// The largest plain-HTTP request body forwarded (it is checked for secrets whole).
+/// The largest plain-HTTP request body forwarded (it is checked for secrets
+/// whole, so it is held whole: one at a time per invocation).
 pub const MAX_FORWARD_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 /// The largest plain-HTTP response passed back.
-pub const MAX_FORWARD_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+pub const MAX_FORWARD_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// How much of a page `web_fetch` gives the model.
 pub const MAX_FETCH_BYTES: usize = 1024 * 1024;
 /// Request headers never forwarded (hop-by-hop, or meant for the proxy).
@@ -57,7 +58,7 @@ const DROPPED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-use crate::gateway::{GatewayBody as Body, full_response};
+use crate::gateway::{GatewayBody as Body, Slot, full_response};
 
 /// The egress proxy of one host process.
 pub struct Egress {
@@ -169,15 +170,16 @@ impl Egress {
         self.audit(caller, action, target, false, reason, json!({}));
     }
 
-    /// Checks, decides and connects; audits a refusal.
-    async fn open(
+    /// Checks what the agent wrote so far for secrets and decides the
+    /// destination; audits a refusal. Nothing is connected yet.
+    async fn allow(
         &self,
         caller: &Caller,
         action: &str,
         host: &str,
         port: u16,
         outbound: &[&[u8]],
-    ) -> Result<(TcpStream, Allowed), (StatusCode, String)> {
+    ) -> Result<Allowed, (StatusCode, String)> {
         let target = format!("{}:{port}", policy::normalise_host(host));
         if outbound
             .iter()
@@ -187,17 +189,26 @@ impl Egress {
             self.audit(caller, action, &target, false, reason, json!({}));
             return Err((StatusCode::FORBIDDEN, reason.into()));
         }
-        let allowed = match self.decide(caller.group.as_str(), host, port).await {
-            Ok(allowed) => allowed,
-            Err(reason) => {
+        self.decide(caller.group.as_str(), host, port)
+            .await
+            .map_err(|reason| {
                 self.audit(caller, action, &target, false, &reason, json!({}));
-                return Err((StatusCode::FORBIDDEN, reason));
-            }
-        };
+                (StatusCode::FORBIDDEN, reason)
+            })
+    }
+
+    /// Connects to the first address of `allowed` that answers; audits a failure.
+    async fn reach(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        allowed: &Allowed,
+    ) -> Result<TcpStream, (StatusCode, String)> {
         let mut last_error = String::from("no address");
         for address in &allowed.addresses {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
-                Ok(Ok(stream)) => return Ok((stream, allowed)),
+                Ok(Ok(stream)) => return Ok(stream),
                 Ok(Err(err)) => last_error = format!("{address}: {err}"),
                 Err(_) => last_error = format!("{address}: timed out"),
             }
@@ -206,8 +217,23 @@ impl Egress {
             "allowed by {}, but cannot connect: {last_error}",
             allowed.rule
         );
-        self.audit(caller, action, &target, false, &reason, json!({}));
+        self.audit(caller, action, target, false, &reason, json!({}));
         Err((StatusCode::BAD_GATEWAY, reason))
+    }
+
+    /// Checks, decides and connects; audits a refusal.
+    async fn open(
+        &self,
+        caller: &Caller,
+        action: &str,
+        host: &str,
+        port: u16,
+        outbound: &[&[u8]],
+    ) -> Result<(TcpStream, Allowed), (StatusCode, String)> {
+        let allowed = self.allow(caller, action, host, port, outbound).await?;
+        let target = format!("{}:{port}", policy::normalise_host(host));
+        let stream = self.reach(caller, action, &target, &allowed).await?;
+        Ok((stream, allowed))
     }
 
     /// `CONNECT host:port`: a TCP tunnel to an allowed destination.
@@ -236,6 +262,8 @@ impl Egress {
         };
         let target = format!("{}:{port}", policy::normalise_host(authority.host()));
         let started = Instant::now();
+        // The tunnel outlives the request: it keeps its connection's slot.
+        let slot = request.extensions_mut().remove::<Slot>();
         // Written when the tunnel opens, and again with its figures when it
         // closes: a tunnel still open when the host dies is on record.
         self.audit(
@@ -247,6 +275,7 @@ impl Egress {
             json!({"phase": "opened", "address": allowed.addresses.first().map(|a| a.to_string())}),
         );
         tokio::spawn(async move {
+            let _slot = slot;
             match hyper::upgrade::on(&mut request).await {
                 Ok(upgraded) => {
                     let mut client = TokioIo::new(upgraded);
@@ -297,6 +326,17 @@ impl Egress {
         let port = authority.port_u16().unwrap_or(80);
         let head = head_bytes(&uri, request.headers());
         let (parts, body) = request.into_parts();
+        let action = parts.method.as_str().to_owned();
+        let target = format!("{}:{port}", policy::normalise_host(authority.host()));
+        // Decided on the request line and headers: a destination that is
+        // not allowed costs the host no body.
+        let allowed = match self
+            .allow(caller, &action, authority.host(), port, &[&head])
+            .await
+        {
+            Ok(allowed) => allowed,
+            Err((status, reason)) => return text(status, &reason),
+        };
         let body = match Limited::new(body, MAX_FORWARD_REQUEST_BYTES)
             .collect()
             .await
@@ -309,15 +349,15 @@ impl Egress {
                 );
             }
         };
-        let action = parts.method.as_str().to_owned();
-        let (stream, allowed) = match self
-            .open(caller, &action, authority.host(), port, &[&head, &body])
-            .await
-        {
-            Ok(opened) => opened,
+        if self.guard.finds_secret_in(&body) {
+            let reason = "the request carries a secret the host knows";
+            self.audit(caller, &action, &target, false, reason, json!({}));
+            return text(StatusCode::FORBIDDEN, reason);
+        }
+        let stream = match self.reach(caller, &action, &target, &allowed).await {
+            Ok(stream) => stream,
             Err((status, reason)) => return text(status, &reason),
         };
-        let target = format!("{}:{port}", policy::normalise_host(authority.host()));
         let started = Instant::now();
         let mut outbound = Request::builder()
             .method(parts.method)

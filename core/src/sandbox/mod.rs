@@ -115,6 +115,12 @@ pub enum SandboxError {
     /// Talking to the container's stdin failed.
     #[error("cannot write to the container's stdin: {0}")]
     Stdin(std::io::Error),
+    /// The container did not take its input within the deadline.
+    #[error("the container did not read its input within {}s; it was killed and removed", .0.as_secs_f64())]
+    StdinTimedOut(Duration),
+    /// The caller's line handler ended the run (the output broke a limit).
+    #[error("{0}; the container was killed and removed")]
+    Ended(String),
     /// The ownership files could not be set up.
     #[error(transparent)]
     Owner(#[from] owner::OwnerError),
@@ -163,14 +169,27 @@ pub struct Deadlines {
     pub total: Duration,
     /// Longest silence on stdout and stderr.
     pub idle: Option<Duration>,
+    /// Longest wait for the container to take its stdin: a runner that
+    /// stops reading would otherwise hold the host's write, which no output
+    /// deadline covers.
+    pub stdin: Duration,
 }
 
 impl Deadlines {
     /// Only a hard limit.
     pub fn total(total: Duration) -> Self {
-        Self { total, idle: None }
+        Self {
+            total,
+            idle: None,
+            stdin: total,
+        }
     }
 }
+
+/// What a line handler says: go on, or end the run with a reason.
+pub type LineFlow = std::ops::ControlFlow<String>;
+/// Sees each line the container writes on stdout, as it comes.
+pub type LineHandler<'a> = dyn FnMut(OutputLine<'_>) -> LineFlow + Send + 'a;
 
 /// How a container ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,7 +338,7 @@ impl Sandbox {
         spec: &ContainerSpec,
         stdin: &[u8],
         deadlines: Deadlines,
-        on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
+        on_line: &mut LineHandler<'_>,
     ) -> Result<RunExit, SandboxError> {
         let timeout = deadlines.total;
         let mut labels = self.ownership_labels();
@@ -342,7 +361,7 @@ impl Sandbox {
 
         let outcome = tokio::time::timeout(
             timeout,
-            self.attach_and_wait(&created.id, spec, stdin, deadlines.idle, on_line),
+            self.attach_and_wait(&created.id, spec, stdin, deadlines, on_line),
         )
         .await;
         let removal = guard.remove().await;
@@ -363,8 +382,8 @@ impl Sandbox {
         id: &str,
         spec: &ContainerSpec,
         stdin: &[u8],
-        idle: Option<Duration>,
-        on_line: &mut (dyn FnMut(OutputLine<'_>) + Send),
+        deadlines: Deadlines,
+        on_line: &mut LineHandler<'_>,
     ) -> Result<(i64, String), SandboxError> {
         let options = AttachContainerOptionsBuilder::default()
             .stdin(true)
@@ -398,7 +417,10 @@ impl Sandbox {
             attached.input.flush().await?;
             attached.input.shutdown().await
         };
-        if let Err(err) = feed.await {
+        let fed = tokio::time::timeout(deadlines.stdin, feed)
+            .await
+            .map_err(|_| SandboxError::StdinTimedOut(deadlines.stdin))?;
+        if let Err(err) = fed {
             // A runner that exits before reading its stdin breaks the pipe; its
             // exit code and stderr tell the real story, so only a failure to
             // write anything at all is an error.
@@ -410,7 +432,7 @@ impl Sandbox {
         let mut lines = LineSplitter::default();
         let mut stderr = Tail::default();
         loop {
-            let next = match idle {
+            let next = match deadlines.idle {
                 Some(idle) => match tokio::time::timeout(idle, attached.output.next()).await {
                     Ok(next) => next,
                     Err(_) => return Err(SandboxError::Idle(idle)),
@@ -420,7 +442,9 @@ impl Sandbox {
             let Some(frame) = next else { break };
             match frame.map_err(engine("reading the container's output"))? {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    lines.push(&message, on_line)
+                    if let LineFlow::Break(reason) = lines.push(&message, on_line) {
+                        return Err(SandboxError::Ended(reason));
+                    }
                 }
                 LogOutput::StdErr { message } => {
                     tracing::debug!(container = %id, stderr = %String::from_utf8_lossy(&message).trim_end());
@@ -429,7 +453,9 @@ impl Sandbox {
                 LogOutput::StdIn { .. } => {}
             }
         }
-        lines.finish(on_line);
+        if let LineFlow::Break(reason) = lines.finish(on_line) {
+            return Err(SandboxError::Ended(reason));
+        }
 
         let exit_code = match self.docker.wait_container(id, None).next().await {
             Some(Ok(response)) => response.status_code,
@@ -522,13 +548,14 @@ struct LineSplitter {
 }
 
 impl LineSplitter {
-    fn push(&mut self, mut bytes: &[u8], on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
+    fn push(&mut self, mut bytes: &[u8], on_line: &mut LineHandler<'_>) -> LineFlow {
         while let Some(newline) = bytes.iter().position(|&b| b == b'\n') {
             self.extend(&bytes[..newline]);
-            self.emit(on_line);
+            self.emit(on_line)?;
             bytes = &bytes[newline + 1..];
         }
         self.extend(bytes);
+        LineFlow::Continue(())
     }
 
     fn extend(&mut self, bytes: &[u8]) {
@@ -540,22 +567,24 @@ impl LineSplitter {
         }
     }
 
-    fn emit(&mut self, on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
-        if self.oversized > 0 {
+    fn emit(&mut self, on_line: &mut LineHandler<'_>) -> LineFlow {
+        let flow = if self.oversized > 0 {
             on_line(OutputLine::Oversized {
                 bytes: self.oversized,
-            });
+            })
         } else {
-            on_line(OutputLine::Line(&self.current));
-        }
+            on_line(OutputLine::Line(&self.current))
+        };
         self.current.clear();
         self.oversized = 0;
+        flow
     }
 
-    fn finish(mut self, on_line: &mut (dyn FnMut(OutputLine<'_>) + Send)) {
+    fn finish(mut self, on_line: &mut LineHandler<'_>) -> LineFlow {
         if !self.current.is_empty() || self.oversized > 0 {
-            self.emit(on_line);
+            return self.emit(on_line);
         }
+        LineFlow::Continue(())
     }
 }
 
@@ -587,13 +616,14 @@ mod tests {
             out.push(match line {
                 OutputLine::Line(l) => String::from_utf8_lossy(l).into_owned(),
                 OutputLine::Oversized { bytes } => format!("<{bytes}>"),
-            })
+            });
+            LineFlow::Continue(())
         };
         let mut splitter = LineSplitter::default();
         for chunk in chunks {
-            splitter.push(chunk, &mut on_line);
+            let _ = splitter.push(chunk, &mut on_line);
         }
-        splitter.finish(&mut on_line);
+        let _ = splitter.finish(&mut on_line);
         out
     }
 

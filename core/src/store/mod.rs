@@ -19,7 +19,9 @@ use serde::Serialize;
 
 use crate::group::{GroupName, MAIN_GROUP};
 
+mod audit;
 mod usage;
+pub use audit::{AuditEntry, AuditLimits, AuditRecord};
 pub use usage::{Usage, UsageDay};
 
 /// The chat id of the main group's built-in channel, the terminal.
@@ -152,6 +154,24 @@ const MIGRATIONS: &[&str] = &[
         period TEXT NOT NULL,
         PRIMARY KEY (scope, period)
     );",
+    // 8: an audit row counts repeats (a flood is one row), and the owner may
+    // prune old rows: only rows older than a cut-off recorded in
+    // `audit_pruned` can be deleted, and nothing but the count (upwards) and
+    // the time of the last repeat can change.
+    "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE audit ADD COLUMN last_at TEXT;
+    CREATE TABLE audit_pruned (before TEXT NOT NULL, at TEXT NOT NULL);
+    DROP TRIGGER audit_is_append_only_update;
+    DROP TRIGGER audit_is_append_only_delete;
+    CREATE TRIGGER audit_is_append_only_update
+        BEFORE UPDATE OF id, at, group_name, kind, action, target, allowed, reason, detail ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TRIGGER audit_count_only_grows BEFORE UPDATE OF count ON audit
+        WHEN NEW.count < OLD.count
+        BEGIN SELECT RAISE(ABORT, 'an audit row''s count only grows'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        WHEN OLD.at >= coalesce((SELECT max(before) FROM audit_pruned), '')
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only (the owner prunes old rows with pincer audit prune)'); END;",
 ];
 
 /// A store operation failed.
@@ -279,53 +299,13 @@ pub struct TaskRun {
     pub result: Option<String>,
 }
 
-/// One audit entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AuditEntry {
-    /// Its id (the order of writing).
-    pub id: i64,
-    /// When (UTC).
-    pub at: String,
-    /// The group concerned.
-    pub group: Option<String>,
-    /// `spawn`, `host_api`, `model`, `egress`, …
-    pub kind: String,
-    /// What was attempted.
-    pub action: String,
-    /// On what.
-    pub target: Option<String>,
-    /// Allowed (`Some(true)`), denied (`Some(false)`), or not a decision.
-    pub allowed: Option<bool>,
-    /// Why.
-    pub reason: Option<String>,
-    /// Details (JSON): the container spec, sizes, statuses. Never a secret.
-    pub detail: Option<String>,
-}
-
-/// What to write in the audit table.
-#[derive(Debug, Clone, Default)]
-pub struct AuditRecord<'a> {
-    /// The group concerned.
-    pub group: Option<&'a str>,
-    /// The kind of event.
-    pub kind: &'a str,
-    /// What was attempted.
-    pub action: &'a str,
-    /// On what.
-    pub target: Option<&'a str>,
-    /// The decision, if it was one.
-    pub allowed: Option<bool>,
-    /// Why.
-    pub reason: Option<&'a str>,
-    /// Details as JSON.
-    pub detail: Option<String>,
-}
-
 /// The database.
 #[derive(Debug)]
 pub struct Store {
     path: String,
     conn: Mutex<Connection>,
+    audit_limits: AuditLimits,
+    flood: Mutex<audit::Flood>,
 }
 
 impl Store {
@@ -359,10 +339,22 @@ impl Store {
             params![MAIN_GROUP, MAIN_CHAT, crate::time::now()],
         )
         .map_err(sqlite)?;
+        let limits = crate::limits::Limits::default();
         Ok(Self {
             path: name,
             conn: Mutex::new(conn),
+            audit_limits: AuditLimits {
+                field_bytes: limits.audit_field_bytes,
+                rows_per_minute: limits.audit_rows_per_minute,
+            },
+            flood: Mutex::default(),
         })
+    }
+
+    /// The same store, holding what an agent can add to the audit to `limits`.
+    pub fn with_audit_limits(mut self, limits: AuditLimits) -> Self {
+        self.audit_limits = limits;
+        self
     }
 
     /// The schema version this file is at.
@@ -955,65 +947,6 @@ impl Store {
             )));
         }
         Ok(())
-    }
-
-    // --- audit -------------------------------------------------------------------
-
-    /// Appends to the audit table.
-    pub fn audit(&self, record: AuditRecord<'_>) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO audit (at, group_name, kind, action, target, allowed, reason, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    crate::time::now(),
-                    record.group,
-                    record.kind,
-                    record.action,
-                    record.target,
-                    record.allowed,
-                    record.reason,
-                    record.detail
-                ],
-            )
-        })?;
-        Ok(())
-    }
-
-    /// Appends to the audit table, for a refusal that stands whether or not
-    /// it is written down: a failed write is logged, not returned.
-    pub fn audit_or_log(&self, record: AuditRecord<'_>) {
-        if let Err(err) = self.audit(record) {
-            tracing::error!("cannot write the audit: {err}");
-        }
-    }
-
-    /// Audit entries, oldest first, optionally of one group and since a time.
-    pub fn audit_entries(
-        &self,
-        group: Option<&str>,
-        since: Option<&str>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare(
-                "SELECT id, at, group_name, kind, action, target, allowed, reason, detail FROM audit
-                 WHERE (?1 IS NULL OR group_name = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
-            )?;
-            let rows = statement.query_map(params![group, since], |row| {
-                Ok(AuditEntry {
-                    id: row.get(0)?,
-                    at: row.get(1)?,
-                    group: row.get(2)?,
-                    kind: row.get(3)?,
-                    action: row.get(4)?,
-                    target: row.get(5)?,
-                    allowed: row.get(6)?,
-                    reason: row.get(7)?,
-                    detail: row.get(8)?,
-                })
-            })?;
-            rows.collect()
-        })
     }
 }
 
