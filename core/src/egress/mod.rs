@@ -12,6 +12,7 @@
 //! This module knows nothing about containers or sockets: it serves requests
 //! handed to it by the gateway, for a caller the gateway vouches for.
 
+mod leak;
 pub mod policy;
 
 use std::net::IpAddr;
@@ -29,7 +30,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-pub use policy::{Allowed, EgressRule, LeakGuard};
+pub use leak::LeakGuard;
+pub use policy::{Allowed, EgressRule};
 
 use crate::gateway::Caller;
 use crate::store::{AuditRecord, Store};

@@ -283,71 +283,6 @@ fn describe(address: IpAddr) -> &'static str {
     }
 }
 
-/// Finds secrets the host knows in outbound bytes.
-#[derive(Debug, Clone, Default)]
-pub struct LeakGuard {
-    secrets: Vec<String>,
-}
-
-/// Secrets shorter than this are not looked for (too many false alarms).
-const MIN_SECRET_LEN: usize = 8;
-
-impl LeakGuard {
-    /// A guard for these secret values.
-    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        Self {
-            secrets: secrets
-                .into_iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| s.len() >= MIN_SECRET_LEN)
-                .collect(),
-        }
-    }
-
-    /// Whether `bytes`, as they are or percent-decoded, contain a secret.
-    pub fn finds_secret_in(&self, bytes: &[u8]) -> bool {
-        if self.secrets.is_empty() {
-            return false;
-        }
-        let decoded = percent_decode(bytes);
-        self.secrets.iter().any(|secret| {
-            let needle = secret.as_bytes();
-            contains(bytes, needle) || contains(&decoded, needle)
-        })
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
-
-fn percent_decode(bytes: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let high = bytes.get(i + 1).copied().and_then(hex);
-        let low = bytes.get(i + 2).copied().and_then(hex);
-        match (bytes[i], high, low) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-            }
-            (b'+', ..) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, ..) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,17 +435,5 @@ mod tests {
         ] {
             assert!(!is_public(ip(special)), "{special}");
         }
-    }
-
-    #[test]
-    fn the_leak_guard_sees_raw_and_encoded_secrets() {
-        let guard = LeakGuard::new(["sk-secret-123".to_owned(), "short".to_owned()]);
-        assert!(guard.finds_secret_in(b"GET /?k=sk-secret-123 HTTP/1.1"));
-        assert!(guard.finds_secret_in(b"/?k=sk%2Dsecret%2D123"));
-        assert!(
-            !guard.finds_secret_in(b"nothing here, short"),
-            "secrets under 8 bytes are ignored"
-        );
-        assert!(!LeakGuard::default().finds_secret_in(b"sk-secret-123"));
     }
 }
