@@ -1,10 +1,17 @@
-//! The owner's model budgets: tokens per group and in total, per day and per
+//! The owner's budgets: model tokens ([`Budget`]) and what an agent can make
+//! the host do ([`Limits`]).
+//!
+//! Model tokens: per group and in total, per day and per
 //! month (UTC), counted by the host from what the model answered — never by
 //! the agent, which could lie or simply keep asking.
 //!
 //! A request over a budget is refused at the gateway, and a message of the
 //! group gets a clear answer before any container starts; the main chat is
 //! told once per budget and period (`budget_notices`).
+
+mod limits;
+
+pub use limits::{Limits, parse_bytes};
 
 use crate::store::{MAIN_CHAT, Store, StoreError};
 

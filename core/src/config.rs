@@ -172,7 +172,7 @@ pub struct Settings {
     /// `[budget]`: model tokens per group and in total, per day and month.
     pub budget: crate::budget::Budget,
     /// `[limits]`: what one invocation and one group can make the host do.
-    pub limits: crate::limits::Limits,
+    pub limits: crate::budget::Limits,
     /// `max_concurrent` / `PINCER_MAX_CONCURRENT`: containers running at once.
     pub max_concurrent: usize,
     /// `retries` / `PINCER_RETRIES`: attempts after an infrastructure failure.
@@ -238,7 +238,7 @@ struct ConfigFile {
     thinking_budget: Option<u32>,
     betas: Option<Vec<String>>,
     budget: Option<crate::budget::Budget>,
-    limits: Option<crate::limits::Limits>,
+    limits: Option<crate::budget::Limits>,
 }
 
 impl Settings {

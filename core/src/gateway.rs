@@ -40,11 +40,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::budget::Budget;
+use crate::budget::Limits;
 use crate::egress::Egress;
 use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
-use crate::limits::Limits;
 use crate::store::{AuditRecord, Store};
 
 /// The largest request body the gateway accepts from an agent.

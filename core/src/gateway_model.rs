@@ -201,10 +201,7 @@ async fn read(
     };
     value.set_sensitive(true);
     outgoing = outgoing.header(name, value);
-    match Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-    {
+    match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => Ok((outgoing, collected.to_bytes(), betas)),
         Err(err)
             if err

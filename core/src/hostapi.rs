@@ -21,9 +21,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::budget::Limits;
 use crate::gateway::Caller;
 use crate::group::GroupName;
-use crate::limits::Limits;
 use crate::store::{AuditRecord, Group, Store, StoreError, Task};
 
 /// The path prefix of the host API.

@@ -26,8 +26,11 @@ use crate::mounts::{
 use crate::sandbox::{
     ContainerSpec, EngineEndpoint, ImageSources, OutputLine, Resources, Sandbox, SandboxError,
 };
-use crate::runner_output::RunnerOutput;
 use crate::store::{AuditRecord, Store, StoreError};
+
+pub mod output;
+
+use output::RunnerOutput;
 
 /// Longest a Unix socket path may be (`sun_path` is 108 bytes on Linux, 104 on macOS).
 const MAX_SOCKET_PATH: usize = 100;
@@ -84,7 +87,9 @@ pub enum InvokeError {
     )]
     UnknownGroup(String),
     /// The prompt is longer than an invocation takes.
-    #[error("the prompt is {bytes} bytes, more than an invocation takes ({limit}: [limits] prompt_bytes)")]
+    #[error(
+        "the prompt is {bytes} bytes, more than an invocation takes ({limit}: [limits] prompt_bytes)"
+    )]
     PromptTooLarge {
         /// Its length (as sent to the runner).
         bytes: usize,

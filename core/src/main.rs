@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use pincer::config::{Paths, Settings, parse_duration};
 use pincer::daemon::{ControlClient, Daemon};
 use pincer::egress::{Egress, EgressRule, LeakGuard};
+use pincer::escape;
 use pincer::group::GroupName;
 use pincer::invoke::{Host, InvokeError, host_facts};
 use pincer::mounts::{MountPolicy, MountRequest};
@@ -102,6 +103,8 @@ enum Command {
     },
     /// Show the audit log: every container spawn, host-API call and model request.
     Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
         /// Only this group's entries.
         #[arg(long)]
         group: Option<GroupName>,
@@ -124,6 +127,17 @@ enum Command {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Remove the entries written before a date (a new entry says so, and
+    /// the database gives the space back). Agents can never remove entries.
+    Prune {
+        /// YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (90d: older than 90 days).
+        #[arg(long)]
+        before: String,
     },
 }
 
@@ -339,7 +353,8 @@ fn raise_descriptor_limit() {
 
 #[allow(clippy::print_stderr)] // the binary's edge: the one place errors are printed
 fn report(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    // An error can quote an agent (its failure, a path it chose).
+    eprintln!("error: {}", escape::text(&format!("{err:#}")));
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -413,7 +428,16 @@ async fn run(cli: Cli) -> ExitCode {
             };
         }
         Command::Egress { command } => return egress_command(&paths, command).await,
-        Command::Audit { group, since, json } => audit_command(&paths, group, since, json),
+        Command::Audit {
+            command: Some(AuditCommand::Prune { before }),
+            ..
+        } => prune_audit(&paths, &before),
+        Command::Audit {
+            command: None,
+            group,
+            since,
+            json,
+        } => audit_command(&paths, group, since, json),
         Command::Usage { group, since, json } => usage_command(&paths, group, &since, json),
     };
     match result {
@@ -457,7 +481,7 @@ async fn run_once(
                 value["status"] = "ok".into();
                 println!("{value}");
             } else {
-                println!("{}", reply.text);
+                println!("{}", escape::text(&reply.text));
             }
             ExitCode::SUCCESS
         }
@@ -661,7 +685,7 @@ async fn send_command(paths: &Paths, group: &str, text: &str) -> ExitCode {
     };
     match client.ask(group, text).await {
         Ok((reply, failed)) => {
-            println!("{reply}");
+            println!("{}", escape::text(&reply));
             if failed {
                 ExitCode::from(1)
             } else {
@@ -762,7 +786,11 @@ async fn chat_command(
         progress.finish_and_clear();
         match answer {
             Ok((reply, _)) => {
-                println!("pincer> {reply}\n({:.1}s)", started.elapsed().as_secs_f64())
+                println!(
+                    "pincer> {}\n({:.1}s)",
+                    escape::text(&reply),
+                    started.elapsed().as_secs_f64()
+                )
             }
             Err(err) => {
                 report(&anyhow::anyhow!("{err}"));
@@ -822,7 +850,7 @@ async fn print_unasked(
             Some("delivered") => event["text"].as_str().unwrap_or_default().to_owned(),
             _ => continue,
         };
-        let line = format!("pincer (unasked)> {text}\n");
+        let line = format!("pincer (unasked)> {}\n", escape::text(&text));
         match printer.as_mut() {
             Some(printer) => {
                 let _ = printer.print(line);
@@ -847,9 +875,9 @@ fn tasks_command(paths: &Paths, command: TasksCommand) -> anyhow::Result<()> {
                         task.group,
                         task.status,
                         task.schedule_kind,
-                        task.schedule_value,
+                        escape::line(&task.schedule_value),
                         task.next_run.as_deref().unwrap_or("-"),
-                        task.prompt
+                        escape::line(&task.prompt)
                     );
                 }
             }
@@ -1021,7 +1049,12 @@ fn groups_command(paths: &Paths, command: GroupsCommand) -> anyhow::Result<()> {
                         (Some(trigger), false) => format!("trigger {trigger}"),
                         (None, false) => "no trigger".to_owned(),
                     };
-                    println!("{:<20} {:<30} {wakes}", group.name, group.chat_id);
+                    println!(
+                        "{:<20} {:<30} {}",
+                        group.name,
+                        escape::line(&group.chat_id),
+                        escape::line(&wakes)
+                    );
                 }
             }
         }
@@ -1106,18 +1139,30 @@ fn audit_command(
                 Some(false) => "DENIED",
                 None => "-",
             };
+            let times = match entry.count {
+                1 => String::new(),
+                n => format!(" (×{n}, last {})", entry.last_at.as_deref().unwrap_or("-")),
+            };
             println!(
-                "{}  {:<12} {:<8} {:<16} {:<24} {:<8} {}",
+                "{}  {:<12} {:<8} {:<16} {:<24} {:<8} {}{times}",
                 entry.at,
-                entry.group.as_deref().unwrap_or("-"),
-                entry.kind,
-                entry.action,
-                entry.target.as_deref().unwrap_or("-"),
+                escape::line(entry.group.as_deref().unwrap_or("-")),
+                escape::line(&entry.kind),
+                escape::line(&entry.action),
+                escape::line(entry.target.as_deref().unwrap_or("-")),
                 decision,
-                entry.reason.as_deref().unwrap_or("")
+                escape::line(entry.reason.as_deref().unwrap_or(""))
             );
         }
     }
+    Ok(())
+}
+
+fn prune_audit(paths: &Paths, before: &str) -> anyhow::Result<()> {
+    let before = pincer::time::parse_since(before, std::time::SystemTime::now())
+        .map_err(|err| anyhow::anyhow!("--before: {err}"))?;
+    let removed = open_store(paths)?.prune_audit(&before)?;
+    println!("removed {removed} audit entries written before {before}");
     Ok(())
 }
 

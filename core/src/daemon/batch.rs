@@ -44,7 +44,9 @@ pub(super) fn render(batch: &[Inbound], limit: usize) -> String {
         while !newest.is_char_boundary(start) {
             start += 1;
         }
-        prompt.push_str(&format!("(the newest message is cut to its last {room} bytes)\n"));
+        prompt.push_str(&format!(
+            "(the newest message is cut to its last {room} bytes)\n"
+        ));
         prompt.push_str(&newest[start..]);
         return prompt;
     }

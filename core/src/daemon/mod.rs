@@ -456,6 +456,11 @@ impl Daemon {
                 crate::scheduler::next_run(&task.schedule_kind, &task.schedule_value, now, zone)
                     .unwrap_or(None)
                     .map(crate::scheduler::stored);
+            if let Some(why) = self.hold_back(&task, &now_text)? {
+                tracing::warn!(task = task.id, group = task.group, "task skipped: {why}");
+                self.store.skip_task(&task, &now_text, next.as_deref())?;
+                continue;
+            }
             self.store.fire_task(&task, &now_text, next.as_deref())?;
             tracing::info!(task = task.id, group = task.group, "task fired");
             woken.push(task.group);
@@ -470,6 +475,42 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// Why a due task does not run now, if it does not: its last run is
+    /// still unanswered, or its group's tasks have fired as often today as
+    /// they may (the main chat is told once a day).
+    fn hold_back(
+        &self,
+        task: &crate::store::Task,
+        now: &str,
+    ) -> Result<Option<String>, DaemonError> {
+        if self.store.task_run_waiting(task.id)? {
+            return Ok(Some("its last run is still waiting for an answer".into()));
+        }
+        let limit = self.settings.limits.task_runs_per_day;
+        let day = &now[..10];
+        let runs = self
+            .store
+            .task_runs_since(&task.group, &format!("{day}T00:00:00Z"))?;
+        if runs < limit {
+            return Ok(None);
+        }
+        let why = format!(
+            "group {}'s tasks fired {runs} times today, the most they may ([limits] task_runs_per_day)",
+            task.group
+        );
+        if self
+            .store
+            .note_once(&format!("task_runs:{}", task.group), day)?
+        {
+            self.store.add_outgoing(
+                crate::store::MAIN_CHAT,
+                "pincer",
+                &format!("{why}: its due tasks are skipped until tomorrow (UTC)"),
+            )?;
+        }
+        Ok(Some(why))
+    }
+
     /// Stores an inbound message and wakes its group's worker if it should.
     fn accept_message(
         &self,

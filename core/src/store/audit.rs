@@ -82,6 +82,15 @@ pub struct AuditLimits {
     pub rows_per_minute: u32,
 }
 
+impl Default for AuditLimits {
+    fn default() -> Self {
+        Self {
+            field_bytes: 1024,
+            rows_per_minute: 60,
+        }
+    }
+}
+
 /// What the audit remembers of the current minute.
 #[derive(Debug, Default)]
 pub(super) struct Flood {
@@ -126,7 +135,8 @@ impl Store {
             };
         }
         let agent_caused = record.group.is_some() && AGENT_KINDS.contains(&record.kind);
-        let key = serde_json::json!([record.group, record.kind, action, target, reason]).to_string();
+        let key =
+            serde_json::json!([record.group, record.kind, action, target, reason]).to_string();
         if record.allowed == Some(false)
             && let Some(&row) = flood.refusals.get(&key)
         {
@@ -374,7 +384,16 @@ mod tests {
         assert_eq!(store.prune_audit("9999-01-01T00:00:00Z").unwrap(), 1);
         let entries = store.audit_entries(None, None).unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!((entries[0].kind.as_str(), entries[0].action.as_str()), ("audit", "prune"));
-        assert!(entries[0].reason.as_deref().unwrap().contains("removed 1 rows"));
+        assert_eq!(
+            (entries[0].kind.as_str(), entries[0].action.as_str()),
+            ("audit", "prune")
+        );
+        assert!(
+            entries[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("removed 1 rows")
+        );
     }
 }

@@ -339,14 +339,10 @@ impl Store {
             params![MAIN_GROUP, MAIN_CHAT, crate::time::now()],
         )
         .map_err(sqlite)?;
-        let limits = crate::limits::Limits::default();
         Ok(Self {
             path: name,
             conn: Mutex::new(conn),
-            audit_limits: AuditLimits {
-                field_bytes: limits.audit_field_bytes,
-                rows_per_minute: limits.audit_rows_per_minute,
-            },
+            audit_limits: AuditLimits::default(),
             flood: Mutex::default(),
         })
     }
@@ -815,6 +811,50 @@ impl Store {
             None => c.execute(
                 "UPDATE tasks SET next_run = NULL, status = 'done' WHERE id = ?1",
                 [id],
+            ),
+        })?;
+        Ok(())
+    }
+
+    /// How many times `group`'s tasks fired since `since`.
+    pub fn task_runs_since(&self, group: &str, since: &str) -> Result<u64, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT count(*) FROM task_runs JOIN tasks ON tasks.id = task_runs.task_id
+                 WHERE tasks.group_name = ?1 AND task_runs.started_at >= ?2",
+                params![group, since],
+                |row| row.get::<_, i64>(0),
+            )
+        })
+        .map(|runs| runs.max(0) as u64)
+    }
+
+    /// Whether the task's last run is still waiting for its answer.
+    pub fn task_run_waiting(&self, task_id: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM task_runs WHERE task_id = ?1 AND finished_at IS NULL)",
+                [task_id],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    /// Moves a due task on without running it (a `once` task is done).
+    pub fn skip_task(
+        &self,
+        task: &Task,
+        now: &str,
+        next_run: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.with(|c| match next_run {
+            Some(next) => c.execute(
+                "UPDATE tasks SET last_run = ?2, next_run = ?3 WHERE id = ?1",
+                params![task.id, now, next],
+            ),
+            None => c.execute(
+                "UPDATE tasks SET last_run = ?2, next_run = NULL, status = 'done' WHERE id = ?1",
+                params![task.id, now],
             ),
         })?;
         Ok(())

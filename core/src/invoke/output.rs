@@ -87,9 +87,17 @@ mod tests {
         let mut seen = 0;
         let mut on_event = |_: &Event| seen += 1;
         let event = br#"{"type":"tool_call","id":"t1","name":"bash","input":{}}"#;
-        assert!(output.line(OutputLine::Line(event), &mut on_event).is_continue());
+        assert!(
+            output
+                .line(OutputLine::Line(event), &mut on_event)
+                .is_continue()
+        );
         for _ in 0..5 {
-            assert!(output.line(OutputLine::Line(b""), &mut on_event).is_continue());
+            assert!(
+                output
+                    .line(OutputLine::Line(b""), &mut on_event)
+                    .is_continue()
+            );
         }
         let ended = output.line(OutputLine::Oversized { bytes: 9 }, &mut on_event);
         assert!(matches!(ended, LineFlow::Break(ref why) if why.contains("junk_lines")));

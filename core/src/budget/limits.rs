@@ -1,5 +1,5 @@
 //! What one invocation, and one group, can make the host do: `[limits]` in
-//! `config.toml`. The container's own limits (memory, pids, CPU, tmpfs) hold
+//! `config.toml` (the model's tokens are the other budget, `[budget]`). The container's own limits (memory, pids, CPU, tmpfs) hold
 //! inside it; these hold outside it, on the host, where an agent's requests,
 //! output and files turn into the host's memory, descriptors, disk and log.
 //! Every one has a default that is safe for a machine an owner also uses for
@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::store::AuditLimits;
 
 /// `[limits]`: each key optional, an unknown key an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -33,6 +35,10 @@ pub struct Limits {
     /// The longest task prompt.
     #[serde(deserialize_with = "bytes")]
     pub task_prompt_bytes: usize,
+    /// Times one group's tasks may fire in a UTC day; past it, due runs
+    /// are skipped (the owner is told). A task whose last run is still
+    /// unanswered is skipped too: runs never pile up behind a slow group.
+    pub task_runs_per_day: u64,
     /// The longest prompt one invocation is given: a batch of waiting
     /// messages longer than this loses its oldest messages (said in a note).
     #[serde(deserialize_with = "bytes")]
@@ -55,10 +61,11 @@ impl Default for Limits {
         Self {
             connections: 16,
             model_request_bytes: 32 * MIB as usize,
-            audit_field_bytes: 1024,
-            audit_rows_per_minute: 60,
+            audit_field_bytes: AuditLimits::default().field_bytes,
+            audit_rows_per_minute: AuditLimits::default().rows_per_minute,
             tasks_per_group: 20,
-            task_prompt_bytes: 16 * 1024,
+            task_prompt_bytes: 4 * 1024,
+            task_runs_per_day: 500,
             prompt_bytes: 256 * 1024,
             junk_lines: 1000,
             stdin_timeout: Duration::from_secs(30),
@@ -133,7 +140,11 @@ mod tests {
         assert_eq!(parse_bytes("1G"), Ok(1024 * 1024 * 1024));
         assert!(parse_bytes("12 parsecs").unwrap_err().contains("unit"));
         assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("99999999999999GiB").unwrap_err().contains("too large"));
+        assert!(
+            parse_bytes("99999999999999GiB")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
