@@ -531,3 +531,88 @@ fn the_control_socket_out_of_descriptors_does_not_spin() {
     // A spinning loop takes ~300 ticks (100 a second); backing off, a few.
     assert!(ticks < 100, "the daemon used {ticks} ticks of CPU in 3 s");
 }
+
+/// Docker's API has no `nosuid`/`nodev`/`noexec` for bind mounts, so the
+/// group folder keeps the flags of the host file system it is on. What a
+/// device node in it gives an agent (one the owner left there, or any the
+/// host made): nothing, because the container's device cgroup admits only
+/// the engine's few standard devices, and the agent has no capability to
+/// make one of its own.
+#[test]
+fn a_device_node_in_the_group_folder_cannot_be_opened() {
+    let install = Installation::new();
+    install.add_group("family");
+    let folder = install.home().join("groups/family");
+    std::fs::create_dir_all(&folder).unwrap();
+    // The kernel's log (1:11) and memory (1:1), readable by anyone here.
+    for (name, minor) in [("kmsg", "11"), ("mem", "1")] {
+        let made = std::process::Command::new("mknod")
+            .args(["-m", "0666"])
+            .arg(folder.join(name))
+            .args(["c", "1", minor])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let model = ScriptedModel::always(bash_then_echo(
+        "for d in kmsg mem; do head -c 16 /workspace/group/$d > /dev/null 2>&1 && echo \"$d opened\" || echo \"$d refused\"; done
+mknod /workspace/group/made c 1 3 2>/dev/null && echo made || echo \"mknod refused\"",
+    ));
+    let output = install
+        .pincer(&model.url())
+        .args(["run-once", "--group", "family", "@pincer go"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let answer = String::from_utf8_lossy(&output.stdout);
+    for expected in ["kmsg refused", "mem refused", "mknod refused"] {
+        assert!(answer.contains(expected), "{expected}: {answer}");
+    }
+}
+
+/// A container that never reads its stdin held the host's write forever
+/// (no output deadline covers it). Contained by `stdin_timeout`: past it,
+/// the container is killed and removed.
+#[tokio::test]
+async fn a_container_that_never_reads_its_input_is_killed_at_the_stdin_deadline() {
+    use pincer::sandbox::{ContainerSpec, Deadlines, Resources, Sandbox, SandboxError};
+    let install = Installation::new();
+    let paths = pincer::config::Paths::under(install.dir.path());
+    let engine =
+        pincer::sandbox::EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+    let sandbox = Sandbox::connect(&paths, engine).await.unwrap();
+    let spec = ContainerSpec {
+        image: pincer::sandbox::default_image(),
+        command: Some(vec!["sleep".into(), "120".into()]),
+        user: pincer::mounts::ContainerUser::for_this_host(),
+        mounts: Vec::new(),
+        resources: Resources::default(),
+        labels: Default::default(),
+        working_dir: "/".into(),
+        runtime: None,
+    };
+    // Far more than the pipes and the engine's buffers between us hold.
+    let input = vec![b'x'; 64 * 1024 * 1024];
+    let deadlines = Deadlines {
+        total: Duration::from_secs(300),
+        idle: None,
+        stdin: Duration::from_secs(3),
+    };
+    let result = sandbox
+        .run(&spec, &input, deadlines, &mut |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .await;
+    assert!(
+        matches!(result, Err(SandboxError::StdinTimedOut(_))),
+        "{result:?}"
+    );
+    assert!(
+        containers_labelled(&format!(
+            "pincer.installation={}",
+            sandbox.installation()
+        ))
+        .is_empty(),
+        "the container is removed"
+    );
+}

@@ -23,6 +23,9 @@
 //!   once) → reply out) against the bare container round trip; and the
 //!   host's memory (RSS) idle and with 20 groups' agents running at once.
 //!
+//! * `bench flood [--runs N]`: `main`'s reply while another group's agent
+//!   floods its host socket, against the same reply with no flood.
+//!
 //! * `bench tokens`: the share of model input that prompt caching would
 //!   serve from cache, for a 20-turn invocation and a resumed one, with
 //!   Pincer's breakpoints against the same requests without them.
@@ -30,6 +33,7 @@
 //! Benchmarks print ratios against a baseline measured in the same run, never
 //! absolute thresholds: the machine's speed cancels out.
 
+mod bench_flood;
 mod bench_tokens;
 mod model_server;
 
@@ -48,7 +52,7 @@ use pincer::sandbox::{
 const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
 update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | new-skill NAME --base REV | \
-bench spawn|egress|e2e|skills [--runs N] | bench tokens";
+bench spawn|egress|e2e|flood|skills [--runs N] | bench tokens";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,8 +70,9 @@ fn main() -> anyhow::Result<()> {
             };
             bench_skills(runs)
         }
-        ["bench", which @ ("spawn" | "egress" | "e2e"), rest @ ..] => {
+        ["bench", which @ ("spawn" | "egress" | "e2e" | "flood"), rest @ ..] => {
             let runs = match rest {
+                [] if *which == "flood" => 10,
                 [] if *which == "spawn" || *which == "e2e" => 30,
                 [] => 300,
                 ["--runs", n] => n.parse().context("--runs takes a whole number")?,
@@ -77,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             match *which {
                 "spawn" => runtime.block_on(bench_spawn(runs)),
                 "egress" => runtime.block_on(bench_egress(runs)),
+                "flood" => runtime.block_on(bench_flood::run(runs)),
                 _ => runtime.block_on(bench_e2e(runs)),
             }
         }
