@@ -608,11 +608,7 @@ async fn a_container_that_never_reads_its_input_is_killed_at_the_stdin_deadline(
         "{result:?}"
     );
     assert!(
-        containers_labelled(&format!(
-            "pincer.installation={}",
-            sandbox.installation()
-        ))
-        .is_empty(),
+        containers_labelled(&format!("pincer.installation={}", sandbox.installation())).is_empty(),
         "the container is removed"
     );
 }

@@ -537,17 +537,43 @@ pub fn validate_schedule(kind: &str, value: &str) -> Result<(), String> {
             Ok(_) => Ok(()),
             Err(err) => Err(format!("invalid interval {value:?}: {err}")),
         },
-        "once" => {
-            let since_epoch = std::time::SystemTime::now();
-            match crate::time::parse_since(value, since_epoch) {
-                Ok(_) if value.len() == 20 => Ok(()),
-                _ => Err(format!(
-                    "invalid instant {value:?}: use YYYY-MM-DDTHH:MM:SSZ"
-                )),
-            }
-        }
+        "once" => match crate::scheduler::parse_instant(value) {
+            Ok(_) if value.len() == 20 => Ok(()),
+            _ => Err(format!(
+                "invalid instant {value:?}: use YYYY-MM-DDTHH:MM:SSZ"
+            )),
+        },
         other => Err(format!(
             "unknown schedule {other:?}: use cron, interval or once"
         )),
+    }?;
+    // What the scheduler will do with it, now: a schedule it could not plan
+    // (an interval past the year 9999) is refused here, not paused later.
+    crate::scheduler::first_run(
+        kind,
+        value,
+        jiff::Timestamp::now(),
+        &jiff::tz::TimeZone::UTC,
+    )
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_the_scheduler_could_not_plan_is_refused_when_asked_for() {
+        assert!(validate_schedule("once", "2030-01-01T09:00:00Z").is_ok());
+        assert!(validate_schedule("interval", "30m").is_ok());
+        // Found by the host_api_body fuzzer: these passed, then the
+        // scheduler paused the task.
+        for (kind, value) in [
+            ("once", "2030-01-01T09:00:L0Z"),
+            ("once", "2026-13-45T99:99:99Z"),
+            ("interval", "99999999999h"),
+        ] {
+            assert!(validate_schedule(kind, value).is_err(), "{kind} {value}");
+        }
     }
 }

@@ -64,10 +64,20 @@ pub fn parse_since(text: &str, now: SystemTime) -> Result<String, String> {
     if valid_date(text) {
         return Ok(format!("{text}T00:00:00Z"));
     }
-    if text.len() == 20
-        && valid_date(&text[..10])
-        && text.as_bytes()[10] == b'T'
-        && text.ends_with('Z')
+    // By bytes: a text cut inside a character is not a time, not a panic.
+    let clock = |t: &[u8]| {
+        t.len() == 8
+            && t.iter().enumerate().all(|(i, b)| match i {
+                2 | 5 => *b == b':',
+                _ => b.is_ascii_digit(),
+            })
+    };
+    let bytes = text.as_bytes();
+    if bytes.len() == 20
+        && text.get(..10).is_some_and(valid_date)
+        && bytes[10] == b'T'
+        && clock(&bytes[11..19])
+        && bytes[19] == b'Z'
     {
         return Ok(text.to_owned());
     }
@@ -127,5 +137,9 @@ mod tests {
         );
         assert!(parse_since("yesterday", now).is_err());
         assert!(parse_since("2024-1-5", now).is_err());
+        // Found by the host_api_body fuzzer: 20 bytes with a character
+        // across byte 10 panicked; a clock of letters passed.
+        assert!(parse_since("2024-01-0\u{e9}01:02:03Z", now).is_err());
+        assert!(parse_since("2024-01-05T01:02:L3Z", now).is_err());
     }
 }

@@ -114,7 +114,13 @@ pub fn fuzz(data: &[u8]) {
     let action = ACTIONS[usize::from(first) % ACTIONS.len()];
     let world = world();
     for caller in [&world.other, &world.main] {
-        let reply = hostapi::handle(&world.store, caller, action, body);
+        let reply = hostapi::handle(
+            &world.store,
+            &pincer::budget::Limits::default(),
+            caller,
+            action,
+            body,
+        );
         check_reply(&world.store, caller, action, body, &reply);
     }
 }

@@ -170,7 +170,13 @@ async fn host_api(
         return answer(StatusCode::BAD_GATEWAY, "the fuzzer has no network");
     }
     let (store, caller) = (&world.host.store, &world.host.other);
-    let reply = hostapi::handle(store, caller, action, &body);
+    let reply = hostapi::handle(
+        store,
+        &pincer::budget::Limits::default(),
+        caller,
+        action,
+        &body,
+    );
     check_reply(store, caller, action, &body, &reply);
     let status = StatusCode::from_u16(reply.status).unwrap();
     answer(status, &reply.body.to_string())

@@ -81,7 +81,9 @@ pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
     }
     let mut client = client.context("the daemon did not come up")?;
 
-    println!("bench flood: main answers {runs} messages quiet, {runs} while family floods, {runs} quiet");
+    println!(
+        "bench flood: main answers {runs} messages quiet, {runs} while family floods, {runs} quiet"
+    );
     let mut quiet = ask_main(&mut client, runs).await?;
     let mut flooder = ControlClient::connect(&paths.home).await?;
     flooder

@@ -70,7 +70,11 @@ fn main() -> anyhow::Result<()> {
             };
             bench_skills(runs)
         }
-        ["bench", which @ ("spawn" | "egress" | "e2e" | "flood"), rest @ ..] => {
+        [
+            "bench",
+            which @ ("spawn" | "egress" | "e2e" | "flood"),
+            rest @ ..,
+        ] => {
             let runs = match rest {
                 [] if *which == "flood" => 10,
                 [] if *which == "spawn" || *which == "e2e" => 30,
