@@ -160,6 +160,7 @@ grep -h '^HTTP' m* | sort | uniq -c";
     assert_eq!(refused("model"), 16);
     assert_eq!(refused("egress"), 16);
     let grown_mib = (status_kb(pid, "VmHWM:") - before) / 1024;
+    eprintln!("the host's peak memory grew by {grown_mib} MiB");
     // 16 × 32 MiB + 16 × 8 MiB = 640 MiB if they were all held at once.
     assert!(
         grown_mib < 200,
@@ -195,6 +196,7 @@ killall nc sleep 2>/dev/null; wait; echo held 40";
     );
     // Four connections, plus what two invocations use anyway (engine
     // connections, attach streams, sockets): far from forty.
+    eprintln!("the host's descriptors went from {before} to {most}");
     assert!(
         most - before < 4 + 20,
         "the host's descriptors went from {before} to {most}"
@@ -219,20 +221,21 @@ i=0
   sleep 5
 } | nc 127.0.0.1 3128 | grep -o 'HTTP/1.1 404' | wc -l";
     let model = model_running(script);
+    // Measured with no daemon running: its write-ahead log checkpointed
+    // into the file (while it runs, the log alone can hold ~4 MiB).
+    let before = database_bytes(&install);
     let daemon = DaemonProcess::start(&install, &model.url(), &[]);
     assert_pong(&daemon.control().ask("main", "ping"));
-    let before = database_bytes(&install);
     let (hostile, main) = flood_while_main_works(&daemon, || {});
     assert_pong(&main);
     assert!(
         hostile["text"].as_str().unwrap().starts_with("2001\n"),
         "{hostile}"
     );
+    assert_eq!(daemon.terminate(), Some(0));
     let grown = database_bytes(&install) - before;
-    assert!(
-        grown < 4 * 1024 * 1024,
-        "the database grew by {grown} bytes"
-    );
+    eprintln!("the database grew by {grown} bytes");
+    assert!(grown < 1024 * 1024, "the database grew by {grown} bytes");
 
     let refused: Vec<Value> = install
         .audit_of_kind("host_api")
@@ -331,6 +334,7 @@ fn a_runner_writing_junk_is_ended_and_the_log_stays_small() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("junk_lines"), "{stderr}");
     let lines = stderr.lines().count();
+    eprintln!("{lines} lines ({} bytes) of log", stderr.len());
     assert!(lines < 50, "{lines} lines of log");
     let ended: Vec<Value> = install
         .audit_of_kind("spawn")
@@ -525,6 +529,7 @@ fn the_control_socket_out_of_descriptors_does_not_spin() {
     let before = cpu();
     std::thread::sleep(Duration::from_secs(3));
     let ticks = cpu() - before;
+    eprintln!("the daemon used {ticks} ticks of CPU in 3 s");
     drop(held);
     let _ = daemon.kill();
     let _ = daemon.wait();

@@ -3,8 +3,8 @@
 //! one run (quiet, flood, quiet again: the baseline is both quiet phases).
 //!
 //! The flooding agent is a real agent in a real container: its model asks
-//! it to run a shell loop that, until it is cancelled, keeps sixteen idle
-//! connections open, sends 8 MiB model bodies in parallel, and pipes
+//! it to run a shell loop that, until it is cancelled, keeps eight idle
+//! connections open (half its socket's cap: the rest of the flood flows), sends 8 MiB model bodies in parallel, and pipes
 //! hundreds of refused host-API calls with long paths.
 
 use std::sync::Arc;
@@ -20,15 +20,15 @@ use pincer::sandbox::EngineEndpoint;
 use crate::model_server;
 
 const FLOOD: &str = r#"long=$(head -c 30000 /dev/zero | tr '\0' a)
-i=0; while [ $i -lt 16 ]; do sleep 600 | nc 127.0.0.1 3128 > /dev/null 2>&1 & i=$((i+1)); done
+i=0; while [ $i -lt 8 ]; do sleep 600 | nc 127.0.0.1 3128 > /dev/null 2>&1 & i=$((i+1)); done
 while true; do
-  i=0
+  i=0; bodies=""
   while [ $i -lt 8 ]; do
     { printf 'POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\nConnection: close\r\n\r\n'; head -c 8000000 /dev/zero; sleep 1; } | nc 127.0.0.1 3128 > /dev/null 2>&1 &
-    i=$((i+1))
+    bodies="$bodies $!"; i=$((i+1))
   done
   { i=0; while [ $i -lt 300 ]; do printf 'POST /host/v1/%s%s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}' $long $i; i=$((i+1)); done; sleep 1; } | nc 127.0.0.1 3128 > /dev/null 2>&1
-  wait
+  wait $bodies
 done"#;
 
 fn answer(body: &[u8]) -> String {
@@ -67,6 +67,7 @@ pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
     host.store()
         .add_group(&GroupName::new("family")?, "bench:family", None)?;
     let daemon = Daemon::new(host, settings, pincer::daemon::channels(&|_| None));
+    let store = std::sync::Arc::clone(daemon.store());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
@@ -90,7 +91,7 @@ pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
         .request(&serde_json::json!({"op": "send", "group": "family", "text": "@pincer flood"}))
         .await?;
     // The flood is under way once its container has had time to start.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     let mut flooded = ask_main(&mut client, runs).await?;
     let mut canceller = ControlClient::connect(&paths.home).await?;
     canceller
@@ -99,6 +100,16 @@ pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     quiet.extend(ask_main(&mut client, runs).await?);
 
+    // What the flood made the host do, as the audit counted it.
+    let (mut rows, mut events) = (0, 0);
+    for entry in store.audit_entries(Some("family"), None)? {
+        rows += 1;
+        events += entry.count;
+    }
+    println!("family's flood: {events} events audited in {rows} rows");
+    if events < 100 {
+        bail!("the flood did not run: {events} events");
+    }
     let (quiet_median, flooded_median) = (
         crate::percentile(&mut quiet, 50),
         crate::percentile(&mut flooded, 50),

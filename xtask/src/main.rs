@@ -76,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             rest @ ..,
         ] => {
             let runs = match rest {
-                [] if *which == "flood" => 10,
+                [] if *which == "flood" => 20,
                 [] if *which == "spawn" || *which == "e2e" => 30,
                 [] => 300,
                 ["--runs", n] => n.parse().context("--runs takes a whole number")?,
