@@ -3,7 +3,13 @@
 //! test names the limit that contains its flood and states the bound it
 //! holds the host to (memory and descriptors from `/proc`, the database's
 //! and the log's growth from the files), and that `main` is still answered.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Each flood's figure goes to stderr (`--nocapture` shows it) for the record.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 
