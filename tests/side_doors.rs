@@ -148,6 +148,17 @@ async fn a_mount_source_swapped_for_a_link_is_never_what_another_group_gets() {
         .collect();
     let mut created = 0;
     for entry in &spawns {
+        if entry["action"] == "end_container" {
+            // The engine refused to create or start it (the source was
+            // swapped away between the check and the engine): nothing ran.
+            let reason = entry["reason"].as_str().unwrap();
+            assert!(
+                reason.contains("while creating the container")
+                    || reason.contains("while starting the container"),
+                "{entry}"
+            );
+            continue;
+        }
         if entry["action"] != "create_container" {
             assert_eq!(entry["action"], "refuse_container", "{entry}");
             assert_eq!(entry["allowed"], false);

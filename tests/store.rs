@@ -21,12 +21,22 @@ fn audit(store: &Store, action: &str) {
         .unwrap();
 }
 
+/// What migration 8 did, undone, as a database of before it had it.
+const UNDO_8: &str = "DROP TRIGGER audit_count_only_grows;
+    DROP TRIGGER audit_is_append_only_delete; DROP TRIGGER audit_is_append_only_update;
+    DROP TABLE audit_pruned;
+    ALTER TABLE audit DROP COLUMN count; ALTER TABLE audit DROP COLUMN last_at;
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;";
+
 #[test]
 fn migrations_run_from_empty_and_reopening_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pincer.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.schema_version().unwrap(), 8);
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].is_main && groups[0].name == "main" && groups[0].chat_id == MAIN_CHAT);
@@ -34,7 +44,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.schema_version().unwrap(), 8);
     assert_eq!(
         store.groups().unwrap().len(),
         1,
@@ -184,32 +194,38 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
     drop(Store::open(&path).unwrap());
     // As a schema-5 Pincer left them: a group spelled with capitals.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch(
+    raw.execute_batch(&format!(
         "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
              VALUES ('Work', 'test:work', 0, NULL, 'then');
          INSERT INTO group_mounts (group_name, host_path) VALUES ('Work', '~/w');
          INSERT INTO egress_rules (group_name, rule, created_at) VALUES ('Work', 'example.org', 'then');
          DROP TABLE model_usage; DROP TABLE budget_notices;
-         PRAGMA user_version = 5;",
-    )
+         {UNDO_8}
+         INSERT INTO audit (at, kind, action) VALUES ('then', 'test', 'before');
+         PRAGMA user_version = 5;"
+    ))
     .unwrap();
     drop(raw);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 7);
+    assert_eq!(store.schema_version().unwrap(), 8);
     assert!(store.group("work").unwrap().is_some());
     assert!(store.group("Work").unwrap().is_none());
     assert_eq!(store.group_mounts("work").unwrap().len(), 1);
     assert_eq!(store.egress_rules("work").unwrap(), ["example.org"]);
+    let kept = store.audit_entries(None, None).unwrap();
+    assert_eq!(kept.len(), 1, "the audit row of before is kept");
+    assert_eq!((kept[0].count, kept[0].last_at.as_deref()), (1, None));
     drop(store);
 
     // Two spellings of one name cannot both be kept: the migration stops and says why.
     let raw = rusqlite::Connection::open(&path).unwrap();
-    raw.execute_batch(
+    raw.execute_batch(&format!(
         "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
              VALUES ('WORK', 'test:work2', 0, NULL, 'then');
          DROP TABLE model_usage; DROP TABLE budget_notices;
-         PRAGMA user_version = 5;",
-    )
+         {UNDO_8}
+         PRAGMA user_version = 5;"
+    ))
     .unwrap();
     drop(raw);
     let err = Store::open(&path).unwrap_err().to_string();

@@ -39,15 +39,15 @@ use tokio::net::UnixListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::budget::Budget;
-use crate::budget::Limits;
+use crate::budget::{Budget, Limits};
 use crate::egress::Egress;
 use crate::gateway_check::ModelPolicy;
 use crate::group::GroupName;
 use crate::hostapi;
 use crate::store::{AuditRecord, Store};
 
-/// The largest request body the gateway accepts from an agent.
+/// The default largest model request body (`[limits] model_request_bytes`);
+/// twice it bounds a model answer the gateway reads whole.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// The gateway could not be set up.
