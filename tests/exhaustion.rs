@@ -55,6 +55,15 @@ fn latest_prompt(request: &Recorded) -> String {
         .unwrap_or_default()
 }
 
+/// `pincer run-once` of the hostile agent in `family`.
+fn run_family(install: &Installation, model: &ScriptedModel) -> std::process::Output {
+    install
+        .pincer(&model.url())
+        .args(["run-once", "--group", "family", "@pincer go"])
+        .output()
+        .unwrap()
+}
+
 fn write_config(install: &Installation, toml: &str) {
     std::fs::create_dir_all(install.config_dir()).unwrap();
     std::fs::write(install.config_dir().join("config.toml"), toml).unwrap();
@@ -94,19 +103,9 @@ fn flood_while_main_works(daemon: &DaemonProcess, mut watch: impl FnMut()) -> (V
     let id = hostile.send("family", "@pincer go");
     let (done, finished) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        loop {
-            let event = hostile.next_event();
-            if event["event"] == "reply"
-                && event["answers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a.as_i64() == Some(id))
-            {
-                done.send(()).unwrap();
-                return event;
-            }
-        }
+        let reply = hostile.reply_to(id);
+        done.send(()).unwrap();
+        reply
     });
     // Main is asked once the flood is under way.
     std::thread::sleep(Duration::from_secs(2));
@@ -360,13 +359,7 @@ fn a_group_over_its_folder_quota_is_refused_until_there_is_room() {
     install.add_group("family");
     write_config(&install, "[limits]\ngroup_folder_bytes = \"4MiB\"\n");
     let model = model_running("head -c 10000000 /dev/zero > /workspace/group/big; echo filled");
-    let run = || {
-        install
-            .pincer(&model.url())
-            .args(["run-once", "--group", "family", "@pincer go"])
-            .output()
-            .unwrap()
-    };
+    let run = || run_family(&install, &model);
     let first = run();
     assert!(first.status.success(), "{}", text(&first));
     let over = install.audit_of_kind("quota");
@@ -420,11 +413,7 @@ done"
         }
         (status, body)
     }));
-    let reply = install
-        .pincer(&model.url())
-        .args(["run-once", "--group", "family", "@pincer go"])
-        .output()
-        .unwrap();
+    let reply = run_family(&install, &model);
     assert!(reply.status.success(), "{}", text(&reply));
     let shown = |args: &[&str]| {
         let output = install.pincer(&model.url()).args(args).output().unwrap();
@@ -484,11 +473,7 @@ fn the_key_in_disguise_does_not_leave_in_a_message() {
         ));
     }
     let model = ScriptedModel::always(bash_then_echo(&script));
-    let output = install
-        .pincer(&model.url())
-        .args(["run-once", "--group", "family", "@pincer go"])
-        .output()
-        .unwrap();
+    let output = run_family(&install, &model);
     assert!(output.status.success(), "{}", text(&output));
     let answer = String::from_utf8_lossy(&output.stdout);
     assert_eq!(answer.matches("HTTP/1.1 403").count(), 3, "{answer}");
@@ -569,11 +554,7 @@ fn a_device_node_in_the_group_folder_cannot_be_opened() {
         "for d in kmsg mem; do head -c 16 /workspace/group/$d > /dev/null 2>&1 && echo \"$d opened\" || echo \"$d refused\"; done
 mknod /workspace/group/made c 1 3 2>/dev/null && echo made || echo \"mknod refused\"",
     ));
-    let output = install
-        .pincer(&model.url())
-        .args(["run-once", "--group", "family", "@pincer go"])
-        .output()
-        .unwrap();
+    let output = run_family(&install, &model);
     assert!(output.status.success(), "{}", text(&output));
     let answer = String::from_utf8_lossy(&output.stdout);
     for expected in ["kmsg refused", "mem refused", "mknod refused"] {

@@ -13,7 +13,7 @@ mod limits;
 
 pub use limits::{Limits, parse_bytes};
 
-use crate::store::{MAIN_CHAT, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// `[budget]` in `config.toml`: each limit in tokens, absent for none.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
@@ -117,21 +117,13 @@ impl Budget {
 }
 
 fn tell_the_owner_once(store: &Store, over: &OverBudget) {
-    match store.note_once(&over.scope, &over.period) {
-        Ok(true) => {
-            if let Err(err) = store.add_outgoing(MAIN_CHAT, "pincer", &format!("Budget: {over}.")) {
-                tracing::error!("cannot tell the main chat about a budget: {err}");
-            }
-        }
-        Ok(false) => {}
-        Err(err) => tracing::error!("cannot record a budget notice: {err}"),
-    }
+    store.tell_main_once(&over.scope, &over.period, &format!("Budget: {over}."));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Usage;
+    use crate::store::{MAIN_CHAT, Usage};
 
     #[test]
     fn each_budget_holds_and_the_owner_is_told_once() {

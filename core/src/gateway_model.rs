@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use crate::gateway::{Caller, GatewayBody, MAX_REQUEST_BYTES, Services, Shared, Upstream};
 use crate::gateway::{error_response, full_response};
-use crate::store::{AuditRecord, MAIN_CHAT, Store, Usage};
+use crate::store::{AuditRecord, Store, Usage};
 
 /// The Messages API version used when the agent names none.
 const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -275,14 +275,11 @@ fn may_ask(
             "group {}'s invocation has made its {} model requests (max_turns, and one for a compaction)",
             caller.group, upstream.policy.max_requests
         );
-        if store
-            .note_once("max_turns", &caller.invocation_id)
-            .unwrap_or(false)
-            && let Err(err) =
-                store.add_outgoing(MAIN_CHAT, "pincer", &format!("Stopped: {message}."))
-        {
-            tracing::error!("cannot tell the main chat: {err}");
-        }
+        store.tell_main_once(
+            "max_turns",
+            &caller.invocation_id,
+            &format!("Stopped: {message}."),
+        );
         return Err(forbidden(message));
     }
     upstream

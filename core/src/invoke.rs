@@ -460,17 +460,11 @@ impl Host {
         for note in left_out {
             tracing::warn!(group = %group, "{note}");
             let day = &crate::time::now()[..10];
-            if store
-                .note_once(&format!("left_out:{group}:{note}"), day)
-                .unwrap_or(false)
-                && let Err(err) = store.add_outgoing(
-                    crate::store::MAIN_CHAT,
-                    "pincer",
-                    &format!("Group {group}: {note}"),
-                )
-            {
-                tracing::error!("cannot tell the main chat: {err}");
-            }
+            store.tell_main_once(
+                &format!("left_out:{group}:{note}"),
+                day,
+                &format!("Group {group}: {note}"),
+            );
             store.audit_or_log(AuditRecord {
                 group: Some(group.as_str()),
                 kind: "spawn",

@@ -740,6 +740,11 @@ impl Control {
     pub fn ask(&mut self, group: &str, text: &str) -> Value {
         self.request(json!({"op": "watch"}));
         let id = self.send(group, text);
+        self.reply_to(id)
+    }
+
+    /// Waits (watching) for the reply answering message `id`.
+    pub fn reply_to(&mut self, id: i64) -> Value {
         loop {
             let event = self.next_event();
             if event["event"] == "reply"

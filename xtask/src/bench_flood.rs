@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use pincer::config::{Paths, Settings};
 use pincer::daemon::{ControlClient, Daemon};
 use pincer::group::GroupName;
@@ -67,20 +67,8 @@ pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
     host.store()
         .add_group(&GroupName::new("family")?, "bench:family", None)?;
     let daemon = Daemon::new(host, settings, pincer::daemon::channels(&|_| None));
-    let store = std::sync::Arc::clone(daemon.store());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(daemon.run(async {
-        let _ = stopped.await;
-    }));
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(connected) = ControlClient::connect(&paths.home).await {
-            client = Some(connected);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.context("the daemon did not come up")?;
+    let store = Arc::clone(daemon.store());
+    let (mut client, stop, serving) = crate::serve_daemon(daemon, &paths).await?;
 
     println!(
         "bench flood: main answers {runs} messages quiet, {runs} while family floods, {runs} quiet"

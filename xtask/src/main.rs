@@ -695,19 +695,7 @@ async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
         )?;
     }
     let daemon = Daemon::new(host, settings, pincer::daemon::channels(&|_| None));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(daemon.run(async {
-        let _ = stopped.await;
-    }));
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(connected) = ControlClient::connect(&paths.home).await {
-            client = Some(connected);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.context("the daemon did not come up")?;
+    let (mut client, stop, serving) = serve_daemon(daemon, &paths).await?;
 
     println!("bench e2e: {runs} messages, interleaved with {runs} bare container round trips");
     let (mut path, mut bare) = (Vec::new(), Vec::new());
@@ -790,6 +778,31 @@ async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
         peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0
     );
     Ok(())
+}
+
+/// A daemon serving in this process: its control client once it answers,
+/// the sender that stops it, and its task.
+pub(crate) type Serving = tokio::task::JoinHandle<Result<(), pincer::daemon::DaemonError>>;
+
+pub(crate) async fn serve_daemon(
+    daemon: std::sync::Arc<pincer::daemon::Daemon>,
+    paths: &Paths,
+) -> anyhow::Result<(
+    pincer::daemon::ControlClient,
+    tokio::sync::oneshot::Sender<()>,
+    Serving,
+)> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(daemon.run(async {
+        let _ = stopped.await;
+    }));
+    for _ in 0..200 {
+        if let Ok(client) = pincer::daemon::ControlClient::connect(&paths.home).await {
+            return Ok((client, stop, serving));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("the daemon did not come up")
 }
 
 fn percentile(samples: &mut [Duration], pct: usize) -> Duration {

@@ -498,16 +498,11 @@ impl Daemon {
             "group {}'s tasks fired {runs} times today, the most they may ([limits] task_runs_per_day)",
             task.group
         );
-        if self
-            .store
-            .note_once(&format!("task_runs:{}", task.group), day)?
-        {
-            self.store.add_outgoing(
-                crate::store::MAIN_CHAT,
-                "pincer",
-                &format!("{why}: its due tasks are skipped until tomorrow (UTC)"),
-            )?;
-        }
+        self.store.tell_main_once(
+            &format!("task_runs:{}", task.group),
+            day,
+            &format!("{why}: its due tasks are skipped until tomorrow (UTC)"),
+        );
         Ok(Some(why))
     }
 

@@ -60,12 +60,6 @@ impl Host {
             ..Default::default()
         });
         let day = &crate::time::now()[..10];
-        if store
-            .note_once(&format!("over_quota:{group}"), day)
-            .unwrap_or(false)
-            && let Err(err) = store.add_outgoing(crate::store::MAIN_CHAT, "pincer", note)
-        {
-            tracing::error!("cannot tell the main chat: {err}");
-        }
+        store.tell_main_once(&format!("over_quota:{group}"), day, note);
     }
 }

@@ -119,15 +119,24 @@ impl Store {
         })
     }
 
-    /// Records that the warning for `scope` in `period` was given; `true`
-    /// the first time only.
-    pub fn note_once(&self, scope: &str, period: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.execute(
+    /// Tells the main chat `text`, the first time only for `scope` in
+    /// `period`: the note that it was told and the message are one
+    /// transaction, so the owner is told once, not never. A failure is
+    /// logged: the refusal it accompanies stands either way.
+    pub fn tell_main_once(&self, scope: &str, period: &str, text: &str) {
+        let told = self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let first = tx.execute(
                 "INSERT OR IGNORE INTO budget_notices (scope, period) VALUES (?1, ?2)",
                 params![scope, period],
-            )
-            .map(|n| n == 1)
-        })
+            )? == 1;
+            if first {
+                super::insert_outgoing(&tx, super::MAIN_CHAT, "pincer", text)?;
+            }
+            tx.commit()
+        });
+        if let Err(err) = told {
+            tracing::error!("cannot tell the main chat: {err}");
+        }
     }
 }
