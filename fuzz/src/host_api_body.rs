@@ -27,9 +27,11 @@ pub const ACTIONS: &[&str] = &[
     "no_such_action",
 ];
 
-/// The statuses `hostapi::handle` answers with. (It answers 500 only when
-/// the store fails, which a healthy store never does, whatever the body.)
-pub const STATUSES: &[u16] = &[200, 400, 403, 404, 409];
+/// The statuses `hostapi::handle` answers with: 429 is a group at its
+/// `[limits] tasks_per_group` (the fuzzer's world keeps its tasks). It
+/// answers 500 only when the store fails, which a healthy store never does,
+/// whatever the body.
+pub const STATUSES: &[u16] = &[200, 400, 403, 404, 409, 429];
 
 /// The non-main group the fuzzer speaks for.
 pub const GROUP: &str = "family";
