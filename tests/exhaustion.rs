@@ -604,3 +604,36 @@ async fn a_container_that_never_reads_its_input_is_killed_at_the_stdin_deadline(
         "the container is removed"
     );
 }
+
+/// Before: an agent could send its chat as many messages as it liked (each
+/// up to 16 KiB), flooding the owner. Contained by
+/// `messages_per_invocation`: the rest are refused, and counted in the audit.
+#[test]
+fn a_flood_of_messages_stops_at_the_invocations_cap() {
+    let install = Installation::new();
+    install.add_group("family");
+    let script = "b='{\"chat\":\"test:family\",\"text\":\"buy now\"}'
+i=0
+{ while [ $i -lt 100 ]; do
+    printf 'POST /host/v1/send_message HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: %s\\r\\n\\r\\n%s' ${#b} \"$b\"
+    i=$((i+1))
+  done
+  printf 'POST /host/v1/list_tasks HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\n{}'
+  sleep 3
+} | nc 127.0.0.1 3128 | grep -o 'HTTP/1.1 [0-9]*' | sort | uniq -c";
+    let model = model_running(script);
+    let output = run_family(&install, &model);
+    assert!(output.status.success(), "{}", text(&output));
+    let answer = String::from_utf8_lossy(&output.stdout);
+    assert!(answer.contains(" 21 HTTP/1.1 200\n"), "{answer}");
+    assert!(answer.contains(" 80 HTTP/1.1 429\n"), "{answer}");
+    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
+    assert_eq!(store.outgoing("test:family").unwrap().len(), 20);
+    let refused: i64 = install
+        .audit_of_kind("host_api")
+        .iter()
+        .filter(|e| e["allowed"] == false)
+        .map(|e| e["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(refused, 80);
+}

@@ -260,6 +260,7 @@ impl Gateway {
             caller,
             model_turn: tokio::sync::Mutex::new(0),
             buffered: Arc::new(tokio::sync::Mutex::new(())),
+            messages_sent: tokio::sync::Mutex::new(0),
         });
         let task = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -308,6 +309,8 @@ pub(crate) struct Shared {
     /// through the proxy, `web_fetch`): one at a time per invocation, so
     /// that what they cost the host's memory does not grow with connections.
     pub(crate) buffered: Arc<tokio::sync::Mutex<()>>,
+    /// Messages this invocation has sent to chats.
+    pub(crate) messages_sent: tokio::sync::Mutex<u32>,
 }
 
 async fn accept_loop(listener: UnixListener, shared: Arc<Shared>) {
@@ -488,6 +491,22 @@ async fn host_api(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return json_response(status, &body);
     }
+    // Messages reach the owner's chats: how many one invocation sends is
+    // counted here, on its socket (held across the call, so a burst of
+    // parallel sends cannot slip past the count).
+    let mut sent = match action {
+        "send_message" => Some(shared.messages_sent.lock().await),
+        _ => None,
+    };
+    if let Some(sent) = &sent
+        && **sent >= services.limits.messages_per_invocation
+    {
+        let message = format!(
+            "this invocation has sent {} messages, the most it may ([limits] messages_per_invocation)",
+            **sent
+        );
+        return refuse(StatusCode::TOO_MANY_REQUESTS, &message);
+    }
     let reply = hostapi::handle(
         &services.store,
         &services.limits,
@@ -495,6 +514,11 @@ async fn host_api(
         action,
         &body,
     );
+    if let Some(sent) = &mut sent
+        && reply.status == 200
+    {
+        **sent += 1;
+    }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_response(status, &reply.body)
 }

@@ -30,6 +30,9 @@ pub struct Limits {
     /// Audit rows one group's agent may cause in a minute; past it, the
     /// minute's further events are counted in one row.
     pub audit_rows_per_minute: u32,
+    /// Messages one invocation may send to chats (`send_message`); its
+    /// final answer is not one of them.
+    pub messages_per_invocation: u32,
     /// Tasks (active or paused) one group may have.
     pub tasks_per_group: usize,
     /// The longest task prompt.
@@ -63,6 +66,7 @@ impl Default for Limits {
             model_request_bytes: 32 * MIB as usize,
             audit_field_bytes: AuditLimits::default().field_bytes,
             audit_rows_per_minute: AuditLimits::default().rows_per_minute,
+            messages_per_invocation: 20,
             tasks_per_group: 20,
             task_prompt_bytes: 4 * 1024,
             task_runs_per_day: 500,
