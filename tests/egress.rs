@@ -300,7 +300,7 @@ fn a_request_carrying_a_secret_is_refused_and_audited() {
                 .is_some_and(|r| r.contains("carries a secret"))
         })
         .collect();
-    let attempts: u64 = leaks.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    let attempts = events(&leaks);
     assert_eq!(attempts, 4, "three requests and one message: {leaks:?}");
     let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
     assert!(store.outgoing("local:main").unwrap().is_empty());

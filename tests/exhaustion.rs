@@ -154,13 +154,13 @@ grep -h '^HTTP' m* | sort | uniq -c";
     assert!(text.contains("16 HTTP/1.1 400"), "{text}");
     // Refused on its head, each plain-HTTP request: how many the host saw
     // is in the audit (a client that is still writing may miss the answer).
-    let refused = |kind: &str| -> i64 {
-        install
-            .audit_of_kind(kind)
-            .iter()
-            .filter(|e| e["group"] == "family" && e["allowed"] == false)
-            .map(|e| e["count"].as_i64().unwrap())
-            .sum()
+    let refused = |kind: &str| {
+        events(
+            install
+                .audit_of_kind(kind)
+                .iter()
+                .filter(|e| e["group"] == "family" && e["allowed"] == false),
+        )
     };
     assert_eq!(refused("model"), 16);
     assert_eq!(refused("egress"), 16);
@@ -248,11 +248,7 @@ i=0
         .filter(|e| e["group"] == "family")
         .collect();
     let floods = install.audit_of_kind("flood");
-    let counted: i64 = refused
-        .iter()
-        .chain(&floods)
-        .map(|e| e["count"].as_i64().unwrap())
-        .sum();
+    let counted = events(refused.iter().chain(&floods));
     assert_eq!(counted, 2001, "every refusal is counted");
     assert!(refused.len() <= 2 * 60, "{} rows", refused.len());
     assert!(
@@ -479,7 +475,7 @@ fn the_key_in_disguise_does_not_leave_in_a_message() {
     assert_eq!(answer.matches("HTTP/1.1 403").count(), 3, "{answer}");
     let refused = install.audit_of_kind("host_api");
     assert!(refused.iter().all(|e| e["allowed"] == false), "{refused:?}");
-    let counted: i64 = refused.iter().map(|e| e["count"].as_i64().unwrap()).sum();
+    let counted = events(&refused);
     assert_eq!(counted, 3, "{refused:?}");
 }
 
@@ -629,11 +625,11 @@ i=0
     assert!(answer.contains(" 80 HTTP/1.1 429\n"), "{answer}");
     let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
     assert_eq!(store.outgoing("test:family").unwrap().len(), 20);
-    let refused: i64 = install
-        .audit_of_kind("host_api")
-        .iter()
-        .filter(|e| e["allowed"] == false)
-        .map(|e| e["count"].as_i64().unwrap())
-        .sum();
+    let refused = events(
+        install
+            .audit_of_kind("host_api")
+            .iter()
+            .filter(|e| e["allowed"] == false),
+    );
     assert_eq!(refused, 80);
 }

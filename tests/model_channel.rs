@@ -174,12 +174,12 @@ fn the_host_counts_an_invocations_model_requests() {
         3,
         "the model got more than the host allows"
     );
-    let refused: u64 = install
-        .audit_of_kind("model")
-        .into_iter()
-        .filter(|e| e["allowed"] == false)
-        .map(|e| e["count"].as_u64().unwrap())
-        .sum();
+    let refused = events(
+        install
+            .audit_of_kind("model")
+            .iter()
+            .filter(|e| e["allowed"] == false),
+    );
     assert_eq!(refused, 2, "the agent's third and the runner's second");
     // The owner is told, once.
     let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();

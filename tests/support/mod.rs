@@ -575,6 +575,15 @@ pub fn ensure_image() {
     });
 }
 
+/// How many times audit entries happened: a repeat within a minute, or a
+/// flood past the per-minute cap, is one row with a count.
+pub fn events<'a>(entries: impl IntoIterator<Item = &'a Value>) -> u64 {
+    entries
+        .into_iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum()
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",

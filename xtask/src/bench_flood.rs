@@ -11,11 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use pincer::config::{Paths, Settings};
+use pincer::config::Paths;
 use pincer::daemon::{ControlClient, Daemon};
 use pincer::group::GroupName;
-use pincer::invoke::Host;
-use pincer::sandbox::EngineEndpoint;
 
 use crate::model_server;
 
@@ -43,27 +41,14 @@ fn answer(body: &[u8]) -> String {
         })
         .to_string();
     }
-    r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#.to_owned()
+    crate::OK_ANSWER.to_owned()
 }
 
 pub(crate) async fn run(runs: usize) -> anyhow::Result<()> {
     let model_url = model_server::start(Arc::new(answer))?;
     let dir = std::env::temp_dir().join(format!("pf-{}", std::process::id()));
     let paths = Paths::under(&dir);
-    let settings = Settings::from_env(|key| match key {
-        "PINCER_MODEL_URL" => Some(model_url.clone()),
-        "PINCER_PROJECT_DIR" => Some("none".into()),
-        _ => None,
-    })?;
-    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
-    let host = Host::start(
-        paths.clone(),
-        settings.clone(),
-        engine,
-        Some("bench-key".into()),
-        Vec::new(),
-    )
-    .await?;
+    let (host, settings) = crate::bench_host(&paths, &model_url, &[]).await?;
     host.store()
         .add_group(&GroupName::new("family")?, "bench:family", None)?;
     let daemon = Daemon::new(host, settings, pincer::daemon::channels(&|_| None));

@@ -16,10 +16,9 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use pincer::config::{Paths, Settings};
+use pincer::config::Paths;
 use pincer::group::GroupName;
-use pincer::invoke::Host;
-use pincer::sandbox::{EngineEndpoint, ImageKind, ImageSources};
+use pincer::sandbox::{ImageKind, ImageSources};
 use serde_json::{Value, json};
 
 /// Tool calls of the first invocation (its turns are one more).
@@ -30,21 +29,8 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     let model_url = scripted_model(Arc::clone(&recorded))?;
     let dir = std::env::temp_dir().join(format!("pincer-bench-tokens-{}", std::process::id()));
     let paths = Paths::under(&dir);
-    let settings = Settings::from_env(|key| match key {
-        "PINCER_MODEL_URL" => Some(model_url.clone()),
-        "PINCER_PROJECT_DIR" => Some("none".into()),
-        _ => None,
-    })?;
-    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
-    let image = settings.image.clone();
-    let host = Host::start(
-        paths,
-        settings,
-        engine,
-        Some("bench-key".into()),
-        Vec::new(),
-    )
-    .await?;
+    let (host, settings) = crate::bench_host(&paths, &model_url, &[]).await?;
+    let image = settings.image;
     // The runner from this source tree, not whatever image is lying around.
     host.sandbox()
         .build_image(ImageKind::Minimal, &image, &ImageSources::default())

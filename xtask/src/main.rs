@@ -660,33 +660,16 @@ fn rss_kib() -> u64 {
 }
 
 async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
-    use pincer::config::Settings;
     use pincer::daemon::{ControlClient, Daemon};
-    use pincer::invoke::Host;
 
     // A model that answers at once.
-    let model_url = model_server::start(std::sync::Arc::new(|_: &[u8]| {
-        r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#.to_owned()
-    }))?;
+    let model_url = model_server::start(std::sync::Arc::new(|_: &[u8]| OK_ANSWER.to_owned()))?;
 
     let dir = std::env::temp_dir().join(format!("pincer-bench-e2e-{}", std::process::id()));
     let paths = Paths::under(&dir);
     let (sandbox, spec) = trivial_container(&paths).await?;
-    let settings = Settings::from_env(|key| match key {
-        "PINCER_MODEL_URL" => Some(model_url.clone()),
-        "PINCER_MAX_CONCURRENT" => Some("20".into()),
-        "PINCER_PROJECT_DIR" => Some("none".into()),
-        _ => None,
-    })?;
-    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
-    let host = Host::start(
-        paths.clone(),
-        settings.clone(),
-        engine,
-        Some("bench-key".into()),
-        Vec::new(),
-    )
-    .await?;
+    let (host, settings) =
+        bench_host(&paths, &model_url, &[("PINCER_MAX_CONCURRENT", "20")]).await?;
     for g in 0..20 {
         host.store().add_group(
             &GroupName::new(&format!("g{g}"))?,
@@ -778,6 +761,36 @@ async fn bench_e2e(runs: usize) -> anyhow::Result<()> {
         peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0
     );
     Ok(())
+}
+
+/// A model answer with nothing to do: the text `ok`.
+pub(crate) const OK_ANSWER: &str = r#"{"id":"m","type":"message","role":"assistant","model":"bench","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+
+/// A host under `paths` with the model at `model_url`, no project mount,
+/// and the `extra` settings (`("PINCER_MAX_CONCURRENT", "20")`, say).
+pub(crate) async fn bench_host(
+    paths: &Paths,
+    model_url: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<(pincer::invoke::Host, pincer::config::Settings)> {
+    let settings = pincer::config::Settings::from_env(|key| match key {
+        "PINCER_MODEL_URL" => Some(model_url.to_owned()),
+        "PINCER_PROJECT_DIR" => Some("none".into()),
+        other => extra
+            .iter()
+            .find(|(name, _)| *name == other)
+            .map(|(_, value)| (*value).to_owned()),
+    })?;
+    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+    let host = pincer::invoke::Host::start(
+        paths.clone(),
+        settings.clone(),
+        engine,
+        Some("bench-key".into()),
+        Vec::new(),
+    )
+    .await?;
+    Ok((host, settings))
 }
 
 /// A daemon serving in this process: its control client once it answers,

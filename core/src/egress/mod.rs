@@ -183,20 +183,32 @@ impl Egress {
         outbound: &[&[u8]],
     ) -> Result<Allowed, (StatusCode, String)> {
         let target = format!("{}:{port}", policy::normalise_host(host));
-        if outbound
-            .iter()
-            .any(|bytes| self.guard.finds_secret_in(bytes))
-        {
-            let reason = "the request carries a secret the host knows";
-            self.audit(caller, action, &target, false, reason, json!({}));
-            return Err((StatusCode::FORBIDDEN, reason.into()));
-        }
+        self.no_secret_in(caller, action, &target, outbound)?;
         self.decide(caller.group.as_str(), host, port)
             .await
             .map_err(|reason| {
                 self.audit(caller, action, &target, false, &reason, json!({}));
                 (StatusCode::FORBIDDEN, reason)
             })
+    }
+
+    /// Refuses (and audits) what carries a secret the host knows.
+    fn no_secret_in(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        outbound: &[&[u8]],
+    ) -> Result<(), (StatusCode, String)> {
+        if !outbound
+            .iter()
+            .any(|bytes| self.guard.finds_secret_in(bytes))
+        {
+            return Ok(());
+        }
+        let reason = "the request carries a secret the host knows";
+        self.audit(caller, action, target, false, reason, json!({}));
+        Err((StatusCode::FORBIDDEN, reason.into()))
     }
 
     /// Connects to the first address of `allowed` that answers; audits a failure.
@@ -351,10 +363,8 @@ impl Egress {
                 );
             }
         };
-        if self.guard.finds_secret_in(&body) {
-            let reason = "the request carries a secret the host knows";
-            self.audit(caller, &action, &target, false, reason, json!({}));
-            return text(StatusCode::FORBIDDEN, reason);
+        if let Err((status, reason)) = self.no_secret_in(caller, &action, &target, &[&body]) {
+            return text(status, &reason);
         }
         let stream = match self.reach(caller, &action, &target, &allowed).await {
             Ok(stream) => stream,
