@@ -4,7 +4,7 @@
 //! engine, real SQLite; only the model is scripted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::collections::HashMap;
 use std::ops::Not;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pincer::group::GroupName;
-use pincer::store::Store;
+use pincer_core::group::GroupName;
+use pincer_store::Store;
 use serde_json::json;
 use support::*;
 
@@ -358,7 +358,7 @@ fn due_and_missed_tasks_run_once_in_their_groups_container() {
     let cron = store.task(task_ids[1]).unwrap().unwrap();
     assert_eq!(cron.status, "active");
     assert!(
-        cron.next_run.unwrap().as_str() > pincer::time::now().as_str().get(..16).unwrap(),
+        cron.next_run.unwrap().as_str() > pincer_store::time::now().as_str().get(..16).unwrap(),
         "planned ahead"
     );
     let later = store.task(task_ids[2]).unwrap().unwrap();
@@ -924,7 +924,7 @@ impl ManualClock {
     }
 }
 
-impl pincer::scheduler::Clock for ManualClock {
+impl pincer_store::scheduler::Clock for ManualClock {
     fn now(&self) -> jiff::Timestamp {
         *self.0.lock().unwrap()
     }
@@ -932,7 +932,7 @@ impl pincer::scheduler::Clock for ManualClock {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_fire_at_their_instants_across_a_dst_change_on_an_injected_clock() {
-    use pincer::daemon::Daemon;
+    use pincer_assistant::daemon::Daemon;
 
     let install = Installation::new();
     install.add_group("family");
@@ -964,8 +964,8 @@ async fn tasks_fire_at_their_instants_across_a_dst_change_on_an_injected_clock()
     let daemon = Daemon::with_clock(
         host,
         settings,
-        pincer::daemon::channels(&|_| None),
-        Arc::clone(&clock) as Arc<dyn pincer::scheduler::Clock>,
+        pincer_assistant::Registry::default().channels(&|_| None),
+        Arc::clone(&clock) as Arc<dyn pincer_store::scheduler::Clock>,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(Arc::clone(&daemon).run(async {

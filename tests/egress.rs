@@ -3,7 +3,7 @@
 //! addresses that a name resolves to, and lets no known secret leave.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use serde_json::{Value, json};
 use support::*;
@@ -302,7 +302,7 @@ fn a_request_carrying_a_secret_is_refused_and_audited() {
         .collect();
     let attempts = events(&leaks);
     assert_eq!(attempts, 4, "three requests and one message: {leaks:?}");
-    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
+    let store = pincer_store::Store::open(&install.home().join("pincer.db")).unwrap();
     assert!(store.outgoing("local:main").unwrap().is_empty());
 }
 

@@ -11,7 +11,7 @@
     clippy::print_stderr
 )]
 
-mod support;
+use pincer_test_support as support;
 
 use std::time::Duration;
 
@@ -563,16 +563,16 @@ mknod /workspace/group/made c 1 3 2>/dev/null && echo made || echo \"mknod refus
 /// the container is killed and removed.
 #[tokio::test]
 async fn a_container_that_never_reads_its_input_is_killed_at_the_stdin_deadline() {
-    use pincer::sandbox::{ContainerSpec, Deadlines, Resources, Sandbox, SandboxError};
+    use pincer_core::sandbox::{ContainerSpec, Deadlines, Resources, Sandbox, SandboxError};
     let install = Installation::new();
-    let paths = pincer::config::Paths::under(install.dir.path());
+    let paths = pincer_assistant::config::Paths::under(install.dir.path());
     let engine =
-        pincer::sandbox::EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+        pincer_core::sandbox::EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
     let sandbox = Sandbox::connect(&paths, engine).await.unwrap();
     let spec = ContainerSpec {
-        image: pincer::sandbox::default_image(),
+        image: pincer_core::sandbox::default_image(),
         command: Some(vec!["sleep".into(), "120".into()]),
-        user: pincer::mounts::ContainerUser::for_this_host(),
+        user: pincer_core::mounts::ContainerUser::for_this_host(),
         mounts: Vec::new(),
         resources: Resources::default(),
         labels: Default::default(),
@@ -623,7 +623,7 @@ i=0
     let answer = String::from_utf8_lossy(&output.stdout);
     assert!(answer.contains(" 21 HTTP/1.1 200\n"), "{answer}");
     assert!(answer.contains(" 80 HTTP/1.1 429\n"), "{answer}");
-    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
+    let store = pincer_store::Store::open(&install.home().join("pincer.db")).unwrap();
     assert_eq!(store.outgoing("test:family").unwrap().len(), 20);
     let refused = events(
         install

@@ -3,7 +3,7 @@
 //! requests. The model behind it is the scripted loopback server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +11,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 
-use pincer::gateway::{Caller, Gateway, MAX_REQUEST_BYTES};
-use pincer::group::GroupName;
+use pincer_core::group::GroupName;
+use pincer_socket::gateway::{Caller, Gateway, MAX_REQUEST_BYTES};
 use support::*;
 
 fn serve(dir: &Path, model_url: &str) -> Gateway {
@@ -243,7 +243,7 @@ async fn every_refused_request_is_audited_with_why_and_never_with_a_secret() {
             "host_api",
         ),
     ];
-    let store = pincer::store::Store::open(&dir.path().join("pincer.db")).unwrap();
+    let store = pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap();
     for (index, (request, status, kind)) in cases.into_iter().enumerate() {
         let (got, body) = raw(gateway.path(), request).await;
         assert_eq!(
@@ -279,7 +279,7 @@ async fn every_refused_request_is_audited_with_why_and_never_with_a_secret() {
 #[derive(Debug)]
 struct Wrapping;
 
-impl pincer::gateway::Provider for Wrapping {
+impl pincer_socket::gateway::Provider for Wrapping {
     fn path(&self) -> &'static str {
         "/v9/wrapped"
     }
@@ -310,10 +310,10 @@ impl pincer::gateway::Provider for Wrapping {
 
 #[tokio::test]
 async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
-    use pincer::gateway::{ApiKey, Services, Upstream};
+    use pincer_socket::gateway::{ApiKey, Services, Upstream};
     let dir = tempfile::tempdir().unwrap();
     let model = ScriptedModel::start(vec![say("hello")]);
-    let store = Arc::new(pincer::store::Store::open(&dir.path().join("pincer.db")).unwrap());
+    let store = Arc::new(pincer_store::Store::open(&dir.path().join("pincer.db")).unwrap());
     let services = Arc::new(Services {
         upstream: Arc::new(
             Upstream::with_provider(
@@ -325,9 +325,9 @@ async fn a_provider_translates_both_ways_and_gets_the_key_its_own_way() {
             .with_policy(test_policy()),
         ),
         egress: Arc::new(
-            pincer::egress::Egress::new(
+            pincer_socket::egress::Egress::new(
                 Arc::clone(&store),
-                pincer::egress::LeakGuard::new([TEST_KEY.to_owned()]),
+                pincer_socket::egress::LeakGuard::new([TEST_KEY.to_owned()]),
             )
             .unwrap(),
         ),

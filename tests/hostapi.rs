@@ -3,16 +3,16 @@
 //! agent in a real container. Every decision must be audited.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use pincer::gateway::{Caller, Gateway};
-use pincer::group::GroupName;
-use pincer::store::{MAIN_CHAT, Store};
+use pincer_core::group::GroupName;
+use pincer_socket::gateway::{Caller, Gateway};
+use pincer_store::{MAIN_CHAT, Store};
 use serde_json::{Value, json};
 use support::*;
 
@@ -617,7 +617,7 @@ fn the_groups_and_audit_commands() {
     // --since filters by time; a bad value is an error that says what to write.
     let store = Store::open(&install.home().join("pincer.db")).unwrap();
     store
-        .audit(pincer::store::AuditRecord {
+        .audit(pincer_store::AuditRecord {
             group: Some("main"),
             kind: "test",
             action: "probe",

@@ -4,7 +4,7 @@
 //! reach an MCP server, run a server tool, or spend more than the owner set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use serde_json::{Value, json};
 use support::*;
@@ -182,8 +182,8 @@ fn the_host_counts_an_invocations_model_requests() {
     );
     assert_eq!(refused, 2, "the agent's third and the runner's second");
     // The owner is told, once.
-    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
-    let told = store.outgoing(pincer::store::MAIN_CHAT).unwrap();
+    let store = pincer_store::Store::open(&install.home().join("pincer.db")).unwrap();
+    let told = store.outgoing(pincer_store::MAIN_CHAT).unwrap();
     assert_eq!(told.len(), 1, "{told:?}");
     assert!(
         told[0].1.contains("has made its 3 model requests"),
@@ -248,9 +248,9 @@ fn budgets_hold_on_the_host_and_the_owner_is_told_once() {
     );
     assert_eq!(seen, 0);
 
-    let store = pincer::store::Store::open(&install.home().join("pincer.db")).unwrap();
+    let store = pincer_store::Store::open(&install.home().join("pincer.db")).unwrap();
     let told: Vec<String> = store
-        .outgoing(pincer::store::MAIN_CHAT)
+        .outgoing(pincer_store::MAIN_CHAT)
         .unwrap()
         .into_iter()
         .map(|(_, text)| text)

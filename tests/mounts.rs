@@ -2,7 +2,7 @@
 //! enforced by the engine, the project's secrets shadowed, groups kept apart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! the real container engine, the real agent image; only the model is scripted.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -485,7 +485,7 @@ fn groups_run_in_their_own_folders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invocation_cancelled_at_any_point_leaves_no_container() {
-    use pincer::group::GroupName;
+    use pincer_core::group::GroupName;
 
     let install = Installation::new();
     let model = ScriptedModel::always(tool_use(

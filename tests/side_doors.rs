@@ -9,13 +9,13 @@
     clippy::print_stderr
 )]
 
-mod support;
+use pincer_test_support as support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use pincer::group::GroupName;
+use pincer_core::group::GroupName;
 use serde_json::{Value, json};
 use support::*;
 
@@ -371,7 +371,7 @@ fn a_folder_too_large_to_scan_is_left_out_and_the_group_goes_on() {
     let install = Installation::new();
     let big = install.user_home().join("big");
     std::fs::create_dir_all(&big).unwrap();
-    for i in 0..=pincer::mounts::SCAN_LIMIT {
+    for i in 0..=pincer_core::mounts::SCAN_LIMIT {
         std::fs::File::create(big.join(i.to_string())).unwrap();
     }
     install.allow(r#"{"allowed_roots": [{"path": "~/big"}]}"#);

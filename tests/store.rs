@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pincer::store::{AuditRecord, MAIN_CHAT, Store};
+use pincer_store::{AuditRecord, MAIN_CHAT, Store};
 
 fn audit(store: &Store, action: &str) {
     store

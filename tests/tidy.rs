@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// The crates of the host process, from the core up.
+const HOST_CRATES: &[&str] = &["core", "store", "socket", "assistant", "cli"];
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -13,13 +16,22 @@ fn root() -> PathBuf {
 
 fn rust_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut stack: Vec<PathBuf> = [
-        "core", "agent", "protocol", "xtask", "tests", "skills", "fuzz",
-    ]
-    .iter()
-    .map(|d| root().join(d))
-    .filter(|d| d.exists())
-    .collect();
+    let mut stack: Vec<PathBuf> = HOST_CRATES
+        .iter()
+        .chain(&[
+            "pincer",
+            "bench",
+            "agent",
+            "protocol",
+            "skills-engine",
+            "xtask",
+            "tests",
+            "skills",
+            "fuzz",
+        ])
+        .map(|d| root().join(d))
+        .filter(|d| d.exists())
+        .collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -41,18 +53,6 @@ fn relative(path: &Path) -> String {
     path.strip_prefix(root()).unwrap().display().to_string()
 }
 
-/// Where a file lands: a skill's `skills/<name>/files/<path>` is `<path>`
-/// once applied, and is held to the same rules.
-fn landed(name: &str) -> String {
-    match name
-        .strip_prefix("skills/")
-        .and_then(|rest| rest.split_once("/files/"))
-    {
-        Some((_, path)) => path.to_owned(),
-        None => name.to_owned(),
-    }
-}
-
 /// Every module says what it is for, in a `//!` doc at its top.
 #[test]
 fn every_module_has_a_doc_comment() {
@@ -68,19 +68,21 @@ fn every_module_has_a_doc_comment() {
     assert!(missing.is_empty(), "modules without a //! doc: {missing:?}");
 }
 
-/// Only the sandbox talks to the engine and only the mounts module builds a
-/// mount: the engine client crate is named nowhere else, and the clippy
-/// escape hatch for the disallowed types is used only by those owners.
+/// Inside the core, only the sandbox talks to the engine and only the mounts
+/// module builds a mount: the engine client is named nowhere else there
+/// (no other crate can name it: only `pincer-core` depends on it, which
+/// `the_crate_graph_is_the_architecture` checks), and the clippy escape hatch
+/// for the disallowed types is used only by those owners and the store.
 #[test]
 fn only_the_owners_touch_the_engine() {
     let owners = |path: &str| {
         path.starts_with("core/src/sandbox/")
             || path.starts_with("core/src/mounts/")
-            || path.starts_with("core/src/store/")
+            || path == "store/src/lib.rs"
     };
     for path in rust_files() {
-        let name = landed(&relative(&path));
-        if name.starts_with("tests/") {
+        let name = relative(&path);
+        if name.starts_with("tests/") || name.starts_with("fuzz/") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -93,19 +95,20 @@ fn only_the_owners_touch_the_engine() {
     }
 }
 
-/// One store module owns the schema: SQL that shapes tables lives nowhere else.
+/// One crate owns the schema: only `pincer-store` depends on SQLite (the
+/// crate graph holds that), and SQL that shapes tables lives nowhere else.
 #[test]
 fn only_the_store_knows_the_schema() {
     for path in rust_files() {
-        let name = landed(&relative(&path));
-        if name.starts_with("tests/") || name.starts_with("core/src/store/") {
+        let name = relative(&path);
+        if name.starts_with("tests/") || name.starts_with("store/src/") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        for needle in ["rusqlite", "CREATE TABLE", "ALTER TABLE"] {
+        for needle in ["CREATE TABLE", "ALTER TABLE"] {
             assert!(
                 !text.contains(needle),
-                "{name} contains {needle:?}: the schema belongs to core/src/store"
+                "{name} contains {needle:?}: the schema belongs to store/src"
             );
         }
     }
@@ -116,14 +119,14 @@ fn only_the_store_knows_the_schema() {
 #[test]
 fn only_the_edge_and_the_gateway_know_the_key() {
     for path in rust_files() {
-        let name = landed(&relative(&path));
+        let name = relative(&path);
         if name.starts_with("tests/") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
         if text.contains("ANTHROPIC_API_KEY") {
             assert!(
-                name == "core/src/main.rs" || name == "core/src/gateway.rs",
+                name == "cli/src/lib.rs" || name == "socket/src/upstream.rs",
                 "{name} names the model key's variable"
             );
         }
@@ -164,15 +167,15 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
         ("core/src/sandbox/owner.rs", "owner locks under run/"),
         ("core/src/sandbox/verify.rs", "reads /proc"),
         (
-            "core/src/daemon/control.rs",
+            "assistant/src/daemon/control.rs",
             "the control socket under run/",
         ),
         (
-            "core/src/gateway.rs",
+            "socket/src/gateway.rs",
             "the invocation's socket under run/inv/",
         ),
         (
-            "core/src/invoke.rs",
+            "assistant/src/invoke.rs",
             "the invocation's run folder under run/inv/",
         ),
         ("core/src/mounts/mod.rs", "hands the run/inv/ socket over"),
@@ -180,7 +183,7 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
             "core/src/mounts/shadow.rs",
             "the empty covers under run/shadow",
         ),
-        ("core/src/main.rs", "creates PINCER_HOME itself"),
+        ("cli/src/lib.rs", "creates PINCER_HOME itself"),
     ];
     const CALLS: &[&str] = &[
         "fs::rename",
@@ -200,8 +203,12 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
         "fs::symlink",
     ];
     for path in rust_files() {
-        let name = landed(&relative(&path));
-        if !name.starts_with("core/src/") || HOST_OWNED.iter().any(|(f, _)| *f == name) {
+        let name = relative(&path);
+        let host = HOST_CRATES
+            .iter()
+            .any(|c| name.starts_with(&format!("{c}/src/")))
+            || (name.starts_with("skills/") && name.contains("/src/"));
+        if !host || HOST_OWNED.iter().any(|(f, _)| *f == name) {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -209,9 +216,215 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
         for call in CALLS {
             assert!(
                 !code.contains(call),
-                "{name} calls {call}: use pincer::beneath (or, for a path only the host \
+                "{name} calls {call}: use pincer_core::beneath (or, for a path only the host \
                  writes, add the file to HOST_OWNED with the reason)"
             );
+        }
+    }
+}
+
+/// Each workspace crate's normal (not dev) dependencies: (name, path-or-registry).
+fn crate_graph() -> Vec<(String, Vec<String>)> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|package| {
+            let deps = package["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (package["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+/// The crate graph is the architecture: the host's crates form layers (core
+/// ← store ← socket ← assistant ← cli ← pincer), each using only the layers
+/// below it; a skill uses the assistant's registry and the public API below
+/// it, and only the `pincer` binary links skills. The dangerous dependencies
+/// each have one owner: the container engine's client is the core's, SQLite
+/// the store's, TLS the socket's (the model key and the way out), the
+/// terminal the CLI's. The core's own dependencies are a short, fixed list:
+/// adding one is a decision to write down here.
+#[test]
+fn the_crate_graph_is_the_architecture() {
+    const LAYERS: &[(&str, &[&str])] = &[
+        ("pincer-protocol", &[]),
+        ("pincer-core", &["pincer-protocol"]),
+        ("pincer-store", &["pincer-core"]),
+        ("pincer-socket", &["pincer-core", "pincer-store"]),
+        (
+            "pincer-assistant",
+            &[
+                "pincer-core",
+                "pincer-store",
+                "pincer-socket",
+                "pincer-protocol",
+            ],
+        ),
+        (
+            "pincer-cli",
+            &[
+                "pincer-core",
+                "pincer-store",
+                "pincer-socket",
+                "pincer-assistant",
+                "pincer-protocol",
+            ],
+        ),
+    ];
+    const SKILL_MAY_USE: &[&str] = &[
+        "pincer-core",
+        "pincer-store",
+        "pincer-socket",
+        "pincer-assistant",
+        "pincer-protocol",
+        // Only for the skill's test host binary (tests/host.rs).
+        "pincer-cli",
+    ];
+    const OWNED: &[(&str, &str)] = &[
+        ("bollard", "pincer-core"),
+        ("rusqlite", "pincer-store"),
+        ("rustls", "pincer-socket"),
+        ("hyper-rustls", "pincer-socket"),
+        ("tokio-rustls", "pincer-socket"),
+        ("clap", "pincer-cli"),
+        ("rustyline", "pincer-cli"),
+        ("indicatif", "pincer-cli"),
+    ];
+    const CORE_DEPENDENCIES: &[&str] = &[
+        "pincer-protocol",
+        "serde",
+        "serde_json",
+        "thiserror",
+        "tracing",
+        "bollard",
+        "tokio",
+        "futures-util",
+        "tar",
+        "libc",
+        "rustix",
+    ];
+    let graph = crate_graph();
+    let is_skill = |name: &str| name.starts_with("pincer-skill-");
+    let internal = |dep: &str| dep.starts_with("pincer-") && dep != "pincer-skills";
+    for (name, deps) in &graph {
+        if let Some((_, allowed)) = LAYERS.iter().find(|(layer, _)| layer == name) {
+            for dep in deps.iter().filter(|d| internal(d)) {
+                assert!(
+                    allowed.contains(&dep.as_str()),
+                    "{name} depends on {dep}: the host's crates use only the layers below them"
+                );
+            }
+        }
+        if is_skill(name) {
+            for dep in deps.iter().filter(|d| internal(d)) {
+                assert!(
+                    SKILL_MAY_USE.contains(&dep.as_str()),
+                    "skill {name} depends on {dep}"
+                );
+            }
+        }
+        for dep in deps.iter().filter(|d| is_skill(d)) {
+            assert!(
+                name == "pincer" || (is_skill(name) && name == dep),
+                "{name} depends on the skill {dep}: only the pincer binary links skills"
+            );
+        }
+        for (owned, owner) in OWNED {
+            if deps.iter().any(|d| d == owned) {
+                assert_eq!(name, owner, "{name} depends on {owned}, which is {owner}'s");
+            }
+        }
+    }
+    let core = &graph.iter().find(|(n, _)| n == "pincer-core").unwrap().1;
+    let mut core: Vec<&str> = core.iter().map(String::as_str).collect();
+    core.sort_unstable();
+    let mut expected = CORE_DEPENDENCIES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(core, expected, "pincer-core's dependencies changed");
+}
+
+/// No module cycles inside a crate: a module's `crate::x` references name
+/// only modules that do not reach back to it (the same rule the crate graph
+/// holds between crates, one level down).
+#[test]
+fn no_crate_has_a_module_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let crates = HOST_CRATES
+        .iter()
+        .chain(&["bench", "agent", "skills-engine", "xtask"]);
+    for krate in crates {
+        let src = root().join(krate).join("src");
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in rust_files().into_iter().filter(|p| p.starts_with(&src)) {
+            let inner = path.strip_prefix(&src).unwrap().display().to_string();
+            let top = inner
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_owned();
+            if top == "lib" || top == "main" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            let mut named = BTreeSet::new();
+            for (at, _) in code.match_indices("crate::") {
+                let rest = &code[at + "crate::".len()..];
+                if let Some(group) = rest.strip_prefix('{') {
+                    let group = &group[..group.find('}').unwrap_or(group.len())];
+                    for item in group.split(',') {
+                        let module = item.trim().split("::").next().unwrap_or("");
+                        named.insert(module.to_owned());
+                    }
+                } else {
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    named.insert(rest[..end].to_owned());
+                }
+            }
+            named.remove(&top);
+            edges.entry(top).or_default().extend(named);
+        }
+        let modules: BTreeSet<String> = edges.keys().cloned().collect();
+        for (module, named) in &edges {
+            // Depth-first from each module it names: reaching `module` is a cycle.
+            let mut stack: Vec<&String> = named.iter().filter(|m| modules.contains(*m)).collect();
+            let mut seen = BTreeSet::new();
+            while let Some(next) = stack.pop() {
+                assert!(
+                    next != module,
+                    "{krate}: module {module} is in a cycle (through {named:?})"
+                );
+                if seen.insert(next) {
+                    stack.extend(edges[next].iter().filter(|m| modules.contains(*m)));
+                }
+            }
         }
     }
 }

@@ -1,28 +1,15 @@
-//! Pincer's host: the process that decides what every agent may see, reach
-//! and do, and runs each invocation in a fresh, hardened container.
+//! Pincer's core: the containers agents run in and the mounts they see.
 //!
-//! See ARCHITECTURE.md for the code map and the invariants; the short form:
-//! only [`sandbox`] talks to the container engine, only [`mounts`] builds a
-//! mount, only [`gateway`] holds the model key, host file operations under
-//! folders an agent can write go through [`beneath`], and [`invoke`] puts them
-//! together for one message.
+//! This crate is the security boundary an owner reviews first. It holds no
+//! HTTP, no SQL, no CLI, no key: only [`sandbox`] (the one code that talks to
+//! the container engine, and the hardened spec it is allowed to ask for),
+//! [`mounts`] (the only constructor of a mount: the allowlist, the per-group
+//! layout, secret shadowing), [`group`] names and the [`paths`] they derive,
+//! and [`beneath`], the host's file operations under folders an agent can
+//! write. See ARCHITECTURE.md for the invariants.
 
 pub mod beneath;
-pub mod budget;
-pub mod channel;
-pub mod config;
-pub mod daemon;
-pub mod egress;
-pub mod escape;
-pub mod folders;
-pub mod gateway;
-pub mod gateway_check;
-mod gateway_model;
 pub mod group;
-pub mod hostapi;
-pub mod invoke;
 pub mod mounts;
+pub mod paths;
 pub mod sandbox;
-pub mod scheduler;
-pub mod store;
-pub mod time;

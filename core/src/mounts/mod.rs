@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use bollard::models::{Mount, MountBindOptions, MountType};
 
 use crate::beneath::{BeneathError, Folder, Identity, identity_of};
-use crate::config::Paths;
 use crate::group::GroupName;
+use crate::paths::Paths;
 
 pub use policy::{Denial, HostFacts, MountPolicy, MountRequest, PolicyError};
 pub use shadow::{SCAN_LIMIT, Secret, scan as scan_secrets};

@@ -8,12 +8,9 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Sandbox, SandboxError};
 
@@ -34,32 +31,18 @@ pub enum ImageKind {
     Full,
 }
 
-/// Where the files that go into the image come from.
-#[derive(Debug, Clone, Default)]
-pub struct ImageSources {
-    /// A statically linked `pincer-agent`; default: built from this source tree.
-    pub agent_bin: Option<PathBuf>,
-    /// A static busybox; default: `/bin/busybox` (Debian's `busybox-static`).
-    pub busybox: Option<PathBuf>,
+/// The files that go into the image, each a static executable.
+#[derive(Debug, Clone)]
+pub struct ImageFiles {
+    /// A statically linked `pincer-agent`.
+    pub agent: PathBuf,
+    /// A static busybox (the minimal image's shell and utilities).
+    pub busybox: PathBuf,
 }
 
 /// Why the image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// No agent binary given and no source tree to build one from.
-    #[error(
-        "no pincer-agent binary: set PINCER_AGENT_BIN to a statically linked pincer-agent, \
-         or run pincer from its source tree ({0} is missing)"
-    )]
-    NoAgentSource(PathBuf),
-    /// Building the agent failed.
-    #[error("building pincer-agent failed ({command}):\n{output}")]
-    AgentBuild {
-        /// The command line.
-        command: String,
-        /// The end of its output.
-        output: String,
-    },
     /// A file for the image is missing or unusable.
     #[error("{path}: {problem}")]
     BadFile {
@@ -93,47 +76,25 @@ impl Sandbox {
         }
     }
 
-    /// Builds the image if the engine does not have it.
-    pub async fn ensure_image(
-        &self,
-        tag: &str,
-        sources: &ImageSources,
-    ) -> Result<(), SandboxError> {
-        if self.image_exists(tag).await? {
-            return Ok(());
-        }
-        tracing::info!("the agent image {tag} is missing: building it (first use)");
-        self.build_image(ImageKind::Minimal, tag, sources).await
-    }
-
-    /// Builds (or rebuilds) the agent image `tag`, with a progress display on a terminal.
+    /// Builds (or rebuilds) the agent image `tag` from `files`; `on_step`
+    /// hears each build step, for whoever shows progress.
     pub async fn build_image(
         &self,
         kind: ImageKind,
         tag: &str,
-        sources: &ImageSources,
+        files: &ImageFiles,
+        on_step: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<(), SandboxError> {
-        let agent = match &sources.agent_bin {
-            Some(path) => path.clone(),
-            None => tokio::task::spawn_blocking(build_agent_from_source)
-                .await
-                .map_err(|err| ImageError::AgentBuild {
-                    command: "cargo build".into(),
-                    output: err.to_string(),
-                })??,
-        };
-        check_static_elf(&agent)?;
-        let mut files = vec![(
+        let agent = &files.agent;
+        check_static_elf(agent)?;
+        let mut files_in = vec![(
             "pincer-agent",
-            std::fs::read(&agent).map_err(bad_file(&agent))?,
+            std::fs::read(agent).map_err(bad_file(agent))?,
         )];
         let dockerfile = match kind {
             ImageKind::Minimal => {
-                let busybox = sources
-                    .busybox
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from("/bin/busybox"));
-                check_static_elf(&busybox).map_err(|err| match err {
+                let busybox = &files.busybox;
+                check_static_elf(busybox).map_err(|err| match err {
                     ImageError::BadFile { path, problem } => ImageError::BadFile {
                         path,
                         problem: format!(
@@ -142,20 +103,19 @@ impl Sandbox {
                     },
                     other => other,
                 })?;
-                files.push((
+                files_in.push((
                     "busybox",
-                    std::fs::read(&busybox).map_err(bad_file(&busybox))?,
+                    std::fs::read(busybox).map_err(bad_file(busybox))?,
                 ));
                 SCRATCH_DOCKERFILE
             }
             ImageKind::Full => FULL_DOCKERFILE,
         };
-        let context = build_context(dockerfile, &files).map_err(|err| ImageError::Build {
+        let context = build_context(dockerfile, &files_in).map_err(|err| ImageError::Build {
             tag: tag.into(),
             message: format!("cannot pack the build context: {err}"),
         })?;
 
-        let progress = spinner(format!("building image {tag}"));
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(tag)
@@ -172,7 +132,6 @@ impl Sandbox {
                 message: format!("{err}\n{log}"),
             })?;
             if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                progress.finish_and_clear();
                 return Err(ImageError::Build {
                     tag: tag.into(),
                     message: format!("{detail}\n{log}"),
@@ -183,11 +142,10 @@ impl Sandbox {
                 log.push_str(&text);
                 let text = text.trim();
                 if text.starts_with("Step ") {
-                    progress.set_message(format!("building image {tag}: {text}"));
+                    on_step(text);
                 }
             }
         }
-        progress.finish_and_clear();
         tracing::info!("built image {tag}");
         Ok(())
     }
@@ -198,16 +156,6 @@ fn bad_file(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
         path: path.to_owned(),
         problem: err.to_string(),
     }
-}
-
-fn spinner(message: String) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar.set_message(message);
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// The image's build context: a tar with the Dockerfile and the files.
@@ -230,7 +178,7 @@ fn build_context(dockerfile: &str, files: &[(&str, Vec<u8>)]) -> std::io::Result
 
 /// Fails unless `path` is an ELF executable without an interpreter (static):
 /// a `FROM scratch` image has no dynamic loader and no libc.
-fn check_static_elf(path: &Path) -> Result<(), ImageError> {
+pub fn check_static_elf(path: &Path) -> Result<(), ImageError> {
     let bad = |problem: &str| ImageError::BadFile {
         path: path.to_owned(),
         problem: problem.to_owned(),
@@ -264,79 +212,6 @@ fn check_static_elf(path: &Path) -> Result<(), ImageError> {
         }
     }
     Ok(())
-}
-
-/// Builds a static `pincer-agent` from the source tree this `pincer` was built
-/// from, into its own target folder (so it never waits on an outer cargo).
-fn build_agent_from_source() -> Result<PathBuf, ImageError> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default();
-    let manifest = root.join("agent/Cargo.toml");
-    if !manifest.exists() {
-        return Err(ImageError::NoAgentSource(manifest));
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let triple = host_triple()?;
-    let target_dir = root.join("target/agent-static");
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "pincer-agent",
-            "--target",
-        ])
-        .arg(&triple)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // Only the target is linked statically: with an explicit --target,
-        // RUSTFLAGS do not reach build scripts and proc macros.
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR");
-    let description = format!(
-        "RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p pincer-agent --target {triple}"
-    );
-    let progress = spinner("building pincer-agent (static)".into());
-    let output = command.output();
-    progress.finish_and_clear();
-    let output = output.map_err(|err| ImageError::AgentBuild {
-        command: description.clone(),
-        output: err.to_string(),
-    })?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-        return Err(ImageError::AgentBuild {
-            command: description,
-            output: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        });
-    }
-    Ok(target_dir.join(triple).join("release/pincer-agent"))
-}
-
-fn host_triple() -> Result<String, ImageError> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(rustc)
-        .arg("-vV")
-        .output()
-        .map_err(|err| ImageError::AgentBuild {
-            command: "rustc -vV".into(),
-            output: err.to_string(),
-        })?;
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find_map(|line| line.strip_prefix("host: "))
-        .map(str::to_owned)
-        .ok_or_else(|| ImageError::AgentBuild {
-            command: "rustc -vV".into(),
-            output: "no `host:` line".into(),
-        })
 }
 
 #[cfg(test)]

@@ -33,11 +33,12 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-pub use image::{ImageKind, ImageSources, default_image};
+pub use image::{ImageFiles, ImageKind, check_static_elf, default_image};
+pub use owner::random_hex;
 pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
 pub use verify::MountCheckError;
 
-use crate::config::Paths;
+use crate::paths::Paths;
 use lines::{LineSplitter, Tail};
 
 /// Label: the installation (one per `PINCER_HOME`) a container belongs to.

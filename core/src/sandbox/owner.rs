@@ -29,7 +29,7 @@ fn fail(path: &Path) -> impl FnOnce(std::io::Error) -> OwnerError + '_ {
 }
 
 /// Random lowercase hex from the OS's generator.
-pub(crate) fn random_hex(bytes: usize) -> std::io::Result<String> {
+pub fn random_hex(bytes: usize) -> std::io::Result<String> {
     let mut buf = vec![0u8; bytes];
     File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())

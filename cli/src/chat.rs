@@ -1,0 +1,172 @@
+//! `pincer chat`: a conversation with the main group in the terminal.
+
+use anyhow::Context as _;
+use pincer_assistant::Registry;
+use pincer_assistant::config::{Paths, Settings};
+use pincer_assistant::daemon::ControlClient;
+use pincer_assistant::escape;
+use pincer_core::sandbox::EngineEndpoint;
+
+use crate::report;
+
+pub(crate) async fn chat_command(
+    paths: Paths,
+    settings: Settings,
+    engine: EngineEndpoint,
+    secrets: Vec<String>,
+    registry: &Registry,
+) -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+
+    // A running daemon, or one of our own in this process.
+    let home = paths.home.clone();
+    let mut own = None;
+    if ControlClient::connect(&home).await.is_err() {
+        let daemon = crate::serve::start_daemon(paths, settings, engine, secrets, registry).await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(daemon.run(async {
+            let _ = stopped.await;
+        }));
+        own = Some((stop, task));
+    }
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(connected) = ControlClient::connect(&home).await {
+            client = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = client.context("the daemon did not come up")?;
+
+    let history = home.join("chat_history");
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let _ = editor.load_history(&history);
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let printer = editor.create_external_printer().ok();
+    let watcher = ControlClient::connect(&home)
+        .await
+        .context("the daemon did not come up")?;
+    let unasked = tokio::spawn(print_unasked(
+        watcher,
+        std::sync::Arc::clone(&asked),
+        printer,
+    ));
+    println!("pincer chat — your main group. Ctrl-C cancels a running answer, Ctrl-D leaves.");
+    loop {
+        let (returned, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline("you> ");
+            (editor, line)
+        })
+        .await?;
+        editor = returned;
+        let line = match line {
+            Ok(line) => line,
+            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+            Err(_) => break,
+        };
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(text);
+        let progress = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} working… {elapsed}")
+        {
+            progress.set_style(style);
+        }
+        progress.enable_steady_tick(Duration::from_millis(120));
+        let started = Instant::now();
+        let ask = client.ask_telling("main", text, |id| {
+            if let Ok(mut asked) = asked.lock() {
+                asked.insert(id);
+            }
+        });
+        tokio::pin!(ask);
+        let answer = loop {
+            tokio::select! {
+                answer = &mut ask => break answer,
+                _ = tokio::signal::ctrl_c() => {
+                    // Cancel the running invocation (its container is killed); keep waiting for its reply.
+                    if let Ok(mut canceller) = ControlClient::connect(&home).await {
+                        let _ = canceller.request(&serde_json::json!({"op": "cancel", "group": "main"})).await;
+                    }
+                }
+            }
+        };
+        progress.finish_and_clear();
+        match answer {
+            Ok((reply, _)) => {
+                println!(
+                    "pincer> {}\n({:.1}s)",
+                    escape::text(&reply),
+                    started.elapsed().as_secs_f64()
+                )
+            }
+            Err(err) => {
+                report(&anyhow::anyhow!("{err}"));
+                break;
+            }
+        }
+    }
+    let _ = editor.save_history(&history);
+    unasked.abort();
+    if let Some((stop, task)) = own {
+        let _ = stop.send(());
+        task.await??;
+    }
+    Ok(())
+}
+
+/// Prints what reaches the main chat without being asked in this terminal: a
+/// scheduled task's result, a message the main agent sent, an answer to
+/// `pincer send main`. `asked` holds the ids of the messages typed here.
+pub(crate) async fn print_unasked(
+    mut watcher: ControlClient,
+    asked: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
+    mut printer: Option<impl rustyline::ExternalPrinter>,
+) {
+    if watcher
+        .request(&serde_json::json!({"op": "watch"}))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Replies are also delivered afterwards: each is shown once.
+    let mut replies = std::collections::HashSet::new();
+    while let Ok(Some(event)) = watcher.next().await {
+        if event["chat"] != pincer_store::MAIN_CHAT {
+            continue;
+        }
+        let text = match event["event"].as_str() {
+            Some("reply") => {
+                if let Some(id) = event["reply_id"].as_i64() {
+                    replies.insert(id);
+                }
+                let answers = event["answers"].as_array().cloned().unwrap_or_default();
+                let mine = asked.lock().is_ok_and(|asked| {
+                    answers
+                        .iter()
+                        .any(|id| id.as_i64().is_some_and(|id| asked.contains(&id)))
+                });
+                if mine {
+                    continue;
+                }
+                event["text"].as_str().unwrap_or_default().to_owned()
+            }
+            Some("delivered") if event["id"].as_i64().is_some_and(|id| replies.contains(&id)) => {
+                continue;
+            }
+            Some("delivered") => event["text"].as_str().unwrap_or_default().to_owned(),
+            _ => continue,
+        };
+        let line = format!("pincer (unasked)> {}\n", escape::text(&text));
+        match printer.as_mut() {
+            Some(printer) => {
+                let _ = printer.print(line);
+            }
+            None => print!("{line}"),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The `pincer` command line: a thin layer over the library.
+//!
+//! Human output on stdout, `--json` where scripts read it, logs on stderr
+//! through `tracing` (`RUST_LOG`). Exit codes: 0 success, 1 the work failed,
+//! 2 a usage or configuration error.
+
+mod audit;
+mod chat;
+mod cleanup;
+mod doctor;
+mod egress;
+mod groups;
+mod image;
+mod mounts;
+mod run_once;
+mod send;
+mod serve;
+mod session;
+mod tasks;
+mod usage;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use pincer_assistant::Registry;
+use pincer_assistant::config::{Paths, Settings, parse_duration};
+use pincer_assistant::escape;
+use pincer_core::group::GroupName;
+use pincer_core::mounts::MountRequest;
+
+use crate::mounts::parse_mount_request;
+use pincer_core::sandbox::EngineEndpoint;
+use pincer_store::Store;
+
+use crate::audit::AuditCommand;
+use crate::egress::EgressCommand;
+use crate::groups::GroupsCommand;
+use crate::image::ImageCommand;
+use crate::mounts::MountsCommand;
+use crate::session::SessionCommand;
+use crate::tasks::TasksCommand;
+
+#[derive(Parser)]
+#[command(
+    name = "pincer",
+    version,
+    about = "A personal AI assistant that treats its own agents as untrusted"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Talk to the assistant in the terminal (the main group). Uses the running
+    /// daemon, or starts one in this process.
+    Chat,
+    /// Run the assistant: channels, queue, scheduler (until SIGTERM or Ctrl-C).
+    Serve,
+    /// Send a message to a group through the running daemon and print the reply.
+    Send {
+        /// The group.
+        group: GroupName,
+        /// The message.
+        text: String,
+    },
+    /// Scheduled tasks.
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
+    /// A group's conversation history.
+    Session {
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
+    /// Run one prompt in a fresh container and print the answer.
+    RunOnce {
+        /// The group to run in.
+        #[arg(long, default_value = "main")]
+        group: GroupName,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Hard time limit (e.g. 90s, 5m); default PINCER_TIMEOUT or 10m.
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// An extra mount, decided by the mount allowlist:
+        /// `host=PATH[,name=NAME][,rw]` (or just PATH). Repeatable.
+        #[arg(long = "mount", value_name = "SPEC", value_parser = parse_mount_request)]
+        mounts: Vec<MountRequest>,
+        /// The prompt.
+        prompt: String,
+    },
+    /// Inspect the mount allowlist.
+    Mounts {
+        #[command(subcommand)]
+        command: MountsCommand,
+    },
+    /// Manage the agent image.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Remove agent containers left behind by a host that died.
+    Cleanup,
+    /// Check the installation: the engine, the runtime, the agent image.
+    /// Exit 0 when every check passes, 1 otherwise.
+    Doctor {
+        /// One JSON object per check.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage groups: the owner's main group and the chats Pincer serves.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
+    /// Manage and test the groups' network egress allowlists.
+    Egress {
+        #[command(subcommand)]
+        command: EgressCommand,
+    },
+    /// Show the audit log: every container spawn, host-API call and model request.
+    Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        /// Only this group's entries.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// Only entries since then: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (90m, 2h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Model tokens per group per day (UTC), as the host counted them, and
+    /// the share of input read from the prompt cache.
+    Usage {
+        /// Only this group.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// Since then: YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, or an age (default 7d).
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn env(var: &str) -> Option<String> {
+    std::env::var(var).ok()
+}
+
+/// The model key: `PINCER_MODEL_KEY` (any provider), else `ANTHROPIC_API_KEY`.
+pub(crate) fn model_key() -> Option<String> {
+    env("PINCER_MODEL_KEY")
+        .filter(|k| !k.is_empty())
+        .or_else(|| env("ANTHROPIC_API_KEY"))
+}
+
+/// Runs the `pincer` command line with the skills `register` links (the
+/// binary's one registry file); a skill's test host calls it with its own.
+pub fn main(register: fn(&mut Registry)) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pincer=info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    raise_descriptor_limit();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            report(&anyhow::anyhow!("cannot start the async runtime: {err}"));
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(cli, &Registry::with(register)))
+}
+
+/// Takes the soft limit on open files up to the hard one. The usual soft
+/// limit (1024) is what a daemon serving many sockets runs out of first;
+/// each invocation's socket caps its own connections (`[limits]
+/// connections`), and this leaves the host room for all of them.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if let Err(err) = setrlimit(Resource::Nofile, limit) {
+            tracing::debug!("cannot raise the open-file limit: {err}");
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)] // the binary's edge: the one place errors are printed
+pub(crate) fn report(err: &anyhow::Error) {
+    // An error can quote an agent (its failure, a path it chose).
+    eprintln!("error: {}", escape::text(&format!("{err:#}")));
+}
+
+async fn run(cli: Cli, registry: &Registry) -> ExitCode {
+    let (paths, settings) = match Paths::from_env(env)
+        .map_err(pincer_assistant::config::ConfigError::from)
+        .and_then(|p| Ok((Settings::load(&p.config_dir, env)?, p)))
+        .map(|(s, p)| (p, s))
+    {
+        Ok(config) => config,
+        Err(err) => {
+            report(&err.into());
+            return ExitCode::from(2);
+        }
+    };
+    let engine = EngineEndpoint::from_docker_host(env("DOCKER_HOST"));
+    let result = match cli.command {
+        Command::RunOnce {
+            group,
+            json,
+            timeout,
+            mounts,
+            prompt,
+        } => {
+            let mut settings = settings;
+            if let Some(timeout) = timeout {
+                settings.timeout = timeout;
+            }
+            let secrets = match pincer_assistant::config::other_secrets(&paths.config_dir, env) {
+                Ok(secrets) => secrets,
+                Err(err) => {
+                    report(&err.into());
+                    return ExitCode::from(2);
+                }
+            };
+            return run_once::run_once(
+                paths, settings, engine, group, json, &mounts, secrets, &prompt, registry,
+            )
+            .await;
+        }
+        Command::Mounts { command } => return mounts::mounts_command(&paths, &engine, command),
+        Command::Image {
+            command: ImageCommand::Build { full, tag },
+        } => image::build_image(&paths, &settings, engine, full, tag).await,
+        Command::Cleanup => cleanup::cleanup(&paths, engine).await,
+        Command::Doctor { json } => {
+            return doctor::doctor(&paths, &settings, engine, json, registry).await;
+        }
+        Command::Groups { command } => groups::groups_command(&paths, command),
+        Command::Tasks { command } => tasks::tasks_command(&paths, command),
+        Command::Session {
+            command: SessionCommand::Reset { group },
+        } => session::session_reset(&paths, &group),
+        Command::Send { group, text } => return send::send_command(&paths, &group, &text).await,
+        Command::Serve | Command::Chat => {
+            let secrets = match pincer_assistant::config::other_secrets(&paths.config_dir, env) {
+                Ok(secrets) => secrets,
+                Err(err) => {
+                    report(&err.into());
+                    return ExitCode::from(2);
+                }
+            };
+            let chat = matches!(cli.command, Command::Chat);
+            let result = if chat {
+                chat::chat_command(paths, settings, engine, secrets, registry).await
+            } else {
+                serve::serve_command(paths, settings, engine, secrets, registry).await
+            };
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    report(&err);
+                    ExitCode::from(1)
+                }
+            };
+        }
+        Command::Egress { command } => return egress::egress_command(&paths, command).await,
+        Command::Audit {
+            command: Some(AuditCommand::Prune { before }),
+            ..
+        } => audit::prune_audit(&paths, &before),
+        Command::Audit {
+            command: None,
+            group,
+            since,
+            json,
+        } => audit::audit_command(&paths, group, since, json),
+        Command::Usage { group, since, json } => usage::usage_command(&paths, group, &since, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            ExitCode::from(1)
+        }
+    }
+}
+
+pub(crate) fn open_store(paths: &Paths) -> anyhow::Result<Store> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&paths.home)
+        .with_context(|| format!("cannot create {}", paths.home.display()))?;
+    Ok(Store::open(&paths.database())?)
+}

@@ -1,0 +1,7 @@
+//! `pincer`: the commands of `pincer-cli`, with the skills this build links.
+
+mod skills;
+
+fn main() -> std::process::ExitCode {
+    pincer_cli::main(skills::register)
+}
