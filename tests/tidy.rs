@@ -353,7 +353,9 @@ fn the_crate_graph_is_the_architecture() {
                 "{name} depends on the skill {dep}: only the pincer binary links skills"
             );
         }
-        for (owned, owner) in OWNED {
+        // Skills bring what they reach (a channel its TLS client): issue 16's
+        // capability review shows that; the host's own crates keep these owners.
+        for (owned, owner) in OWNED.iter().filter(|_| !is_skill(name)) {
             if deps.iter().any(|d| d == owned) {
                 assert_eq!(name, owner, "{name} depends on {owned}, which is {owner}'s");
             }
