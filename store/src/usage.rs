@@ -131,7 +131,7 @@ impl Store {
                 params![scope, period],
             )? == 1;
             if first {
-                super::insert_outgoing(&tx, super::MAIN_CHAT, "pincer", text)?;
+                crate::messages::insert_outgoing(&tx, super::MAIN_CHAT, "pincer", text)?;
             }
             tx.commit()
         });
