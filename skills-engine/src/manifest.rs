@@ -89,82 +89,70 @@ impl SkillManifest {
                 manifest.name
             )));
         }
-        if manifest.version.trim().is_empty() {
-            return Err(bad("`version` is empty".into()));
+        manifest.check(&dir).map_err(bad)?;
+        Ok(manifest)
+    }
+
+    /// Everything `load` checks once the file parsed; the error names the key.
+    fn check(&self, dir: &Path) -> Result<(), String> {
+        if self.version.trim().is_empty() {
+            return Err("`version` is empty".into());
         }
-        if !full_commit_id(&manifest.base) {
-            return Err(bad(format!(
+        if !full_commit_id(&self.base) {
+            return Err(format!(
                 "`base` is {:?}, but it must be a full commit id, 40 hex digits \
                  (`git rev-parse <commit>` prints it): an abbreviation may name \
                  another commit, or none, in someone else's fork",
-                manifest.base
-            )));
+                self.base
+            ));
         }
-        for (key, list) in [("adds", &manifest.adds), ("modifies", &manifest.modifies)] {
+        for (key, list) in [("adds", &self.adds), ("modifies", &self.modifies)] {
             for file in list {
-                check_relative(file).map_err(|why| bad(format!("`{key}`: {file:?} {why}")))?;
-                if file == ENV_EXAMPLE {
-                    return Err(bad(format!(
-                        "`{key}`: {file:?} is written from `env`: list the variables there"
-                    )));
-                }
-                // Every component inside the package, not only the file: a
-                // symlinked folder (`files/core -> /`) would read from anywhere.
-                let source = format!("files/{file}");
-                match walk_without_symlinks(&dir, &source) {
-                    Err(why) => return Err(bad(format!("`{key}`: {file:?}: {why}"))),
-                    Ok(None) => {
-                        return Err(bad(format!(
-                            "`{key}`: {file:?} is not in the package ({} is missing)",
-                            dir.join(&source).display()
-                        )));
-                    }
-                    Ok(Some(meta)) if !meta.is_file() => {
-                        return Err(bad(format!(
-                            "`{key}`: {} is not a regular file",
-                            dir.join(&source).display()
-                        )));
-                    }
-                    Ok(Some(_)) => {}
-                }
+                check_package_file(dir, key, file)?;
             }
         }
         // The kept copies of base versions, where the package has them.
-        for file in &manifest.modifies {
+        for file in &self.modifies {
             let kept = format!("base/{file}");
-            match walk_without_symlinks(&dir, &kept) {
-                Err(why) => return Err(bad(format!("`modifies`: {file:?}: {why}"))),
+            match walk_without_symlinks(dir, &kept) {
+                Err(why) => return Err(format!("`modifies`: {file:?}: {why}")),
                 Ok(Some(meta)) if !meta.is_file() => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "`modifies`: {} is not a regular file",
                         dir.join(&kept).display()
-                    )));
+                    ));
                 }
                 Ok(_) => {}
             }
         }
-        for (index, variable) in manifest.env.iter().enumerate() {
-            if !valid_variable(variable) {
-                return Err(bad(format!(
-                    "`env`: {variable:?} is not a variable name (ASCII letters, digits \
-                     and `_`, not starting with a digit)"
-                )));
-            }
-            if manifest.env[..index].contains(variable) {
-                return Err(bad(format!("`env`: {variable:?} is listed twice")));
-            }
-        }
-        for edit in &manifest.crates {
+        self.check_env()?;
+        for edit in &self.crates {
             check_relative(&edit.manifest)
-                .map_err(|why| bad(format!("`crate.manifest`: {:?} {why}", edit.manifest)))?;
+                .map_err(|why| format!("`crate.manifest`: {:?} {why}", edit.manifest))?;
             if !edit.manifest.ends_with("Cargo.toml") {
-                return Err(bad(format!(
+                return Err(format!(
                     "`crate.manifest`: {:?} is not a Cargo.toml",
                     edit.manifest
-                )));
+                ));
             }
         }
-        Ok(manifest)
+        Ok(())
+    }
+
+    /// `env`: variable names, each once.
+    fn check_env(&self) -> Result<(), String> {
+        for (index, variable) in self.env.iter().enumerate() {
+            if !valid_variable(variable) {
+                return Err(format!(
+                    "`env`: {variable:?} is not a variable name (ASCII letters, digits \
+                     and `_`, not starting with a digit)"
+                ));
+            }
+            if self.env[..index].contains(variable) {
+                return Err(format!("`env`: {variable:?} is listed twice"));
+            }
+        }
+        Ok(())
     }
 
     /// The skill's version of a file.
@@ -236,6 +224,33 @@ pub(crate) fn walk_without_symlinks(
         }
     }
     Ok(last)
+}
+
+/// One entry of `adds` or `modifies` (`key`): a path inside the repository,
+/// not `.env.example`, with the skill's version a regular file in the package
+/// (`files/<file>`) reached without a symlink.
+fn check_package_file(dir: &Path, key: &str, file: &str) -> Result<(), String> {
+    check_relative(file).map_err(|why| format!("`{key}`: {file:?} {why}"))?;
+    if file == ENV_EXAMPLE {
+        return Err(format!(
+            "`{key}`: {file:?} is written from `env`: list the variables there"
+        ));
+    }
+    // Every component inside the package, not only the file: a symlinked
+    // folder (`files/core -> /`) would read from anywhere.
+    let source = format!("files/{file}");
+    match walk_without_symlinks(dir, &source) {
+        Err(why) => Err(format!("`{key}`: {file:?}: {why}")),
+        Ok(None) => Err(format!(
+            "`{key}`: {file:?} is not in the package ({} is missing)",
+            dir.join(&source).display()
+        )),
+        Ok(Some(meta)) if !meta.is_file() => Err(format!(
+            "`{key}`: {} is not a regular file",
+            dir.join(&source).display()
+        )),
+        Ok(Some(_)) => Ok(()),
+    }
 }
 
 /// A full commit id: 40 hex digits.
