@@ -25,7 +25,7 @@ pub use engine::{
     ApplyOutcome, Engine, FileChange, PlannedFile, SkillListing, TRAILER, UpdateReport,
 };
 pub use env_example::ENV_EXAMPLE;
-pub use manifest::{CrateEdit, SkillManifest};
+pub use manifest::{CrateEdit, RegisterLine, SkillManifest};
 pub use merge::{BASE_LABEL, Merged, OURS_LABEL, THEIRS_LABEL, merge3};
 pub use state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 

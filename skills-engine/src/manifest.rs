@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
+use crate::engine::register::check_line;
 use crate::env_example::{ENV_EXAMPLE, valid_variable};
 
 /// Edits to one `Cargo.toml`, applied structurally.
@@ -22,6 +23,19 @@ pub struct CrateEdit {
     /// Members to add to `[workspace] members` (the root manifest).
     #[serde(default)]
     pub members: Vec<String>,
+}
+
+/// A line a skill registers in a source file of the owner's build
+/// (`[[register]]`): apply-skill puts it into the block between the file's
+/// `apply-skill: begin` and `apply-skill: end` lines, remove-skill takes it
+/// out again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterLine {
+    /// The file, relative to the repository's root.
+    pub file: String,
+    /// The line, without indentation (it gets the begin line's).
+    pub line: String,
 }
 
 /// A skill's manifest.
@@ -47,6 +61,9 @@ pub struct SkillManifest {
     /// `Cargo.toml` edits.
     #[serde(default, rename = "crate")]
     pub crates: Vec<CrateEdit>,
+    /// Lines it registers in source files of the owner's build.
+    #[serde(default)]
+    pub register: Vec<RegisterLine>,
     /// Environment variables it needs: `apply-skill` writes them into
     /// `.env.example`, in a block that names the skill.
     #[serde(default)]
@@ -126,6 +143,7 @@ impl SkillManifest {
             }
         }
         self.check_env()?;
+        self.check_register()?;
         for edit in &self.crates {
             check_relative(&edit.manifest)
                 .map_err(|why| format!("`crate.manifest`: {:?} {why}", edit.manifest))?;
@@ -133,6 +151,29 @@ impl SkillManifest {
                 return Err(format!(
                     "`crate.manifest`: {:?} is not a Cargo.toml",
                     edit.manifest
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `register`: a file inside the repository, one plain line, each once.
+    fn check_register(&self) -> Result<(), String> {
+        for (index, entry) in self.register.iter().enumerate() {
+            check_relative(&entry.file)
+                .map_err(|why| format!("`register.file`: {:?} {why}", entry.file))?;
+            if entry.file == ENV_EXAMPLE {
+                return Err(format!(
+                    "`register.file`: {:?} is written from `env`",
+                    entry.file
+                ));
+            }
+            check_line(&entry.line)
+                .map_err(|why| format!("`register.line`: {:?} {why}", entry.line))?;
+            if self.register[..index].contains(entry) {
+                return Err(format!(
+                    "`register`: {:?} in {:?} is listed twice",
+                    entry.line, entry.file
                 ));
             }
         }

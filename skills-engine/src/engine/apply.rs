@@ -160,6 +160,7 @@ impl Engine {
                 version: pending.version.clone(),
                 files,
                 cargo: pending.cargo.clone(),
+                register: manifest.register.clone(),
                 env: manifest.env.clone(),
             });
         } else {

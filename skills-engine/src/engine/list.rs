@@ -70,6 +70,9 @@ fn touches(manifest: &SkillManifest) -> String {
             text.push_str(&format!("  member    {member} in {}\n", edit.manifest));
         }
     }
+    for entry in &manifest.register {
+        text.push_str(&format!("  register  {} in {}\n", entry.line, entry.file));
+    }
     if !manifest.env.is_empty() {
         text.push_str(&format!(
             "  env       {} (into {ENV_EXAMPLE})\n",

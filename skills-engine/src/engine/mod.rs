@@ -11,6 +11,7 @@ mod cargo_edit;
 mod list;
 mod new_skill;
 mod plan;
+pub(crate) mod register;
 mod remove;
 mod update;
 mod upstream_diff;
@@ -44,6 +45,10 @@ pub enum FileChange {
     Delete,
     /// `.pincer/skills.toml`, the record of what is applied.
     State,
+    /// A source file of the owner's build: the skill's `[[register]]` line
+    /// put into (or taken out of) the block between its `apply-skill: begin`
+    /// and `apply-skill: end` lines.
+    Register,
 }
 
 /// One file's planned content.

@@ -50,6 +50,7 @@ impl Engine {
         let mut planned = self.plan_adds(&manifest)?;
         planned.extend(self.plan_modifies(&manifest)?);
         let cargo = self.plan_crates(&manifest, &state, &mut planned)?;
+        self.plan_register(&manifest, &mut planned)?;
         if !manifest.env.is_empty() {
             planned.push(self.plan_env(&manifest)?);
         }
@@ -66,6 +67,7 @@ impl Engine {
             version: manifest.version.clone(),
             files,
             cargo: cargo.clone(),
+            register: manifest.register.clone(),
             env: manifest.env.clone(),
         });
         planned.push(PlannedFile {

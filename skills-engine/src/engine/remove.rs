@@ -41,6 +41,7 @@ impl Engine {
         let mut planned = self.unplan_adds(&manifest, &applied)?;
         planned.extend(self.unplan_modifies(&manifest)?);
         self.unplan_crates(&state, &applied, &mut planned)?;
+        self.unplan_register(name, &applied.register, &mut planned)?;
         planned.extend(self.unplan_env(&applied)?);
         let pending = Pending::new(
             "remove",

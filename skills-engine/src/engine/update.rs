@@ -131,13 +131,23 @@ impl Engine {
         let mut skills = Vec::new();
         for applied in &state.applied {
             let manifest = SkillManifest::load(&self.root, &applied.name)?;
-            let touched: Vec<String> = manifest
-                .adds
+            // Its package (the crate lives there) and every file it edits.
+            let package = format!("skills/{}/", applied.name);
+            let touched: Vec<String> = upstream_changes
                 .iter()
-                .chain(&manifest.modifies)
-                .chain(manifest.crates.iter().map(|c| &c.manifest))
-                .filter(|f| upstream_changes.contains(*f))
+                .filter(|f| f.starts_with(&package))
+                .chain(
+                    manifest
+                        .adds
+                        .iter()
+                        .chain(&manifest.modifies)
+                        .chain(manifest.crates.iter().map(|c| &c.manifest))
+                        .chain(manifest.register.iter().map(|r| &r.file))
+                        .filter(|f| upstream_changes.contains(*f)),
+                )
                 .cloned()
+                .collect::<std::collections::BTreeSet<String>>()
+                .into_iter()
                 .collect();
             let passed = match (
                 run_tests,

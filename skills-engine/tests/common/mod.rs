@@ -157,3 +157,58 @@ pub(crate) fn land(repo: &Repo, verb: &str, name: &str) {
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", &branch]);
 }
+
+/// The host crate's registry file, with the block skills register their
+/// lines in.
+pub(crate) const REGISTRY: &str = "//! The skills linked into this build.\n\npub fn register(registry: &mut Registry) {\n    // apply-skill: begin\n    // apply-skill: end\n}\n";
+
+/// The host crate's manifest.
+pub(crate) const HOST_CARGO: &str =
+    "[package]\nname = \"host\"\nversion = \"0.1.0\"\n\n[dependencies]\nanyhow = \"1\"\n";
+
+/// An upstream whose skills are crates in place, linked into a host crate;
+/// returns the base commit.
+pub(crate) fn host_upstream(repo: &Repo) -> String {
+    repo.write(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"host\", \"skills/*\"]\n",
+    );
+    repo.write("host/Cargo.toml", HOST_CARGO);
+    repo.write("host/src/skills.rs", REGISTRY);
+    repo.write("host/src/main.rs", "fn main() {}\n");
+    repo.commit("upstream")
+}
+
+/// The line the skill `name` registers (`crate_skill`).
+pub(crate) fn registry_line(name: &str) -> String {
+    format!("{}_skill::register(registry);", name.replace('-', "_"))
+}
+
+/// A skill that is a crate in place (`<name>-skill`): applying it links it
+/// (a dependency of the host, a line in its registry); `extra`: more
+/// top-level keys of its skill.toml.
+pub(crate) fn crate_skill(repo: &Repo, name: &str, base: &str, extra: &str) {
+    let dir = format!("skills/{name}");
+    repo.write(
+        &format!("{dir}/Cargo.toml"),
+        &format!("[package]\nname = \"{name}-skill\"\nversion = \"0.1.0\"\n\n[dependencies]\n"),
+    );
+    repo.write(
+        &format!("{dir}/src/lib.rs"),
+        "//! A skill.\n\npub fn register(_registry: &mut ()) {}\n",
+    );
+    repo.write(
+        &format!("{dir}/tests/{name}.rs"),
+        "#[test]\nfn works() {}\n",
+    );
+    repo.write(&format!("{dir}/SKILL.md"), &format!("# {name}\n"));
+    repo.write(
+        &format!("{dir}/skill.toml"),
+        &format!(
+            "name = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"a crate\"\nbase = \"{base}\"\n{extra}\n\
+             [[crate]]\nmanifest = \"host/Cargo.toml\"\ndependencies = {{ {name}-skill = {{ path = \"../skills/{name}\" }} }}\n\n\
+             [[register]]\nfile = \"host/src/skills.rs\"\nline = \"{}\"\n",
+            registry_line(name)
+        ),
+    );
+}
