@@ -239,7 +239,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
             .apply("demo", false)
             .unwrap_err()
             .to_string()
-            .contains("applied already")
+            .contains("demo is applied (version 1.0.0); remove-skill demo first, or update")
     );
     assert!(
         repo.engine()
@@ -382,4 +382,28 @@ fn the_shipped_skills_pass_the_manifest_checks() {
     for shipped in ["gvisor", "irc", "openai-compatible", "telegram"] {
         assert!(names.contains(&shipped), "{names:?}");
     }
+}
+
+#[test]
+fn applying_an_applied_skill_says_so() {
+    let repo = Repo::new();
+    let base = host_upstream(&repo);
+    crate_skill(&repo, "chat", &base, "env = [\"CHAT_TOKEN\"]");
+    repo.commit("a crate skill with variables");
+    land(&repo, "apply", "chat");
+    let main_before = repo.git(&["rev-parse", "HEAD"]);
+    for run_test in [false, true] {
+        let err = repo
+            .engine()
+            .apply("chat", run_test)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "chat is applied (version 1.0.0); remove-skill chat first, or update"
+        );
+    }
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert_eq!(repo.branch(), "main");
+    assert!(repo.clean());
 }

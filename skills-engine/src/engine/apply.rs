@@ -16,10 +16,16 @@ impl Engine {
         self.check_no_pending()?;
         self.check_clean()?;
         let state = State::load(&self.root)?;
-        let (manifest, planned, cargo) = self.plan_apply(name)?;
-        if state.get(name).is_some() {
-            return Err(SkillError::Refused(format!("{name} is applied already")));
+        // Before the plan: applying it again would trip over its own lines
+        // (its block in `.env.example`, its registry line) with a less
+        // helpful complaint.
+        if let Some(applied) = state.get(name) {
+            return Err(SkillError::Refused(format!(
+                "{name} is applied (version {}); remove-skill {name} first, or update",
+                applied.version
+            )));
         }
+        let (manifest, planned, cargo) = self.plan_apply(name)?;
         self.check_relations(&manifest, &state)?;
         let mut pending = Pending::new("apply", name, &manifest.version, format!("skill/{name}"));
         pending.cargo = cargo;
