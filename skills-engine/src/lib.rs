@@ -22,7 +22,8 @@ mod merge;
 mod state;
 
 pub use engine::{
-    ApplyOutcome, Engine, FileChange, PlannedFile, SkillListing, TRAILER, UpdateReport,
+    ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, SkillListing, SkillPackage,
+    TRAILER, UpdateReport,
 };
 pub use env_example::ENV_EXAMPLE;
 pub use manifest::{CrateEdit, RegisterLine, SkillManifest};

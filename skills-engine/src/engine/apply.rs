@@ -185,7 +185,13 @@ impl Engine {
             pending.name, pending.version, pending.op, pending.name, pending.version
         );
         let commit = self.commit_all(&message, None)?;
-        self.committed(pending, commit)
+        let name = pending.name.clone();
+        let mut outcome = self.committed(pending, commit)?;
+        // What the owner is about to run, with what the apply changed.
+        if applying && let ApplyOutcome::Committed { summary, .. } = &mut outcome {
+            summary.extend(self.package_lines(&name));
+        }
+        Ok(outcome)
     }
 
     /// An update whose conflicts the owner resolved: the merge commit, with

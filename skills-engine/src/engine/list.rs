@@ -49,6 +49,12 @@ impl Engine {
             manifest.name, manifest.version, manifest.base
         ));
         text.push_str(&touches(&manifest));
+        if let Some(package) = self.package(name)? {
+            for line in package.describe() {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
         Ok(text)
     }
 }

@@ -10,11 +10,14 @@ mod apply;
 mod cargo_edit;
 mod list;
 mod new_skill;
+mod package;
 mod plan;
 pub(crate) mod register;
 mod remove;
 mod update;
 mod upstream_diff;
+
+pub use package::{NewDependencies, SkillPackage};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

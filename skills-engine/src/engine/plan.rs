@@ -22,10 +22,22 @@ impl Engine {
         Ok((manifest, planned))
     }
 
-    /// The exact diff applying `name` would make, as unified diffs.
+    /// The exact diff applying `name` would make, as unified diffs. For a
+    /// skill that is a Cargo package, what it runs comes first (its files
+    /// and new dependencies, `SkillPackage::describe`), as text before the
+    /// first file's header, which `git apply` and `patch` skip.
     pub fn diff(&self, name: &str, colour: bool) -> Result<String, SkillError> {
         let (_, planned) = self.plan(name)?;
-        Ok(render_diff(&planned, colour))
+        let mut text = String::new();
+        if let Some(package) = self.package(name)? {
+            for line in package.describe() {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        text.push_str(&render_diff(&planned, colour));
+        Ok(text)
     }
 
     /// `plan`, and what the apply adds to `Cargo.toml` files.
