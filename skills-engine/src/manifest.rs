@@ -25,6 +25,27 @@ pub struct CrateEdit {
     pub members: Vec<String>,
 }
 
+impl CrateEdit {
+    /// An edit of `manifest` that adds one dependency, `spec` as Cargo
+    /// takes it (`"1"`, `{ path = "../skills/x" }`).
+    pub fn dependency(manifest: &str, name: &str, spec: &str) -> Result<Self, SkillError> {
+        let parsed: toml::Table = toml::from_str(&format!("spec = {spec}")).map_err(|err| {
+            SkillError::Refused(format!(
+                "dependency {name}: {spec:?} is not a TOML value: {}",
+                err.message()
+            ))
+        })?;
+        let value = parsed.get("spec").cloned().ok_or_else(|| {
+            SkillError::Refused(format!("dependency {name}: {spec:?} is not a TOML value"))
+        })?;
+        Ok(Self {
+            manifest: manifest.to_owned(),
+            dependencies: BTreeMap::from([(name.to_owned(), value)]),
+            members: Vec::new(),
+        })
+    }
+}
+
 /// A line a skill registers in a source file of the owner's build
 /// (`[[register]]`): apply-skill puts it into the block between the file's
 /// `apply-skill: begin` and `apply-skill: end` lines, remove-skill takes it

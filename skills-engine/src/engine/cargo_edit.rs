@@ -179,7 +179,7 @@ pub(crate) fn remove_from_manifest(
     Ok(doc.to_string())
 }
 
-fn to_edit_value(value: &toml::Value) -> toml_edit::Value {
+pub(super) fn to_edit_value(value: &toml::Value) -> toml_edit::Value {
     match value {
         toml::Value::String(s) => s.as_str().into(),
         toml::Value::Integer(i) => (*i).into(),

@@ -17,6 +17,7 @@ mod remove;
 mod update;
 mod upstream_diff;
 
+pub use new_skill::Scaffold;
 pub use package::{NewDependencies, SkillPackage};
 
 use std::path::{Path, PathBuf};
