@@ -65,6 +65,10 @@ pub enum SkillError {
     /// Refused for a reason given.
     #[error("{0}")]
     Refused(String),
+    /// `update` found nothing to take: the branch has everything upstream
+    /// has (not a failure: nothing changed).
+    #[error("{0}")]
+    UpToDate(String),
     /// The skill's test failed.
     #[error(
         "the skill's test `{command}` failed ({status}); fix it on the review branch and run `cargo xtask apply-skill --continue`"

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pincer_skills::State;
+use pincer_skills::{SkillError, State};
 
 #[test]
 fn update_reports_what_upstream_changed_under_each_skill() {
@@ -149,11 +149,13 @@ fn a_bad_upstream_changes_nothing() {
         ),
     ];
     for (upstream, refname, why) in cases {
-        let err = fork
-            .engine()
-            .update(upstream, refname, false)
-            .unwrap_err()
-            .to_string();
+        let err = fork.engine().update(upstream, refname, false).unwrap_err();
+        assert_eq!(
+            matches!(err, SkillError::UpToDate(_)),
+            why.contains("already has everything"),
+            "{err}"
+        );
+        let err = err.to_string();
         assert!(err.contains(why), "{upstream} {refname}: {err}");
         assert_eq!(fork.branch(), "main", "{upstream} {refname}: {err}");
         assert_eq!(refs(&fork), before, "{upstream} {refname}: {err}");

@@ -6,7 +6,7 @@
 use std::io::IsTerminal;
 
 use anyhow::bail;
-use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold};
+use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError};
 
 /// The skill verbs' usage.
 pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
@@ -29,6 +29,10 @@ const VERBS: [&str; 8] = [
 pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
     if !words.first().is_some_and(|w| VERBS.contains(w)) {
         return Ok(None);
+    }
+    if words.iter().any(|w| *w == "--help" || *w == "-h") {
+        println!("{USAGE}");
+        return Ok(Some(0));
     }
     let engine = Engine::open(&std::env::current_dir()?)?;
     let code = match words {
@@ -62,8 +66,12 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
     Ok(Some(code))
 }
 
-/// A name, path or URL where one is expected.
+/// A name, path or URL where one is expected: never a flag (`update --ref`
+/// must not fetch from a remote called `--ref`).
 fn operand(word: &str) -> anyhow::Result<&str> {
+    if word.starts_with('-') {
+        bail!("{word}: not a flag here\n{USAGE}");
+    }
     Ok(word)
 }
 
@@ -121,7 +129,15 @@ fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32>
         ["--ref", r, "--no-test"] => (full_ref(operand(r)?), false),
         _ => bail!("{USAGE}"),
     };
-    let update = engine.update(upstream, &refname, run_tests)?;
+    let update = match engine.update(upstream, &refname, run_tests) {
+        Ok(update) => update,
+        // Nothing to take is no failure.
+        Err(SkillError::UpToDate(message)) => {
+            println!("{message}: up to date");
+            return Ok(0);
+        }
+        Err(err) => return Err(err.into()),
+    };
     if !update.conflicts.is_empty() {
         println!(
             "upstream conflicts on {}: {}",

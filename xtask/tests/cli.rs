@@ -204,3 +204,35 @@ fn new_skill_scaffolds_a_pincer_skill_crate() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
 }
+
+#[test]
+fn update_takes_flags_as_flags_and_up_to_date_is_no_failure() {
+    let dir = one_commit_repo();
+    let root = dir.path();
+    let help = xtask(root, &["update", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: cargo xtask"));
+    for args in [
+        &["update", "--bogus"][..],
+        &["update", ".", "--ref", "--no-test"],
+    ] {
+        let refused = xtask(root, args);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.contains("usage: cargo xtask"), "{args:?}: {said}");
+        assert!(!said.contains("could not fetch"), "{args:?}: {said}");
+    }
+    let current = xtask(root, &["update", root.to_str().unwrap()]);
+    assert_eq!(
+        current.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&current.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&current.stdout).contains("main already has everything in"),
+        "{}",
+        String::from_utf8_lossy(&current.stdout)
+    );
+    assert_eq!(git(root, &["branch", "--list", "update/*"]), "");
+}

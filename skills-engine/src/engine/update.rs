@@ -234,7 +234,7 @@ impl Engine {
             Err(err) => return Err(err.into()),
         };
         if base == theirs.id() {
-            return Err(SkillError::Refused(format!(
+            return Err(SkillError::UpToDate(format!(
                 "{current} already has everything in {upstream} {refname}"
             )));
         }
