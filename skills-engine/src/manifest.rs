@@ -69,9 +69,11 @@ pub struct SkillManifest {
     pub version: String,
     /// One line about it.
     pub description: String,
-    /// The upstream commit the reference implementation was written against:
-    /// its full id, 40 hex digits (an abbreviation could name another commit,
-    /// or none, in someone else's fork).
+    /// The upstream commit the skill was written against: its full id, 40
+    /// hex digits (an abbreviation could name another commit, or none, in
+    /// someone else's fork). Needed when it `modifies` files (their merge
+    /// base); else optional, empty when not given.
+    #[serde(default)]
     pub base: String,
     /// Files it adds.
     #[serde(default)]
@@ -136,7 +138,14 @@ impl SkillManifest {
         if self.version.trim().is_empty() {
             return Err("`version` is empty".into());
         }
-        if !full_commit_id(&self.base) {
+        if self.base.is_empty() && !self.modifies.is_empty() {
+            return Err(
+                "`base` is missing: a skill that modifies files needs the full id of the \
+                 commit they were written against (`git rev-parse <commit>` prints it)"
+                    .into(),
+            );
+        }
+        if !self.base.is_empty() && !full_commit_id(&self.base) {
             return Err(format!(
                 "`base` is {:?}, but it must be a full commit id, 40 hex digits \
                  (`git rev-parse <commit>` prints it): an abbreviation may name \

@@ -282,3 +282,26 @@ fn update_reports_upstream_changes_to_a_crate_skill() {
         registry_with(&["chat_skill::register(registry);"])
     );
 }
+
+#[test]
+fn a_skill_that_modifies_nothing_needs_no_base() {
+    let repo = Repo::new();
+    host_upstream(&repo);
+    crate_skill(&repo, "chat", "", "");
+    package(&repo, "merged", "", "modifies = [\"host/src/main.rs\"]");
+    repo.write("skills/merged/files/host/src/main.rs", "fn main() {}\n");
+    repo.commit("skills without a base");
+    let shown = repo.engine().show("chat").unwrap();
+    assert!(shown.contains("\n---\nchat 1.0.0\n"), "{shown}");
+    land(&repo, "apply", "chat");
+    assert_eq!(
+        repo.read("host/src/skills.rs"),
+        registry_with(&["chat_skill::register(registry);"])
+    );
+    let err = repo
+        .engine()
+        .apply("merged", false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`base` is missing"), "{err}");
+}

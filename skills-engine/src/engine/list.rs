@@ -44,9 +44,14 @@ impl Engine {
             },
         )?;
         let mut text = std::fs::read_to_string(&skill_md).map_err(SkillError::io(&skill_md))?;
+        let against = if manifest.base.is_empty() {
+            String::new()
+        } else {
+            format!(" (written against {})", manifest.base)
+        };
         text.push_str(&format!(
-            "\n---\n{} {} (written against {})\n",
-            manifest.name, manifest.version, manifest.base
+            "\n---\n{} {}{against}\n",
+            manifest.name, manifest.version
         ));
         text.push_str(&touches(&manifest));
         if let Some(package) = self.package(name)? {
