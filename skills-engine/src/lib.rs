@@ -1,19 +1,32 @@
 //! The skills engine: `cargo xtask apply-skill` and its siblings.
 //!
-//! A skill is a folder `skills/<name>/` with `SKILL.md`, `skill.toml` and
-//! the reference implementation (`files/<path>`, whole files; optionally
-//! `base/<path>`, the upstream version it was written against). Applying it
-//! creates a review branch `skill/<name>` from the owner's branch, adds its
-//! files, three-way-merges each file it modifies (base: the file at the
-//! skill's `base` commit or the kept copy; ours: the fork; theirs: the
-//! skill's version), edits `Cargo.toml` files structurally (comments and
-//! order kept), writes the skill's `env` variables into a block of
-//! `.env.example` that names it, records the result in
-//! `.pincer/skills.toml`, runs the skill's test and commits. The owner's
-//! branch does not move until they merge.
+//! A skill is a folder `skills/<name>/` with `SKILL.md` and `skill.toml`.
+//! Usually it is a Cargo package too (`Cargo.toml`, `src/`, `tests/`), a
+//! member of the workspace upstream and in every fork, and applying it only
+//! links it into the owner's build: `[[crate]]` entries edit `Cargo.toml`
+//! files structurally (comments and order kept; a dependency on the skill's
+//! crate), `[[register]]` entries put one line each into a registry block of
+//! a source file (between `apply-skill: begin` and `apply-skill: end`), and
+//! its `env` variables go into a block of `.env.example` that names it.
+//! `show`, `diff` and the apply's summary list what the owner is about to
+//! run: the crate's files and lines, and the dependencies it brings (from
+//! `Cargo.lock`).
 //!
-//! This crate knows nothing about Pincer's runtime: it works on any git
-//! repository with a `skills/` folder.
+//! A skill that truly must change other code may still carry a reference
+//! implementation (`files/<path>`, whole files; optionally `base/<path>`,
+//! the upstream version it was written against): `adds` are copied and
+//! `modifies` three-way-merged (base: the file at the skill's `base` commit
+//! or the kept copy; ours: the fork; theirs: the skill's version).
+//!
+//! Applying creates a review branch `skill/<name>` from the owner's branch,
+//! makes those changes, records them in `.pincer/skills.toml` (so that
+//! removing the skill takes out what it put in and nothing else), runs the
+//! skill's test and commits. The owner's branch does not move until they
+//! merge.
+//!
+//! This crate knows nothing of Pincer's runtime: it works on any git
+//! repository with a `skills/` folder, and `new-skill` takes its scaffold
+//! from the caller.
 
 mod engine;
 mod env_example;
@@ -22,10 +35,11 @@ mod merge;
 mod state;
 
 pub use engine::{
-    ApplyOutcome, Engine, FileChange, PlannedFile, SkillListing, TRAILER, UpdateReport,
+    ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, Scaffold, SkillListing,
+    SkillPackage, TRAILER, UpdateReport,
 };
 pub use env_example::ENV_EXAMPLE;
-pub use manifest::{CrateEdit, SkillManifest};
+pub use manifest::{CrateEdit, RegisterLine, SkillManifest};
 pub use merge::{BASE_LABEL, Merged, OURS_LABEL, THEIRS_LABEL, merge3};
 pub use state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 
@@ -51,6 +65,10 @@ pub enum SkillError {
     /// Refused for a reason given.
     #[error("{0}")]
     Refused(String),
+    /// `update` found nothing to take: the branch has everything upstream
+    /// has (not a failure: nothing changed).
+    #[error("{0}")]
+    UpToDate(String),
     /// The skill's test failed.
     #[error(
         "the skill's test `{command}` failed ({status}); fix it on the review branch and run `cargo xtask apply-skill --continue`"

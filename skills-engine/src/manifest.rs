@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
+use crate::engine::register::check_line;
 use crate::env_example::{ENV_EXAMPLE, valid_variable};
 
 /// Edits to one `Cargo.toml`, applied structurally.
@@ -24,6 +25,40 @@ pub struct CrateEdit {
     pub members: Vec<String>,
 }
 
+impl CrateEdit {
+    /// An edit of `manifest` that adds one dependency, `spec` as Cargo
+    /// takes it (`"1"`, `{ path = "../skills/x" }`).
+    pub fn dependency(manifest: &str, name: &str, spec: &str) -> Result<Self, SkillError> {
+        let parsed: toml::Table = toml::from_str(&format!("spec = {spec}")).map_err(|err| {
+            SkillError::Refused(format!(
+                "dependency {name}: {spec:?} is not a TOML value: {}",
+                err.message()
+            ))
+        })?;
+        let value = parsed.get("spec").cloned().ok_or_else(|| {
+            SkillError::Refused(format!("dependency {name}: {spec:?} is not a TOML value"))
+        })?;
+        Ok(Self {
+            manifest: manifest.to_owned(),
+            dependencies: BTreeMap::from([(name.to_owned(), value)]),
+            members: Vec::new(),
+        })
+    }
+}
+
+/// A line a skill registers in a source file of the owner's build
+/// (`[[register]]`): apply-skill puts it into the block between the file's
+/// `apply-skill: begin` and `apply-skill: end` lines, remove-skill takes it
+/// out again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterLine {
+    /// The file, relative to the repository's root.
+    pub file: String,
+    /// The line, without indentation (it gets the begin line's).
+    pub line: String,
+}
+
 /// A skill's manifest.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,9 +69,11 @@ pub struct SkillManifest {
     pub version: String,
     /// One line about it.
     pub description: String,
-    /// The upstream commit the reference implementation was written against:
-    /// its full id, 40 hex digits (an abbreviation could name another commit,
-    /// or none, in someone else's fork).
+    /// The upstream commit the skill was written against: its full id, 40
+    /// hex digits (an abbreviation could name another commit, or none, in
+    /// someone else's fork). Needed when it `modifies` files (their merge
+    /// base); else optional, empty when not given.
+    #[serde(default)]
     pub base: String,
     /// Files it adds.
     #[serde(default)]
@@ -47,6 +84,9 @@ pub struct SkillManifest {
     /// `Cargo.toml` edits.
     #[serde(default, rename = "crate")]
     pub crates: Vec<CrateEdit>,
+    /// Lines it registers in source files of the owner's build.
+    #[serde(default)]
+    pub register: Vec<RegisterLine>,
     /// Environment variables it needs: `apply-skill` writes them into
     /// `.env.example`, in a block that names the skill.
     #[serde(default)]
@@ -89,82 +129,101 @@ impl SkillManifest {
                 manifest.name
             )));
         }
-        if manifest.version.trim().is_empty() {
-            return Err(bad("`version` is empty".into()));
+        manifest.check(&dir).map_err(bad)?;
+        Ok(manifest)
+    }
+
+    /// Everything `load` checks once the file parsed; the error names the key.
+    fn check(&self, dir: &Path) -> Result<(), String> {
+        if self.version.trim().is_empty() {
+            return Err("`version` is empty".into());
         }
-        if !full_commit_id(&manifest.base) {
-            return Err(bad(format!(
+        if self.base.is_empty() && !self.modifies.is_empty() {
+            return Err(
+                "`base` is missing: a skill that modifies files needs the full id of the \
+                 commit they were written against (`git rev-parse <commit>` prints it)"
+                    .into(),
+            );
+        }
+        if !self.base.is_empty() && !full_commit_id(&self.base) {
+            return Err(format!(
                 "`base` is {:?}, but it must be a full commit id, 40 hex digits \
                  (`git rev-parse <commit>` prints it): an abbreviation may name \
                  another commit, or none, in someone else's fork",
-                manifest.base
-            )));
+                self.base
+            ));
         }
-        for (key, list) in [("adds", &manifest.adds), ("modifies", &manifest.modifies)] {
+        for (key, list) in [("adds", &self.adds), ("modifies", &self.modifies)] {
             for file in list {
-                check_relative(file).map_err(|why| bad(format!("`{key}`: {file:?} {why}")))?;
-                if file == ENV_EXAMPLE {
-                    return Err(bad(format!(
-                        "`{key}`: {file:?} is written from `env`: list the variables there"
-                    )));
-                }
-                // Every component inside the package, not only the file: a
-                // symlinked folder (`files/core -> /`) would read from anywhere.
-                let source = format!("files/{file}");
-                match walk_without_symlinks(&dir, &source) {
-                    Err(why) => return Err(bad(format!("`{key}`: {file:?}: {why}"))),
-                    Ok(None) => {
-                        return Err(bad(format!(
-                            "`{key}`: {file:?} is not in the package ({} is missing)",
-                            dir.join(&source).display()
-                        )));
-                    }
-                    Ok(Some(meta)) if !meta.is_file() => {
-                        return Err(bad(format!(
-                            "`{key}`: {} is not a regular file",
-                            dir.join(&source).display()
-                        )));
-                    }
-                    Ok(Some(_)) => {}
-                }
+                check_package_file(dir, key, file)?;
             }
         }
         // The kept copies of base versions, where the package has them.
-        for file in &manifest.modifies {
+        for file in &self.modifies {
             let kept = format!("base/{file}");
-            match walk_without_symlinks(&dir, &kept) {
-                Err(why) => return Err(bad(format!("`modifies`: {file:?}: {why}"))),
+            match walk_without_symlinks(dir, &kept) {
+                Err(why) => return Err(format!("`modifies`: {file:?}: {why}")),
                 Ok(Some(meta)) if !meta.is_file() => {
-                    return Err(bad(format!(
+                    return Err(format!(
                         "`modifies`: {} is not a regular file",
                         dir.join(&kept).display()
-                    )));
+                    ));
                 }
                 Ok(_) => {}
             }
         }
-        for (index, variable) in manifest.env.iter().enumerate() {
-            if !valid_variable(variable) {
-                return Err(bad(format!(
-                    "`env`: {variable:?} is not a variable name (ASCII letters, digits \
-                     and `_`, not starting with a digit)"
-                )));
-            }
-            if manifest.env[..index].contains(variable) {
-                return Err(bad(format!("`env`: {variable:?} is listed twice")));
-            }
-        }
-        for edit in &manifest.crates {
+        self.check_env()?;
+        self.check_register()?;
+        for edit in &self.crates {
             check_relative(&edit.manifest)
-                .map_err(|why| bad(format!("`crate.manifest`: {:?} {why}", edit.manifest)))?;
+                .map_err(|why| format!("`crate.manifest`: {:?} {why}", edit.manifest))?;
             if !edit.manifest.ends_with("Cargo.toml") {
-                return Err(bad(format!(
+                return Err(format!(
                     "`crate.manifest`: {:?} is not a Cargo.toml",
                     edit.manifest
-                )));
+                ));
             }
         }
-        Ok(manifest)
+        Ok(())
+    }
+
+    /// `register`: a file inside the repository, one plain line, each once.
+    fn check_register(&self) -> Result<(), String> {
+        for (index, entry) in self.register.iter().enumerate() {
+            check_relative(&entry.file)
+                .map_err(|why| format!("`register.file`: {:?} {why}", entry.file))?;
+            if entry.file == ENV_EXAMPLE {
+                return Err(format!(
+                    "`register.file`: {:?} is written from `env`",
+                    entry.file
+                ));
+            }
+            check_line(&entry.line)
+                .map_err(|why| format!("`register.line`: {:?} {why}", entry.line))?;
+            if self.register[..index].contains(entry) {
+                return Err(format!(
+                    "`register`: {:?} in {:?} is listed twice",
+                    entry.line, entry.file
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `env`: variable names, each once.
+    fn check_env(&self) -> Result<(), String> {
+        for (index, variable) in self.env.iter().enumerate() {
+            if !valid_variable(variable) {
+                return Err(format!(
+                    "`env`: {variable:?} is not a variable name (ASCII letters, digits \
+                     and `_`, not starting with a digit)"
+                ));
+            }
+            if self.env[..index].contains(variable) {
+                return Err(format!("`env`: {variable:?} is listed twice"));
+            }
+        }
+        Ok(())
     }
 
     /// The skill's version of a file.
@@ -236,6 +295,33 @@ pub(crate) fn walk_without_symlinks(
         }
     }
     Ok(last)
+}
+
+/// One entry of `adds` or `modifies` (`key`): a path inside the repository,
+/// not `.env.example`, with the skill's version a regular file in the package
+/// (`files/<file>`) reached without a symlink.
+fn check_package_file(dir: &Path, key: &str, file: &str) -> Result<(), String> {
+    check_relative(file).map_err(|why| format!("`{key}`: {file:?} {why}"))?;
+    if file == ENV_EXAMPLE {
+        return Err(format!(
+            "`{key}`: {file:?} is written from `env`: list the variables there"
+        ));
+    }
+    // Every component inside the package, not only the file: a symlinked
+    // folder (`files/core -> /`) would read from anywhere.
+    let source = format!("files/{file}");
+    match walk_without_symlinks(dir, &source) {
+        Err(why) => Err(format!("`{key}`: {file:?}: {why}")),
+        Ok(None) => Err(format!(
+            "`{key}`: {file:?} is not in the package ({} is missing)",
+            dir.join(&source).display()
+        )),
+        Ok(Some(meta)) if !meta.is_file() => Err(format!(
+            "`{key}`: {} is not a regular file",
+            dir.join(&source).display()
+        )),
+        Ok(Some(_)) => Ok(()),
+    }
 }
 
 /// A full commit id: 40 hex digits.

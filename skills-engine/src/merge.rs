@@ -25,6 +25,10 @@ const GUARD: &[u8] = b"\x01pincer-merge-guard\n";
 
 /// Merges `ours` and `theirs`, both descended from `base`.
 pub fn merge3(base: &[u8], ours: &[u8], theirs: &[u8], path: &str) -> Result<Merged, git2::Error> {
+    // `git2::merge_file` does not initialise libgit2 (most of git2's entry
+    // points do): called first in a process, it fails with "no error".
+    // Hashing an object is the cheapest call that initialises it.
+    git2::Oid::hash_object(git2::ObjectType::Blob, GUARD)?;
     let guarded = |content: &[u8]| [GUARD, content].concat();
     let (base, ours, theirs) = (guarded(base), guarded(ours), guarded(theirs));
     let input = |content| {

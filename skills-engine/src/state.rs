@@ -1,8 +1,8 @@
 //! `.pincer/skills.toml`: which skills are applied on this branch, the
 //! blob id of every file each left behind (so that removing a skill can tell
 //! whether the owner changed a file since), the `Cargo.toml` entries each
-//! added and the variables of its block in `.env.example` (so that removing
-//! it takes out those and no others).
+//! added, the lines it registered and the variables of its block in
+//! `.env.example` (so that removing it takes out those and no others).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
-use crate::manifest::walk_without_symlinks;
+use crate::manifest::{RegisterLine, walk_without_symlinks};
 
 /// The state file, relative to the repository's root.
 pub const STATE_FILE: &str = ".pincer/skills.toml";
@@ -31,6 +31,10 @@ pub struct AppliedSkill {
     /// that another applied skill had added): what removing it takes out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cargo: Vec<CargoAdded>,
+    /// The lines it put into registry blocks (its `register`): what
+    /// removing it takes out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub register: Vec<RegisterLine>,
     /// The variables of its block in `.env.example` (its `env`): the lines
     /// `NAME=` removing it takes out, with the block's first line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -145,3 +145,94 @@ fn the_skill_verbs_from_the_command_line() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+/// A repository with one commit, for the verbs that need no skill.
+fn one_commit_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Owner"]);
+    git(root, &["config", "user.email", "owner@example.org"]);
+    write(root, "README.md", "a fork\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "upstream"]);
+    dir
+}
+
+#[test]
+fn new_skill_scaffolds_a_pincer_skill_crate() {
+    let dir = one_commit_repo();
+    let root = dir.path();
+    let made = xtask(root, &["new-skill", "my-chat"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(String::from_utf8_lossy(&made.stdout).contains("scaffolded"));
+    let read =
+        |path: &str| std::fs::read_to_string(root.join("skills/my-chat").join(path)).unwrap();
+    let cargo = read("Cargo.toml");
+    assert!(
+        cargo.contains("name = \"pincer-skill-my-chat\"")
+            && cargo.contains("edition.workspace = true")
+            && cargo.contains("pincer-assistant = { path = \"../../assistant\" }")
+            && cargo.contains("[lints]\nworkspace = true"),
+        "{cargo}"
+    );
+    assert!(
+        read("src/lib.rs")
+            .contains("pub fn register(_registry: &mut pincer_assistant::Registry) {}")
+    );
+    assert!(read("tests/my-chat.rs").contains("#[ignore = \"write this skill's test\"]"));
+    assert!(read("SKILL.md").contains("cargo xtask remove-skill my-chat"));
+    let manifest = read("skill.toml");
+    assert!(
+        manifest.contains("[[crate]]\nmanifest = \"pincer/Cargo.toml\"\ndependencies = { pincer-skill-my-chat = { path = \"../skills/my-chat\" } }")
+            && manifest.contains("[[register]]\nfile = \"pincer/src/skills.rs\"\nline = \"pincer_skill_my_chat::register(registry);\"")
+            && manifest.contains("test = \"cargo test -p pincer-skill-my-chat\""),
+        "{manifest}"
+    );
+    let shown = xtask(root, &["show-skill", "my-chat"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("package   pincer-skill-my-chat in skills/my-chat/")
+            && shown.contains("new deps  unknown: there is no Cargo.lock"),
+        "{shown}"
+    );
+    let again = xtask(root, &["new-skill", "my-chat"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+}
+
+#[test]
+fn update_takes_flags_as_flags_and_up_to_date_is_no_failure() {
+    let dir = one_commit_repo();
+    let root = dir.path();
+    let help = xtask(root, &["update", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: cargo xtask"));
+    for args in [
+        &["update", "--bogus"][..],
+        &["update", ".", "--ref", "--no-test"],
+    ] {
+        let refused = xtask(root, args);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.contains("usage: cargo xtask"), "{args:?}: {said}");
+        assert!(!said.contains("could not fetch"), "{args:?}: {said}");
+    }
+    let current = xtask(root, &["update", root.to_str().unwrap()]);
+    assert_eq!(
+        current.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&current.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&current.stdout).contains("main already has everything in"),
+        "{}",
+        String::from_utf8_lossy(&current.stdout)
+    );
+    assert_eq!(git(root, &["branch", "--list", "update/*"]), "");
+}

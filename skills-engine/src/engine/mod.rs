@@ -1,0 +1,427 @@
+//! The verbs: list, show, diff, apply (with --continue/--abort), remove,
+//! update, upstream-diff, new-skill, one file each (or close group). Every
+//! verb that changes anything works on a branch of its own and refuses a
+//! dirty tree; bad input changes nothing.
+//!
+//! This file holds the engine itself, the types its verbs share and the git
+//! and file helpers they all use.
+
+mod apply;
+mod cargo_edit;
+mod list;
+mod new_skill;
+mod package;
+mod plan;
+pub(crate) mod register;
+mod remove;
+mod update;
+mod upstream_diff;
+
+pub use new_skill::Scaffold;
+pub use package::{NewDependencies, SkillPackage};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use git2::{BranchType, IndexAddOption, Oid, Repository, Signature};
+use serde::{Deserialize, Serialize};
+
+use crate::SkillError;
+use crate::manifest::walk_without_symlinks;
+use crate::state::CargoAdded;
+
+/// The trailer that marks the commits the engine makes.
+pub const TRAILER: &str = "Pincer-Skill";
+
+/// What a planned change to one file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileChange {
+    /// A file the skill adds.
+    Add,
+    /// A file the skill modifies (three-way merged).
+    Modify,
+    /// A `Cargo.toml` edited structurally.
+    Manifest,
+    /// `.env.example`: the skill's block of variables put in (by apply-skill)
+    /// or taken out (by remove-skill; when nothing else is left, the file goes).
+    EnvExample,
+    /// A file removed (by remove-skill).
+    Delete,
+    /// `.pincer/skills.toml`, the record of what is applied.
+    State,
+    /// A source file of the owner's build: the skill's `[[register]]` line
+    /// put into (or taken out of) the block between its `apply-skill: begin`
+    /// and `apply-skill: end` lines.
+    Register,
+}
+
+/// One file's planned content.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    /// Relative to the root.
+    pub path: String,
+    /// What kind of change.
+    pub change: FileChange,
+    /// The content now (`None`: no such file).
+    pub before: Option<Vec<u8>>,
+    /// The content after (`None`: the file goes).
+    pub after: Option<Vec<u8>>,
+    /// Whether the merge left conflict markers.
+    pub conflicted: bool,
+}
+
+/// A skill in `skills/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillListing {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// One line about it.
+    pub description: String,
+    /// Whether it is applied on this branch (and at which version).
+    pub applied: Option<String>,
+}
+
+/// How an apply (or remove) ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Committed on the review branch.
+    Committed {
+        /// The review branch.
+        branch: String,
+        /// The branch it started from.
+        from: String,
+        /// The commit.
+        commit: String,
+        /// `  A path (+n -m)` lines.
+        summary: Vec<String>,
+    },
+    /// Conflicts left in the working tree of the review branch.
+    Conflicts {
+        /// The review branch.
+        branch: String,
+        /// Each conflicted file and its conflicting hunks.
+        files: Vec<(String, String)>,
+    },
+}
+
+/// What `update` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateReport {
+    /// The review branch.
+    pub branch: String,
+    /// Files the upstream merge left conflicted.
+    pub conflicts: Vec<String>,
+    /// Per applied skill: the files it touches that upstream changed, and
+    /// whether its test passed on the merged tree (`None`: not run).
+    pub skills: Vec<(String, Vec<String>, Option<bool>)>,
+}
+
+/// An operation waiting for the owner (conflicts, a failed test).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pending {
+    op: String,
+    name: String,
+    version: String,
+    from: String,
+    branch: String,
+    files: Vec<String>,
+    /// For an update: the full id of the upstream commit it merges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    upstream: Option<String>,
+    /// For an apply: what it added to `Cargo.toml` files.
+    #[serde(default)]
+    cargo: Vec<CargoAdded>,
+}
+
+impl Pending {
+    /// An operation about to land on `branch` (`from` and `files` are filled
+    /// in when it does).
+    fn new(op: &str, name: &str, version: &str, branch: String) -> Self {
+        Self {
+            op: op.into(),
+            name: name.to_owned(),
+            version: version.to_owned(),
+            from: String::new(),
+            branch,
+            files: Vec::new(),
+            upstream: None,
+            cargo: Vec::new(),
+        }
+    }
+}
+
+/// The engine, on one repository.
+pub struct Engine {
+    repo: Repository,
+    root: PathBuf,
+}
+
+impl Engine {
+    /// Opens the repository containing `dir`.
+    pub fn open(dir: &Path) -> Result<Self, SkillError> {
+        let repo = Repository::discover(dir)?;
+        let root = repo
+            .workdir()
+            .ok_or_else(|| SkillError::Refused("a bare repository has no working tree".into()))?
+            .to_owned();
+        Ok(Self { repo, root })
+    }
+
+    /// The working tree's root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether `path` is in the index (tracked; the tree is clean when it
+    /// matters, so as in HEAD).
+    fn tracked(&self, path: &str) -> Result<bool, SkillError> {
+        Ok(self.repo.index()?.get_path(Path::new(path), 0).is_some())
+    }
+
+    /// Refuses to write (or delete) `path` through a symlink in the fork: a
+    /// symlinked folder on the way, or a symlink where the file is. (`path`
+    /// is relative and has no `..`: the manifest was checked.)
+    fn check_target(&self, path: &str) -> Result<(), SkillError> {
+        walk_without_symlinks(&self.root, path)
+            .map_err(|why| SkillError::Refused(format!("{path} in this fork: {why}")))?;
+        Ok(())
+    }
+
+    /// Refuses to start while another operation waits for the owner.
+    fn check_no_pending(&self) -> Result<(), SkillError> {
+        match self.load_pending()? {
+            Some(pending) => Err(SkillError::Refused(format!(
+                "an {} of {} is in progress: finish it with --continue or undo it with --abort",
+                pending.op, pending.name
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn check_clean(&self) -> Result<(), SkillError> {
+        let mut options = git2::StatusOptions::new();
+        options
+            .include_untracked(true)
+            .include_ignored(false)
+            .recurse_untracked_dirs(true);
+        let statuses = self.repo.statuses(Some(&mut options))?;
+        let dirty: Vec<String> = statuses
+            .iter()
+            .filter(|s| s.status() != git2::Status::CURRENT)
+            .filter_map(|s| s.path().ok().map(str::to_owned))
+            .collect();
+        if dirty.is_empty() {
+            Ok(())
+        } else {
+            Err(SkillError::Dirty(dirty))
+        }
+    }
+
+    fn pending_path(&self) -> PathBuf {
+        self.repo.path().join("pincer-skill-pending.toml")
+    }
+
+    fn load_pending(&self) -> Result<Option<Pending>, SkillError> {
+        let path = self.pending_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map(Some)
+                .map_err(|err| SkillError::Manifest {
+                    path,
+                    message: err.to_string(),
+                }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(SkillError::Io { path, source: err }),
+        }
+    }
+
+    fn save_pending(&self, pending: &Pending) -> Result<(), SkillError> {
+        let path = self.pending_path();
+        let text = toml::to_string(pending).map_err(|err| SkillError::Refused(err.to_string()))?;
+        std::fs::write(&path, text).map_err(SkillError::io(&path))
+    }
+
+    fn remove_pending(&self) -> Result<(), SkillError> {
+        std::fs::remove_file(self.pending_path()).map_err(SkillError::io(self.pending_path()))
+    }
+
+    fn current_branch(&self) -> Result<String, SkillError> {
+        let head = self.repo.head()?;
+        if !head.is_branch() {
+            return Err(SkillError::Refused(
+                "HEAD is detached; check out your branch first".into(),
+            ));
+        }
+        Ok(head.name().unwrap_or_default().to_owned())
+    }
+
+    fn start_branch(&self, branch: &str) -> Result<String, SkillError> {
+        if self.repo.find_branch(branch, BranchType::Local).is_ok() {
+            return Err(SkillError::Refused(format!(
+                "the branch {branch} exists already (merge or delete it first)"
+            )));
+        }
+        let from = self.current_branch()?;
+        let head = self.repo.head()?.peel_to_commit()?;
+        self.repo.branch(branch, &head, false)?;
+        self.repo.set_head(&format!("refs/heads/{branch}"))?;
+        Ok(from)
+    }
+
+    fn write_planned(&self, planned: &[PlannedFile]) -> Result<(), SkillError> {
+        for file in planned {
+            let path = self.root.join(&file.path);
+            match &file.after {
+                Some(content) => {
+                    if let Some(parent) = path.parent() {
+                        std::fs::create_dir_all(parent).map_err(SkillError::io(parent))?;
+                    }
+                    std::fs::write(&path, content).map_err(SkillError::io(&path))?;
+                }
+                None => {
+                    if path.exists() {
+                        std::fs::remove_file(&path).map_err(SkillError::io(&path))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run_test(&self, test: &str) -> Result<(), SkillError> {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(test)
+            .current_dir(&self.root)
+            .status()
+            .map_err(SkillError::io("sh"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(SkillError::TestFailed {
+                command: test.to_owned(),
+                status: status.to_string(),
+            })
+        }
+    }
+
+    fn signature(&self) -> Signature<'static> {
+        self.repo
+            .signature()
+            .or_else(|_| Signature::now("pincer skills", "skills@pincer.invalid"))
+            .unwrap_or_else(|_| unreachable_signature())
+    }
+
+    /// Commits the whole working tree on HEAD (and `merged`, a second parent).
+    fn commit_all(
+        &self,
+        message: &str,
+        merged: Option<&git2::Commit<'_>>,
+    ) -> Result<Oid, SkillError> {
+        let mut index = self.repo.index()?;
+        index.add_all(["*"].iter(), IndexAddOption::DEFAULT, None)?;
+        index.update_all(["*"].iter(), None)?;
+        index.write()?;
+        let tree = self.repo.find_tree(index.write_tree()?)?;
+        let parent = self.repo.head()?.peel_to_commit()?;
+        let mut parents = vec![&parent];
+        parents.extend(merged);
+        let signature = self.signature();
+        Ok(self.repo.commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &tree,
+            &parents,
+        )?)
+    }
+
+    /// `  A path (+n -m)` for each file that differs between `from` and `commit`.
+    fn summary(&self, from: &str, commit: Oid) -> Result<Vec<String>, SkillError> {
+        let old = self.repo.revparse_single(from)?.peel_to_tree()?;
+        let new = self.repo.find_commit(commit)?.tree()?;
+        let diff = self.repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+        let mut lines = Vec::new();
+        for index in 0..diff.deltas().len() {
+            if let Some(patch) = git2::Patch::from_diff(&diff, index)? {
+                let delta = patch.delta();
+                let (_, added, removed) = patch.line_stats()?;
+                let status = match delta.status() {
+                    git2::Delta::Added => "A",
+                    git2::Delta::Deleted => "D",
+                    _ => "M",
+                };
+                lines.push(format!(
+                    "  {status} {} (+{added} -{removed})",
+                    delta_path(&delta)
+                ));
+            }
+        }
+        Ok(lines)
+    }
+}
+
+/// The path a diff's delta is about (the new one, or the old one when the
+/// file went).
+fn delta_path(delta: &git2::DiffDelta<'_>) -> String {
+    delta
+        .new_file()
+        .path()
+        .or(delta.old_file().path())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn blob_id(content: &[u8]) -> Result<String, SkillError> {
+    Ok(Oid::hash_object(git2::ObjectType::Blob, content)?.to_string())
+}
+
+fn unreachable_signature() -> Signature<'static> {
+    // Signature::now only fails on a name or e-mail with `<`/`>` or a clock
+    // before 1970; ours are constants, and time is what it is.
+    #[allow(clippy::expect_used)]
+    Signature::new(
+        "pincer skills",
+        "skills@pincer.invalid",
+        &git2::Time::new(0, 0),
+    )
+    .expect("a constant, valid signature")
+}
+
+/// A file's content as text.
+fn utf8(path: &str, content: Vec<u8>) -> Result<String, SkillError> {
+    String::from_utf8(content).map_err(|_| SkillError::Refused(format!("{path}: not UTF-8")))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SkillError> {
+    std::fs::read(path).map_err(SkillError::io(path))
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, SkillError> {
+    match std::fs::read(path) {
+        Ok(content) => Ok(Some(content)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SkillError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The content a planned edit starts from: the file as an earlier step of
+/// the same plan left it (taken out of `planned`, the new step replaces it),
+/// else as it is on disk.
+fn take_planned(
+    planned: &mut Vec<PlannedFile>,
+    root: &Path,
+    path: &str,
+) -> Result<Vec<u8>, SkillError> {
+    match planned.iter().position(|p| p.path == path) {
+        Some(index) => Ok(planned.remove(index).after.unwrap_or_default()),
+        None => read(&root.join(path)),
+    }
+}
