@@ -3,7 +3,7 @@
 //! two skills give the same file whichever is applied first). Lines the
 //! engine did not write are never changed or taken out.
 
-use crate::manifest::valid_name;
+use crate::names::valid_name;
 
 /// The file, relative to the repository's root.
 pub const ENV_EXAMPLE: &str = ".env.example";
@@ -23,13 +23,6 @@ fn header_name(line: &str) -> Option<&str> {
 /// A line without its line ending.
 fn content(line: &str) -> &str {
     line.trim_end_matches('\n').trim_end_matches('\r')
-}
-
-/// A variable name as a shell and a dotenv loader take it: ASCII letters,
-/// digits and `_`, not starting with a digit.
-pub(crate) fn valid_variable(name: &str) -> bool {
-    name.bytes().next().is_some_and(|b| !b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// `text` with the block of `skill` (a line `NAME=` for each variable, in
@@ -117,6 +110,7 @@ pub(crate) fn remove_block(text: &str, skill: &str, variables: &[String]) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::valid_variable;
 
     fn vars(names: &[&str]) -> Vec<String> {
         names.iter().map(|n| (*n).to_owned()).collect()

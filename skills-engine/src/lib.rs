@@ -32,6 +32,7 @@ mod engine;
 mod env_example;
 mod manifest;
 mod merge;
+mod names;
 mod state;
 
 pub use engine::{

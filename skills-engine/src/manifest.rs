@@ -7,8 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
-use crate::engine::register::check_line;
-use crate::env_example::{ENV_EXAMPLE, valid_variable};
+use crate::env_example::ENV_EXAMPLE;
+use crate::names::{valid_name, valid_variable};
 
 /// Edits to one `Cargo.toml`, applied structurally.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -240,14 +240,6 @@ impl SkillManifest {
     }
 }
 
-/// Skill names: lowercase letters, digits and `-`.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
 /// A path inside the repository: relative, no `..`, no root, no `.git`, not
 /// the engine's own `.pincer/`.
 pub(crate) fn check_relative(path: &str) -> Result<(), &'static str> {
@@ -327,4 +319,28 @@ fn check_package_file(dir: &Path, key: &str, file: &str) -> Result<(), String> {
 /// A full commit id: 40 hex digits.
 fn full_commit_id(id: &str) -> bool {
     id.len() == 40 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What the first line of the block contains.
+pub(crate) const BEGIN: &str = "apply-skill: begin";
+/// What the last line of the block contains.
+pub(crate) const END: &str = "apply-skill: end";
+
+/// A `[[register]]` line as skill.toml may have it: one line of text, not
+/// empty, without surrounding spaces (the engine indents it) and without a
+/// marker of the block.
+pub(crate) fn check_line(line: &str) -> Result<(), &'static str> {
+    if line.trim().is_empty() {
+        return Err("is empty");
+    }
+    if line.contains(['\n', '\r']) {
+        return Err("is more than one line");
+    }
+    if line.trim() != line {
+        return Err("has spaces around it (the engine indents it like the block)");
+    }
+    if line.contains(BEGIN) || line.contains(END) {
+        return Err("contains a marker of the block");
+    }
+    Ok(())
 }

@@ -23,7 +23,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-const USAGE: &str = "usage: cargo xtask bench spawn|egress|e2e|flood|skills [--runs N] | bench tokens";
+const USAGE: &str =
+    "usage: cargo xtask bench spawn|egress|e2e|flood|skills [--runs N] | bench tokens";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -9,10 +9,11 @@ use git2::Repository;
 use super::cargo_edit::to_edit_value;
 use super::{Engine, delta_path};
 use crate::SkillError;
-use crate::env_example::{ENV_EXAMPLE, valid_variable};
+use crate::env_example::ENV_EXAMPLE;
 use crate::manifest::{
-    CrateEdit, RegisterLine, SkillManifest, check_relative, valid_name, walk_without_symlinks,
+    CrateEdit, RegisterLine, SkillManifest, check_relative, walk_without_symlinks,
 };
+use crate::names::{valid_name, valid_variable};
 
 /// What `new-skill` writes into `skills/<name>/` besides what it derives
 /// itself. In every string, `{name}` stands for the skill's name,

@@ -7,12 +7,8 @@
 
 use super::{Engine, FileChange, PlannedFile, read_optional, take_planned, utf8};
 use crate::SkillError;
+use crate::manifest::{BEGIN, END};
 use crate::manifest::{RegisterLine, SkillManifest, check_relative, walk_without_symlinks};
-
-/// What the first line of the block contains.
-pub(crate) const BEGIN: &str = "apply-skill: begin";
-/// What the last line of the block contains.
-pub(crate) const END: &str = "apply-skill: end";
 
 /// A line without its line ending and indentation.
 fn content(line: &str) -> &str {
@@ -95,25 +91,6 @@ pub(crate) fn remove_line(text: &str, line: &str) -> Result<String, String> {
         lines.remove(at);
     }
     Ok(lines.concat())
-}
-
-/// A `[[register]]` line as skill.toml may have it: one line of text, not
-/// empty, without surrounding spaces (the engine indents it) and without a
-/// marker of the block.
-pub(crate) fn check_line(line: &str) -> Result<(), &'static str> {
-    if line.trim().is_empty() {
-        return Err("is empty");
-    }
-    if line.contains(['\n', '\r']) {
-        return Err("is more than one line");
-    }
-    if line.trim() != line {
-        return Err("has spaces around it (the engine indents it like the block)");
-    }
-    if line.contains(BEGIN) || line.contains(END) {
-        return Err("contains a marker of the block");
-    }
-    Ok(())
 }
 
 impl Engine {
@@ -204,6 +181,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::check_line;
 
     const FILE: &str = "pub fn register(registry: &mut Registry) {\n    // apply-skill: begin\n    // apply-skill: end\n}\n";
 
