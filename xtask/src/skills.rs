@@ -229,11 +229,32 @@ rust-version.workspace = true
 license.workspace = true
 publish.workspace = true
 
+# The pincer binary with only this skill linked, for the skill's own tests
+# (never built into the owner's pincer).
+[[bin]]
+name = "pincer-skill-{name}-host"
+path = "host.rs"
+test = false
+bench = false
+doc = false
+
 [dependencies]
 pincer-assistant = { path = "../../assistant" }
+pincer-cli = { path = "../../cli" }
+
+[dev-dependencies]
+pincer-test-support = { path = "../../tests/support" }
 
 [lints]
 workspace = true
+"#;
+
+const HOST_RS: &str = r#"//! The `pincer` binary with only the {name} skill linked: what this skill's
+//! tests run (`support::use_host`), so they go through the real host.
+
+fn main() -> std::process::ExitCode {
+    pincer_cli::main(pincer_skill_{name_snake}::register)
+}
 "#;
 
 const LIB_RS: &str = r#"//! The {name} skill: TODO, what it adds to Pincer.
@@ -247,11 +268,15 @@ pub fn register(_registry: &mut pincer_assistant::Registry) {}
 "#;
 
 const TEST_RS: &str = r#"//! The {name} skill's test: `cargo test -p pincer-skill-{name}`, which
-//! apply-skill runs.
+//! apply-skill runs, against the real host with the skill linked.
+
+use pincer_test_support as support;
 
 #[test]
 #[ignore = "write this skill's test"]
-fn the_skill_does_what_skill_md_says() {}
+fn the_skill_does_what_skill_md_says() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-{name}-host"));
+}
 "#;
 
 const SKILL_MD: &str = "---\nname: {name}\ndescription: TODO\n---\n\n# {name}\n\n\
@@ -268,6 +293,7 @@ fn scaffold() -> anyhow::Result<Scaffold> {
         files: vec![
             ("Cargo.toml".into(), CARGO_TOML.into()),
             ("src/lib.rs".into(), LIB_RS.into()),
+            ("host.rs".into(), HOST_RS.into()),
             ("tests/{name}.rs".into(), TEST_RS.into()),
             ("SKILL.md".into(), SKILL_MD.into()),
         ],
@@ -280,6 +306,6 @@ fn scaffold() -> anyhow::Result<Scaffold> {
             file: "pincer/src/skills.rs".into(),
             line: "pincer_skill_{name_snake}::register(registry);".into(),
         }],
-        test: Some("cargo test -p pincer-skill-{name}".into()),
+        test: Some("cargo build -p pincer && cargo test -p pincer-skill-{name}".into()),
     })
 }

@@ -184,13 +184,21 @@ fn new_skill_scaffolds_a_pincer_skill_crate() {
         read("src/lib.rs")
             .contains("pub fn register(_registry: &mut pincer_assistant::Registry) {}")
     );
-    assert!(read("tests/my-chat.rs").contains("#[ignore = \"write this skill's test\"]"));
+    let test = read("tests/my-chat.rs");
+    assert!(
+        test.contains("#[ignore = \"write this skill's test\"]")
+            && test.contains("env!(\"CARGO_BIN_EXE_pincer-skill-my-chat-host\")"),
+        "{test}"
+    );
+    assert!(read("host.rs").contains("pincer_cli::main(pincer_skill_my_chat::register)"));
     assert!(read("SKILL.md").contains("cargo xtask remove-skill my-chat"));
     let manifest = read("skill.toml");
     assert!(
         manifest.contains("[[crate]]\nmanifest = \"pincer/Cargo.toml\"\ndependencies = { pincer-skill-my-chat = { path = \"../skills/my-chat\" } }")
             && manifest.contains("[[register]]\nfile = \"pincer/src/skills.rs\"\nline = \"pincer_skill_my_chat::register(registry);\"")
-            && manifest.contains("test = \"cargo test -p pincer-skill-my-chat\""),
+            && manifest.contains(
+                "test = \"cargo build -p pincer && cargo test -p pincer-skill-my-chat\""
+            ),
         "{manifest}"
     );
     let shown = xtask(root, &["show-skill", "my-chat"]);
