@@ -34,7 +34,7 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<()> {
         )?)
     }
 
-    let measure = |divergence: usize| -> anyhow::Result<Vec<Duration>> {
+    let measure = |divergence: usize, name: &str| -> anyhow::Result<Vec<Duration>> {
         let dir = tempfile_dir()?;
         let root = dir.as_path();
         let repo = Repository::init(root)?;
@@ -64,7 +64,33 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<()> {
                      adds = [\"core/src/demo.rs\"]\nmodifies = [\"core/src/m0.rs\", \"core/src/m1.rs\", \"core/src/m2.rs\"]\n"
             ),
         )?;
-        commit_all(&repo, "add the skill")?;
+        // The same skill as a crate, linked: a dependency and a registry line.
+        let linked = root.join("skills/linked");
+        std::fs::create_dir_all(linked.join("src"))?;
+        std::fs::create_dir_all(root.join("pincer/src"))?;
+        std::fs::write(
+            root.join("pincer/Cargo.toml"),
+            "[package]\nname = \"pincer\"\n\n[dependencies]\n",
+        )?;
+        std::fs::write(
+            root.join("pincer/src/skills.rs"),
+            "pub(crate) fn register(registry: &mut Registry) {\n    // apply-skill: begin\n    // apply-skill: end\n}\n",
+        )?;
+        std::fs::write(
+            linked.join("Cargo.toml"),
+            "[package]\nname = \"pincer-skill-linked\"\n",
+        )?;
+        std::fs::write(linked.join("src/lib.rs"), "pub fn register() {}\n")?;
+        std::fs::write(linked.join("SKILL.md"), "# linked\n")?;
+        std::fs::write(
+            linked.join("skill.toml"),
+            "name = \"linked\"\nversion = \"1.0.0\"\ndescription = \"bench\"\n\
+             [[crate]]\nmanifest = \"pincer/Cargo.toml\"\n\
+             dependencies = { pincer-skill-linked = { path = \"../skills/linked\" } }\n\
+             [[register]]\nfile = \"pincer/src/skills.rs\"\n\
+             line = \"pincer_skill_linked::register(registry);\"\n",
+        )?;
+        commit_all(&repo, "add the skills")?;
         // The owner's divergence: commits editing the files the skill modifies (other lines) and others.
         for c in 0..divergence {
             let file = root.join(format!("core/src/m{}.rs", c % 50));
@@ -81,7 +107,7 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<()> {
         let mut times = Vec::new();
         for _ in 0..runs {
             let started = Instant::now();
-            let outcome = engine.apply("demo", false)?;
+            let outcome = engine.apply(name, false)?;
             times.push(started.elapsed());
             let ApplyOutcome::Committed { from, branch, .. } = outcome else {
                 bail!("the bench skill conflicted")
@@ -99,27 +125,25 @@ pub(crate) fn run(runs: usize) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(root);
         Ok(times)
     };
-    let mut fresh = measure(0)?;
-    let mut diverged = measure(500)?;
-    let (fresh_median, diverged_median) =
-        (percentile(&mut fresh, 50), percentile(&mut diverged, 50));
-    println!("bench skills: apply-skill (3 merged files, 1 added, 50-file fork), {runs} runs each");
-    println!("{:<40} {:>10}", "", "median");
+    println!("bench skills: apply-skill on a 50-file fork, {runs} runs each (median)");
     println!(
-        "{:<40} {:>8.1}ms",
-        "fork at the skill's base",
-        ms(fresh_median)
+        "{:<44} {:>10} {:>14} {:>8}",
+        "", "at base", "500 commits", "ratio"
     );
-    println!(
-        "{:<40} {:>8.1}ms",
-        "fork 500 commits of divergence away",
-        ms(diverged_median)
-    );
-    println!(
-        "{:<40} {:>10.2}",
-        "ratio (500 commits / none)",
-        ms(diverged_median) / ms(fresh_median)
-    );
+    for (skill, what) in [
+        ("linked", "a crate linked (dependency, registry line)"),
+        ("demo", "3 files merged, 1 added"),
+    ] {
+        let mut fresh = measure(0, skill)?;
+        let mut diverged = measure(500, skill)?;
+        let (fresh, diverged) = (percentile(&mut fresh, 50), percentile(&mut diverged, 50));
+        println!(
+            "{what:<44} {:>8.1}ms {:>12.1}ms {:>8.2}",
+            ms(fresh),
+            ms(diverged),
+            ms(diverged) / ms(fresh)
+        );
+    }
     Ok(())
 }
 
