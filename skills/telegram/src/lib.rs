@@ -6,9 +6,9 @@
 //! update is confirmed to Telegram (by the next `offset`) only after the
 //! daemon stored its message, so a crash loses none.
 //!
-//! A thin client of our own on the host's hyper and rustls rather than a bot
-//! framework: three methods (`getUpdates`, `sendMessage`, `sendChatAction`)
-//! do not earn a dependency tree of their own.
+//! A thin client of our own on hyper and rustls (the host's one TLS stack,
+//! rustls on ring) rather than a bot framework: three methods (`getUpdates`,
+//! `sendMessage`, `sendChatAction`) do not earn a dependency tree of their own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +21,21 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::channel::{BoxFuture, Channel, ChannelError, Inbox};
-use crate::store::MAIN_CHAT;
+use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
+use pincer_assistant::registry::Env;
+use pincer_store::MAIN_CHAT;
 
 /// Telegram's limit on one message's text.
 const MAX_TEXT_CHARS: usize = 4096;
 /// Seconds a `getUpdates` call waits for news.
 const POLL_SECONDS: u64 = 25;
+
+/// Links the channel into a `pincer` build: the line `cargo xtask apply-skill
+/// telegram` writes in `pincer/src/skills.rs`. The channel runs only where
+/// `TELEGRAM_BOT_TOKEN` is set: linked but not configured, it stays off.
+pub fn register(registry: &mut pincer_assistant::Registry) {
+    registry.add_channel(TelegramChannel::from_env);
+}
 
 /// The channel.
 pub struct TelegramChannel {
@@ -40,7 +48,7 @@ impl TelegramChannel {
     /// The channel, if `TELEGRAM_BOT_TOKEN` is set (`TELEGRAM_API_URL`
     /// defaults to the public Bot API; `TELEGRAM_OWNER_ID` maps the owner's
     /// private chat to the main group).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Arc<dyn Channel>> {
+    pub fn from_env(env: Env<'_>) -> Option<Arc<dyn Channel>> {
         let token = env("TELEGRAM_BOT_TOKEN").filter(|t| !t.trim().is_empty())?;
         let api = env("TELEGRAM_API_URL").unwrap_or_else(|| "https://api.telegram.org".into());
         let owner = env("TELEGRAM_OWNER_ID").and_then(|id| id.trim().parse().ok());

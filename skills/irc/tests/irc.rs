@@ -1,7 +1,7 @@
 //! The IRC channel against a real IRC server (Debian's ngircd) on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -113,6 +113,7 @@ impl Person {
 
 #[test]
 fn a_channel_and_the_owners_private_messages_are_answered_on_irc() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-irc-host"));
     let server = IrcServer::start();
     let install = Installation::new();
     let added = install

@@ -3,7 +3,7 @@
 //! real service cannot be reached from here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use pincer_test_support as support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -130,6 +130,7 @@ impl FakeTelegram {
 
 #[test]
 fn group_chats_and_the_owners_private_chat_are_answered_on_telegram() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-telegram-host"));
     let install = Installation::new();
     let added = install
         .pincer("http://127.0.0.1:1")

@@ -14,11 +14,19 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex;
 
-use crate::channel::{BoxFuture, Channel, ChannelError, Inbox};
-use crate::store::MAIN_CHAT;
+use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
+use pincer_assistant::registry::Env;
+use pincer_store::MAIN_CHAT;
 
 /// Longest text of one PRIVMSG line we send (the whole line must fit in 512 bytes).
 const MAX_LINE_BYTES: usize = 400;
+
+/// Links the channel into a `pincer` build: the line `cargo xtask apply-skill
+/// irc` writes in `pincer/src/skills.rs`. The channel runs only where
+/// `IRC_SERVER` is set: linked but not configured, it stays off.
+pub fn register(registry: &mut pincer_assistant::Registry) {
+    registry.add_channel(IrcChannel::from_env);
+}
 
 /// The channel.
 pub struct IrcChannel {
@@ -33,7 +41,7 @@ impl IrcChannel {
     /// The channel, if `IRC_SERVER` (`host:port`) is set; `IRC_NICK` (default
     /// `pincer`), `IRC_CHANNELS` (comma-separated, to join) and
     /// `IRC_OWNER_NICK` (whose private messages are the main group).
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Arc<dyn Channel>> {
+    pub fn from_env(env: Env<'_>) -> Option<Arc<dyn Channel>> {
         let server = env("IRC_SERVER").filter(|s| !s.trim().is_empty())?;
         Some(Arc::new(Self {
             server,
