@@ -302,7 +302,7 @@ fn the_crate_graph_is_the_architecture() {
         "pincer-socket",
         "pincer-assistant",
         "pincer-protocol",
-        // Only for the skill's test host binary (tests/host.rs).
+        // Only for the skill's test host binary (host.rs).
         "pincer-cli",
     ];
     const OWNED: &[(&str, &str)] = &[
