@@ -8,10 +8,19 @@
 //! runner's tool loop works unchanged, and the key stays on the host
 //! (`Authorization: Bearer`).
 
+use std::sync::Arc;
+
 use hyper::header::{AUTHORIZATION, HeaderName};
+use pincer_assistant::Registry;
+use pincer_socket::gateway::Provider;
 use serde_json::{Value, json};
 
-use crate::gateway::Provider;
+/// Links the provider as `openai`: with `model_provider = "openai"`, the
+/// gateway sends each model request through it (the binary's registry file
+/// calls this, one line).
+pub fn register(registry: &mut Registry) {
+    registry.add_provider("openai", Arc::new(OpenAiCompatible));
+}
 
 /// The provider.
 #[derive(Debug, Clone, Copy, Default)]
@@ -200,5 +209,12 @@ mod tests {
         assert_eq!(answer["stop_reason"], "tool_use");
         assert_eq!(answer["content"][0]["input"], json!({"command": "pwd"}));
         assert_eq!(answer["usage"]["output_tokens"], 4);
+    }
+
+    #[test]
+    fn register_links_the_provider_as_openai() {
+        let registry = Registry::with(register);
+        let provider = registry.provider("openai").unwrap().unwrap();
+        assert_eq!(provider.path(), "/v1/chat/completions");
     }
 }

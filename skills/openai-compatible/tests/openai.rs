@@ -3,8 +3,7 @@
 //! included) on loopback, as Ollama or vLLM would.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-
+use pincer_test_support as support;
 use serde_json::{Value, json};
 use support::*;
 
@@ -19,6 +18,7 @@ fn chat_answer(message: Value, finish: &str) -> (u16, Value) {
 
 #[test]
 fn the_tool_loop_runs_over_chat_completions_with_the_key_on_the_host() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-openai-compatible-host"));
     let install = Installation::new();
     let model = ScriptedModel::start(vec![
         Box::new(|_: &Recorded| {
@@ -90,6 +90,7 @@ fn the_tool_loop_runs_over_chat_completions_with_the_key_on_the_host() {
 
 #[test]
 fn a_provider_error_comes_back_as_an_agent_failure() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-openai-compatible-host"));
     let install = Installation::new();
     let model = ScriptedModel::start(vec![Box::new(|_: &Recorded| {
         (

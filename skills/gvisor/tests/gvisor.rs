@@ -8,10 +8,9 @@
     clippy::print_stderr
 )]
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
+use pincer_test_support as support;
 use serde_json::{Value, json};
 use support::*;
 
@@ -26,6 +25,7 @@ fn runsc_registered() -> bool {
 
 #[test]
 fn doctor_reports_whether_runsc_is_registered() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-gvisor-host"));
     let install = Installation::new();
     let output = install
         .pincer("http://127.0.0.1:1")
@@ -56,6 +56,7 @@ fn doctor_reports_whether_runsc_is_registered() {
 
 #[test]
 fn agents_run_under_gvisor() {
+    support::use_host(env!("CARGO_BIN_EXE_pincer-skill-gvisor-host"));
     if !runsc_registered() {
         eprintln!(
             "SKIPPED agents_run_under_gvisor: runsc is not registered with this engine \

@@ -6,7 +6,24 @@
 //! containers have no network and reach the host through a Unix socket, so
 //! runsc must run with `--network=none` and `--host-uds=open`.
 
-use crate::sandbox::EngineFacts;
+use pincer_assistant::Registry;
+use pincer_assistant::config::Settings;
+use pincer_assistant::registry::Check;
+use pincer_core::sandbox::EngineFacts;
+
+/// Adds the checks below to `pincer doctor` (the binary's registry file
+/// calls this, one line).
+pub fn register(registry: &mut Registry) {
+    registry.add_doctor_check(checks);
+}
+
+/// The doctor's checks for the runtime these settings choose.
+fn checks(settings: &Settings, facts: &EngineFacts) -> Vec<Check> {
+    doctor(settings.runtime.as_deref(), facts)
+        .into_iter()
+        .map(|(check, ok, detail)| Check { check, ok, detail })
+        .collect()
+}
 
 /// The runtime arguments Pincer's containers need under runsc.
 pub const REQUIRED_ARGS: &[&str] = &["--network=none", "--host-uds=open"];
@@ -83,5 +100,17 @@ mod tests {
         );
         assert!(good.iter().all(|c| c.1), "{good:?}");
         assert_eq!(good[1].2, "agents run under gVisor");
+    }
+
+    #[test]
+    fn register_adds_the_checks_to_the_doctor() {
+        let settings =
+            Settings::from_env(|name| (name == "PINCER_RUNTIME").then(|| "runsc".to_owned()))
+                .unwrap();
+        let registry = Registry::with(register);
+        let checks = registry.doctor(&settings, &facts(&[("runc", &[])]));
+        let names: Vec<_> = checks.iter().map(|c| (c.check.as_str(), c.ok)).collect();
+        assert_eq!(names, [("gvisor", false), ("gvisor use", true)]);
+        assert_eq!(checks[1].detail, "agents run under gVisor");
     }
 }
