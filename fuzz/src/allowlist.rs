@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pincer::mounts::{HostFacts, MountPolicy, MountRequest};
+use pincer_core::mounts::{HostFacts, MountPolicy, MountRequest};
 
 /// Parses `data` as a mount allowlist and, if it parses, decides a few requests.
 pub fn fuzz(data: &[u8]) {

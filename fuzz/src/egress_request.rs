@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use hyper::Uri;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
-use pincer::egress::LeakGuard;
-use pincer::egress::policy::{self, EgressRule};
+use pincer_socket::egress::LeakGuard;
+use pincer_socket::egress::policy::{self, EgressRule};
 
 /// The secret the leak guard looks for.
 pub const SECRET: &str = "sk-fuzz-SECRET-0123456789abcdef";

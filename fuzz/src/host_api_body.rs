@@ -6,10 +6,11 @@ use std::sync::OnceLock;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use pincer::gateway::Caller;
-use pincer::group::GroupName;
-use pincer::store::{MAIN_CHAT, Store};
-use pincer::{hostapi, scheduler};
+use pincer_core::group::GroupName;
+use pincer_socket::gateway::Caller;
+use pincer_socket::hostapi;
+use pincer_store::scheduler;
+use pincer_store::{MAIN_CHAT, Store};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -118,7 +119,7 @@ pub fn fuzz(data: &[u8]) {
     for caller in [&world.other, &world.main] {
         let reply = hostapi::handle(
             &world.store,
-            &pincer::budget::Limits::default(),
+            &pincer_socket::budget::Limits::default(),
             caller,
             action,
             body,

@@ -8,11 +8,11 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
 use hyper_util::rt::TokioIo;
-use pincer::egress::MAX_FORWARD_REQUEST_BYTES;
-use pincer::egress::policy;
-use pincer::gateway::MAX_REQUEST_BYTES;
-use pincer::gateway_check::{self, ModelPolicy};
-use pincer::hostapi;
+use pincer_socket::egress::MAX_FORWARD_REQUEST_BYTES;
+use pincer_socket::egress::policy;
+use pincer_socket::gateway::MAX_REQUEST_BYTES;
+use pincer_socket::gateway_check::{self, ModelPolicy};
+use pincer_socket::hostapi;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::egress_request::{self, check_match, head_bytes};
@@ -172,7 +172,7 @@ async fn host_api(
     let (store, caller) = (&world.host.store, &world.host.other);
     let reply = hostapi::handle(
         store,
-        &pincer::budget::Limits::default(),
+        &pincer_socket::budget::Limits::default(),
         caller,
         action,
         &body,

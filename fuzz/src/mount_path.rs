@@ -4,7 +4,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use pincer::mounts::{HostFacts, MountPolicy, MountRequest};
+use pincer_core::mounts::{HostFacts, MountPolicy, MountRequest};
 
 struct World {
     root: PathBuf,

@@ -1,6 +1,6 @@
 //! The body of the `runner_line` target (see `fuzz_targets/runner_line.rs`).
 
-use pincer::sandbox::MAX_LINE_BYTES;
+use pincer_core::sandbox::MAX_LINE_BYTES;
 use pincer_protocol::Event;
 use serde_json::Value;
 
