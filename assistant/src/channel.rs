@@ -9,6 +9,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+/// The main group's built-in chat id (`local:main`): a channel that serves
+/// the owner's private chat takes the main group's replies addressed to it
+/// and hands the owner's messages in under it.
+pub use pincer_store::MAIN_CHAT;
+
 /// A boxed future, so that the trait stays object-safe without a macro crate.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

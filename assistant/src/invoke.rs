@@ -281,7 +281,13 @@ impl Host {
             agent_bin: self.settings.agent_bin.clone(),
             busybox: self.settings.busybox.clone(),
         };
-        crate::image::ensure_image(&self.sandbox, &self.settings.image, &sources).await?;
+        crate::image::ensure_image(&self.sandbox, &self.settings.image, &sources)
+            .await
+            .map_err(|err| match err {
+                // The engine went away: a failure the daemon retries.
+                crate::image::ImageError::Sandbox(err) => InvokeError::Sandbox(err),
+                other => InvokeError::Image(other),
+            })?;
 
         let invocation_id =
             pincer_core::sandbox::random_hex(8).map_err(|source| InvokeError::Io {

@@ -2,14 +2,17 @@
 //! the `pincer` binary calls it from its one registry file
 //! (`pincer/src/skills.rs`), a line per skill that `cargo xtask apply-skill`
 //! writes. Through the registry a skill adds a channel, a model provider or a
-//! doctor check: nothing else of the assistant is open to it, and nothing of
-//! the core's containers and mounts at all.
+//! doctor check. A skill depends on this crate alone (`tests/tidy.rs` holds
+//! that): it cannot name the core, the store or the socket, only the types
+//! the assistant re-exports for it ([`EngineFacts`], [`Provider`],
+//! [`MAIN_CHAT`](crate::channel::MAIN_CHAT)) and the assistant's public API.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use pincer_core::sandbox::EngineFacts;
-use pincer_socket::gateway::{GatewayError, Provider};
+pub use pincer_core::sandbox::EngineFacts;
+use pincer_socket::gateway::GatewayError;
+pub use pincer_socket::gateway::Provider;
 
 use crate::channel::Channel;
 use crate::config::Settings;
@@ -66,7 +69,13 @@ impl Registry {
     }
 
     /// A model provider, chosen by `model_provider` in the configuration.
+    /// The first skill to register a name keeps it (skills that would both
+    /// claim one declare each other in `conflicts`).
     pub fn add_provider(&mut self, name: &'static str, provider: Arc<dyn Provider>) {
+        if self.providers.contains_key(name) || name == "anthropic" {
+            tracing::warn!("model provider {name:?} is registered already: the second is ignored");
+            return;
+        }
         self.providers.insert(name, provider);
     }
 
@@ -74,13 +83,13 @@ impl Registry {
         self.doctor.push(check);
     }
 
-    /// The channels this installation runs: the built-in local one (the
-    /// terminal and `pincer send`) and every linked channel that `env`
-    /// configures.
+    /// The linked channels that `env` configures (the daemon adds its
+    /// built-in local one: the terminal and `pincer send`).
     pub fn channels(&self, env: Env<'_>) -> Vec<Arc<dyn Channel>> {
-        let mut channels: Vec<Arc<dyn Channel>> = vec![Arc::new(crate::daemon::LocalChannel)];
-        channels.extend(self.channels.iter().filter_map(|factory| factory(env)));
-        channels
+        self.channels
+            .iter()
+            .filter_map(|factory| factory(env))
+            .collect()
     }
 
     /// The provider called `name` (`anthropic`: none, the Messages API as it is).
@@ -126,16 +135,11 @@ mod tests {
     }
 
     #[test]
-    fn the_local_channel_is_always_there_and_unconfigured_skills_stay_off() {
+    fn unconfigured_channel_skills_stay_off() {
         fn off(_: Env<'_>) -> Option<Arc<dyn Channel>> {
             None
         }
         let registry = Registry::with(|r| r.add_channel(off));
-        let names: Vec<_> = registry
-            .channels(&|_| None)
-            .iter()
-            .map(|c| c.name())
-            .collect();
-        assert_eq!(names, ["local"]);
+        assert!(registry.channels(&|_| None).is_empty());
     }
 }

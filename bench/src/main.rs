@@ -23,6 +23,7 @@
 //!   Pincer's breakpoints against the same requests without them.
 //!
 //! Benchmarks print ratios against a baseline measured in the same run, never
+//! absolute thresholds: the machine's speed cancels out.
 
 mod e2e;
 mod egress;

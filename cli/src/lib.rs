@@ -156,6 +156,15 @@ pub(crate) fn env(var: &str) -> Option<String> {
     std::env::var(var).ok()
 }
 
+/// What a channel skill may read of the environment: everything but the
+/// model key, which only the gateway holds.
+pub(crate) fn skill_env(var: &str) -> Option<String> {
+    match var {
+        "PINCER_MODEL_KEY" | "ANTHROPIC_API_KEY" => None,
+        _ => env(var),
+    }
+}
+
 /// The model key: `PINCER_MODEL_KEY` (any provider), else `ANTHROPIC_API_KEY`.
 pub(crate) fn model_key() -> Option<String> {
     env("PINCER_MODEL_KEY")

@@ -6,7 +6,7 @@ use pincer_assistant::daemon::Daemon;
 use pincer_assistant::invoke::Host;
 use pincer_core::sandbox::EngineEndpoint;
 
-use crate::{env, model_key};
+use crate::model_key;
 
 pub(crate) async fn start_daemon(
     paths: Paths,
@@ -24,7 +24,11 @@ pub(crate) async fn start_daemon(
         registry,
     )
     .await?;
-    Ok(Daemon::new(host, settings, registry.channels(&env)))
+    Ok(Daemon::new(
+        host,
+        settings,
+        registry.channels(&crate::skill_env),
+    ))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

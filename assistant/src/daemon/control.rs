@@ -34,7 +34,7 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 
 /// The built-in channel of `local:` chats: its replies are the daemon's
 /// events, which every watcher of the control socket receives.
-pub struct LocalChannel;
+pub(super) struct LocalChannel;
 
 impl Channel for LocalChannel {
     fn name(&self) -> &'static str {

@@ -29,7 +29,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 
-pub use control::{ControlClient, LocalChannel, control_socket};
+pub use control::{ControlClient, control_socket};
 
 use crate::channel::{Channel, ChannelError, Inbox};
 use crate::config::Settings;
@@ -105,7 +105,8 @@ impl std::fmt::Debug for Daemon {
 }
 
 impl Daemon {
-    /// A daemon over a started host.
+    /// A daemon over a started host, with the built-in local channel (the
+    /// terminal, `pincer send`) and `channels` (the linked skills').
     pub fn new(host: Host, settings: Settings, channels: Vec<Arc<dyn Channel>>) -> Arc<Self> {
         Self::with_clock(host, settings, channels, Arc::new(SystemClock))
     }
@@ -118,6 +119,9 @@ impl Daemon {
         clock: Arc<dyn Clock>,
     ) -> Arc<Self> {
         let store = Arc::clone(host.store());
+        let channels: Vec<Arc<dyn Channel>> = std::iter::once(Arc::new(control::LocalChannel) as _)
+            .chain(channels)
+            .collect();
         let (events, _) = broadcast::channel(1024);
         let (stopping, _) = watch::channel(false);
         Arc::new_cyclic(|me| Self {

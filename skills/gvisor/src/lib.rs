@@ -9,7 +9,7 @@
 use pincer_assistant::Registry;
 use pincer_assistant::config::Settings;
 use pincer_assistant::registry::Check;
-use pincer_core::sandbox::EngineFacts;
+use pincer_assistant::registry::EngineFacts;
 
 /// Adds the checks below to `pincer doctor` (the binary's registry file
 /// calls this, one line).

@@ -14,9 +14,9 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex;
 
+use pincer_assistant::channel::MAIN_CHAT;
 use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
 use pincer_assistant::registry::Env;
-use pincer_store::MAIN_CHAT;
 
 /// Longest text of one PRIVMSG line we send (the whole line must fit in 512 bytes).
 const MAX_LINE_BYTES: usize = 400;

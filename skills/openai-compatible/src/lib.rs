@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use hyper::header::{AUTHORIZATION, HeaderName};
 use pincer_assistant::Registry;
-use pincer_socket::gateway::Provider;
+use pincer_assistant::registry::Provider;
 use serde_json::{Value, json};
 
 /// Links the provider as `openai`: with `model_provider = "openai"`, the

@@ -21,9 +21,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
+use pincer_assistant::channel::MAIN_CHAT;
 use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
 use pincer_assistant::registry::Env;
-use pincer_store::MAIN_CHAT;
 
 /// Telegram's limit on one message's text.
 const MAX_TEXT_CHARS: usize = 4096;
