@@ -12,13 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pincer_core::group::GroupName;
-use pincer_store::Store;
 use serde_json::json;
 use support::*;
-
-fn store(install: &Installation) -> Store {
-    Store::open(&install.home().join("pincer.db")).unwrap()
-}
 
 /// Counts this installation's containers until stopped; the most seen at once.
 struct ContainerWatch {
@@ -54,18 +49,6 @@ impl ContainerWatch {
         self.thread.join().unwrap();
         self.most.load(Ordering::Relaxed)
     }
-}
-
-/// The text of the last user message of a request.
-fn last_prompt(request: &Recorded) -> String {
-    let json = request.json();
-    let messages = json["messages"].as_array().cloned().unwrap_or_default();
-    messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user" && m["content"].is_string())
-        .and_then(|m| m["content"].as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[test]

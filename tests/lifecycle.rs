@@ -10,25 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pincer_store::Store;
 use serde_json::json;
 use support::*;
-
-fn store(install: &Installation) -> Store {
-    Store::open(&install.home().join("pincer.db")).unwrap()
-}
-
-/// The text of the last user message of a request.
-fn last_prompt(request: &Recorded) -> String {
-    let json = request.json();
-    let messages = json["messages"].as_array().cloned().unwrap_or_default();
-    messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user" && m["content"].is_string())
-        .and_then(|m| m["content"].as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
 
 /// `pincer chat` in a real terminal (`script` gives it a pty).
 struct Terminal {

@@ -222,3 +222,8 @@ pub fn ensure_image() {
         );
     });
 }
+
+/// The installation's store, opened beside the host (WAL: both may write).
+pub fn store(install: &Installation) -> pincer_store::Store {
+    pincer_store::Store::open(&install.home().join("pincer.db")).unwrap()
+}

@@ -238,3 +238,15 @@ fn read_request(reader: &mut impl BufRead) -> Option<Recorded> {
         body,
     })
 }
+
+/// The text of the last user message of a request.
+pub fn last_prompt(request: &Recorded) -> String {
+    let json = request.json();
+    let messages = json["messages"].as_array().cloned().unwrap_or_default();
+    messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user" && m["content"].is_string())
+        .and_then(|m| m["content"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
