@@ -231,12 +231,17 @@ fn past_the_grace_period_the_container_is_killed_and_the_message_answered_after_
 /// `failures` container creations: an engine that fails, then recovers.
 struct FlakyEngine {
     socket: std::path::PathBuf,
-    creates: Arc<AtomicUsize>,
+    hits: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
+/// Which requests a `FlakyEngine` fails (and counts in `hits`): (method, a part of the path).
+type Request = (&'static [u8], &'static [u8]);
+const CREATE: Request = (b"POST ", b"/containers/create");
+const IMAGE_LOOKUP: Request = (b"GET ", b"/images/");
+
 impl FlakyEngine {
-    fn start(failures: usize) -> Self {
+    fn start(failures: usize, (method, path): Request) -> Self {
         use std::io::{Read, Write};
         use std::os::unix::net::{UnixListener, UnixStream};
         let engine = std::env::var("DOCKER_HOST")
@@ -249,8 +254,8 @@ impl FlakyEngine {
             .unwrap();
         let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        let creates = Arc::new(AtomicUsize::new(0));
-        let counted = Arc::clone(&creates);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&hits);
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let Ok(server) = UnixStream::connect(&engine) else {
@@ -266,11 +271,9 @@ impl FlakyEngine {
                             break;
                         }
                         let chunk = &buffer[..n];
-                        let creating = chunk.starts_with(b"POST ")
-                            && chunk
-                                .windows(b"/containers/create".len())
-                                .any(|w| w == b"/containers/create");
-                        if creating && counted.fetch_add(1, Ordering::SeqCst) < failures {
+                        let matching = chunk.starts_with(method)
+                            && chunk.windows(path.len()).any(|w| w == path);
+                        if matching && counted.fetch_add(1, Ordering::SeqCst) < failures {
                             // The engine "went away" mid-request.
                             let _ = client_in.shutdown(std::net::Shutdown::Both);
                             let _ = server_out.shutdown(std::net::Shutdown::Both);
@@ -291,7 +294,7 @@ impl FlakyEngine {
         });
         Self {
             socket,
-            creates,
+            hits,
             _dir: dir,
         }
     }
@@ -307,7 +310,7 @@ fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
     let model = ScriptedModel::always(answer(|request| format!("re: {}", last_prompt(request))));
 
     // Two failed creations, then the engine answers: the message is answered.
-    let flaky = FlakyEngine::start(2);
+    let flaky = FlakyEngine::start(2, CREATE);
     let daemon = DaemonProcess::start(
         &install,
         &model.url(),
@@ -316,11 +319,25 @@ fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
     let reply = daemon.control().ask("main", "hello");
     assert_eq!(reply["failed"], false, "{reply}");
     assert_eq!(reply["text"], "re: hello");
-    assert_eq!(flaky.creates.load(Ordering::SeqCst), 3);
+    assert_eq!(flaky.hits.load(Ordering::SeqCst), 3);
+    assert_eq!(daemon.terminate(), Some(0));
+
+    // The engine goes away while the agent image is looked up (the first
+    // engine call of an invocation): retried the same way.
+    let lookup = FlakyEngine::start(1, IMAGE_LOOKUP);
+    let daemon = DaemonProcess::start(
+        &install,
+        &model.url(),
+        &[("DOCKER_HOST", lookup.docker_host().as_str())],
+    );
+    let reply = daemon.control().ask("main", "hello again");
+    assert_eq!(reply["failed"], false, "{reply}");
+    assert_eq!(reply["text"], "re: hello again");
+    assert_eq!(lookup.hits.load(Ordering::SeqCst), 2);
     assert_eq!(daemon.terminate(), Some(0));
 
     // An engine that keeps failing: the retries run out, and the chat is told.
-    let broken = FlakyEngine::start(usize::MAX);
+    let broken = FlakyEngine::start(usize::MAX, CREATE);
     let daemon = DaemonProcess::start(
         &install,
         &model.url(),
@@ -339,14 +356,14 @@ fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
         "{reply}"
     );
     assert_eq!(
-        broken.creates.load(Ordering::SeqCst),
+        broken.hits.load(Ordering::SeqCst),
         3,
         "one try and two retries"
     );
     assert_eq!(
         model.requests().len(),
-        1,
-        "only the first message reached the model"
+        2,
+        "only the first two messages reached the model"
     );
     assert_eq!(daemon.terminate(), Some(0));
     assert_eq!(install.containers(), Vec::<String>::new());
