@@ -322,9 +322,10 @@ fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
     assert_eq!(flaky.hits.load(Ordering::SeqCst), 3);
     assert_eq!(daemon.terminate(), Some(0));
 
-    // The engine goes away while the agent image is looked up (the first
-    // engine call of an invocation): retried the same way.
-    let lookup = FlakyEngine::start(1, IMAGE_LOOKUP);
+    // The engine goes away while the agent image is looked up (at the
+    // daemon's start, which goes on, and as the first engine call of the
+    // invocation): retried the same way.
+    let lookup = FlakyEngine::start(2, IMAGE_LOOKUP);
     let daemon = DaemonProcess::start(
         &install,
         &model.url(),
@@ -333,7 +334,7 @@ fn an_engine_failure_is_retried_with_backoff_and_then_reported() {
     let reply = daemon.control().ask("main", "hello again");
     assert_eq!(reply["failed"], false, "{reply}");
     assert_eq!(reply["text"], "re: hello again");
-    assert_eq!(lookup.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(lookup.hits.load(Ordering::SeqCst), 3);
     assert_eq!(daemon.terminate(), Some(0));
 
     // An engine that keeps failing: the retries run out, and the chat is told.

@@ -37,20 +37,19 @@ pub enum ImageError {
     Sandbox(#[from] SandboxError),
 }
 
-/// Builds the minimal image if the engine does not have it.
+/// Builds the minimal image if the engine does not have it; `on_step`
+/// hears the build, if there is one.
 pub async fn ensure_image(
     sandbox: &Sandbox,
     tag: &str,
     sources: &ImageSources,
+    on_step: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<(), ImageError> {
     if sandbox.image_exists(tag).await? {
         return Ok(());
     }
     tracing::info!("the agent image {tag} is missing: building it (first use)");
-    build_image(sandbox, ImageKind::Minimal, tag, sources, &|step| {
-        tracing::info!("building image {tag}: {step}");
-    })
-    .await
+    build_image(sandbox, ImageKind::Minimal, tag, sources, on_step).await
 }
 
 /// Builds (or rebuilds) the agent image `tag`; `on_step` hears what is

@@ -167,6 +167,25 @@ pub struct Host {
 }
 
 impl Host {
+    /// Builds the agent image if the engine does not have it (first use);
+    /// `on_step` hears the build (the CLI draws a spinner with it).
+    pub async fn ensure_image(
+        &self,
+        on_step: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<(), InvokeError> {
+        let sources = ImageSources {
+            agent_bin: self.settings.agent_bin.clone(),
+            busybox: self.settings.busybox.clone(),
+        };
+        crate::image::ensure_image(&self.sandbox, &self.settings.image, &sources, on_step)
+            .await
+            .map_err(|err| match err {
+                // The engine went away: a failure the daemon retries.
+                crate::image::ImageError::Sandbox(err) => InvokeError::Sandbox(err),
+                other => InvokeError::Image(other),
+            })
+    }
+
     /// Connects to the engine (failing closed), removes orphans of earlier
     /// runs, and prepares the model upstream.
     pub async fn start(
@@ -277,17 +296,9 @@ impl Host {
             });
         }
         self.check_quota(group)?;
-        let sources = ImageSources {
-            agent_bin: self.settings.agent_bin.clone(),
-            busybox: self.settings.busybox.clone(),
-        };
-        crate::image::ensure_image(&self.sandbox, &self.settings.image, &sources)
-            .await
-            .map_err(|err| match err {
-                // The engine went away: a failure the daemon retries.
-                crate::image::ImageError::Sandbox(err) => InvokeError::Sandbox(err),
-                other => InvokeError::Image(other),
-            })?;
+        let image = &self.settings.image;
+        self.ensure_image(&|step| tracing::info!("building image {image}: {step}"))
+            .await?;
 
         let invocation_id =
             pincer_core::sandbox::random_hex(8).map_err(|source| InvokeError::Io {

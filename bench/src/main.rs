@@ -77,7 +77,7 @@ pub(crate) async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox,
     let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
     let sandbox = Sandbox::connect(paths, engine).await?;
     let image = default_image();
-    ensure_image(&sandbox, &image, &ImageSources::default()).await?;
+    ensure_image(&sandbox, &image, &ImageSources::default(), &|_| {}).await?;
     // The mounts of a real invocation (a plain file stands in for the socket).
     std::fs::create_dir_all(paths.run_dir())?;
     let socket = paths.run_dir().join("bench.sock");

@@ -63,6 +63,24 @@ pub(crate) async fn build_image(
     Ok(())
 }
 
+/// The agent image before the first invocation (built on first use), with
+/// a spinner while it builds: the static agent's cargo build takes minutes.
+pub(crate) async fn prepare(
+    host: &pincer_assistant::invoke::Host,
+) -> Result<(), pincer_assistant::invoke::InvokeError> {
+    let bar = std::sync::OnceLock::new();
+    let result = host
+        .ensure_image(&|step| {
+            bar.get_or_init(|| spinner("building the agent image (first use)".into()))
+                .set_message(format!("building the agent image (first use): {step}"));
+        })
+        .await;
+    if let Some(bar) = bar.get() {
+        bar.finish_and_clear();
+    }
+    result
+}
+
 fn spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {

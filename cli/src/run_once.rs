@@ -27,6 +27,7 @@ pub(crate) async fn run_once(
 ) -> ExitCode {
     let outcome = async {
         let host = Host::start(paths, settings, engine, model_key(), secrets, registry).await?;
+        crate::image::prepare(&host).await?;
         let mut on_event = |event: &Event| match event {
             Event::ToolCall { name, input, .. } => tracing::info!("tool {name}: {input}"),
             Event::Message { text } => tracing::info!("agent: {text}"),

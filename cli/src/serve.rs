@@ -24,6 +24,11 @@ pub(crate) async fn start_daemon(
         registry,
     )
     .await?;
+    // Built now rather than at the first message, with a spinner when a
+    // person is watching; a failure here is the first message's to report.
+    if let Err(err) = crate::image::prepare(&host).await {
+        tracing::warn!("the agent image is not ready: {err}");
+    }
     Ok(Daemon::new(
         host,
         settings,
