@@ -1,4 +1,6 @@
-//! The `pincer` command line: a thin layer over the library.
+//! The `pincer` command line as a library: one module per command, over the
+//! assistant. The `pincer` binary calls [`main`] with the skills it links; a
+//! skill's test host calls it with that skill alone.
 //!
 //! Human output on stdout, `--json` where scripts read it, logs on stderr
 //! through `tracing` (`RUST_LOG`). Exit codes: 0 success, 1 the work failed,
