@@ -178,7 +178,7 @@ fn build_context(dockerfile: &str, files: &[(&str, Vec<u8>)]) -> std::io::Result
 
 /// Fails unless `path` is an ELF executable without an interpreter (static):
 /// a `FROM scratch` image has no dynamic loader and no libc.
-pub fn check_static_elf(path: &Path) -> Result<(), ImageError> {
+fn check_static_elf(path: &Path) -> Result<(), ImageError> {
     let bad = |problem: &str| ImageError::BadFile {
         path: path.to_owned(),
         problem: problem.to_owned(),

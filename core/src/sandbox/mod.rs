@@ -33,7 +33,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-pub use image::{ImageFiles, ImageKind, check_static_elf, default_image};
+pub use image::{ImageFiles, ImageKind, default_image};
 pub use owner::random_hex;
 pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
 pub use verify::MountCheckError;
