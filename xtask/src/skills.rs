@@ -6,12 +6,14 @@
 use std::io::IsTerminal;
 
 use anyhow::bail;
-use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError};
+use pincer_skills::{
+    ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError, UpdateReport,
+};
 
 /// The skill verbs' usage.
 pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
-update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | \
+update [REMOTE|PATH|URL] [--ref REF] [--no-test] | update --continue|--abort | upstream-diff UPSTREAM_REF [--out DIR] | \
 new-skill NAME [--base REV]";
 
 const VERBS: [&str; 8] = [
@@ -46,8 +48,13 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
             print!("{}", engine.diff(operand(name)?, colour)?);
             0
         }
+        // An update an older engine stopped at said `apply-skill --continue`.
+        ["apply-skill" | "update", "--continue"] if engine.update_pending()? => {
+            updated(engine.continue_update(true)?)
+        }
+        ["update", "--continue"] => updated(engine.continue_update(true)?),
         ["apply-skill", "--continue"] => report(engine.continue_pending(true)?),
-        ["apply-skill", "--abort"] => {
+        ["apply-skill" | "update", "--abort"] => {
             let back = engine.abort()?;
             println!(
                 "aborted; back on {}",
@@ -58,6 +65,8 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
         ["apply-skill", name] => report(engine.apply(operand(name)?, true)?),
         ["apply-skill", name, "--no-test"] => report(engine.apply(operand(name)?, false)?),
         ["remove-skill", name] => report(engine.remove(operand(name)?)?),
+        ["update"] => update(&engine, "upstream", &[])?,
+        ["update", flag, ..] if flag.starts_with('-') => update(&engine, "upstream", &words[1..])?,
         ["update", upstream, rest @ ..] => update(&engine, operand(upstream)?, rest)?,
         ["upstream-diff", upstream, rest @ ..] => upstream_diff(&engine, operand(upstream)?, rest)?,
         ["new-skill", name, rest @ ..] => new_skill(&engine, operand(name)?, rest)?,
@@ -77,10 +86,15 @@ fn operand(word: &str) -> anyhow::Result<&str> {
 
 fn list(engine: &Engine) -> anyhow::Result<i32> {
     for skill in engine.list()? {
-        let applied = skill
-            .applied
-            .map(|v| format!("applied ({v})"))
-            .unwrap_or_default();
+        // The version in the tree is what an update brings the applied one to.
+        let applied = match skill.applied {
+            Some(v) if v == skill.version => format!("applied ({v})"),
+            Some(v) => format!(
+                "applied ({v}; `cargo xtask update` brings {})",
+                skill.version
+            ),
+            None => String::new(),
+        };
         println!(
             "{:<20} {:<8} {:<14} {}",
             skill.name, skill.version, applied, skill.description
@@ -129,33 +143,59 @@ fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32>
         ["--ref", r, "--no-test"] => (full_ref(operand(r)?), false),
         _ => bail!("{USAGE}"),
     };
-    let update = match engine.update(upstream, &refname, run_tests) {
-        Ok(update) => update,
+    match engine.update(upstream, &refname, run_tests) {
+        Ok(update) => Ok(updated(update)),
         // Nothing to take is no failure.
         Err(SkillError::UpToDate(message)) => {
             println!("{message}: up to date");
-            return Ok(0);
+            Ok(0)
         }
-        Err(err) => return Err(err.into()),
-    };
-    if !update.conflicts.is_empty() {
-        println!(
-            "upstream conflicts on {}: {}",
-            update.branch,
-            update.conflicts.join(", ")
-        );
-        println!("resolve them, then `cargo xtask apply-skill --continue` (or `--abort`)");
-        return Ok(3);
+        Err(err) => Err(err.into()),
     }
-    println!("upstream merged on {}", update.branch);
+}
+
+/// Prints what an update (or its `--continue`) did; its exit code (3:
+/// conflicts to resolve, 1: a skill's test fails).
+fn updated(update: UpdateReport) -> i32 {
+    let from = update.from.trim_start_matches("refs/heads/");
+    let branch = &update.branch;
+    if !update.conflicts.is_empty() {
+        match &update.upgrading {
+            Some(skill) => println!(
+                "the upgrade of {skill} left conflicts on {branch}: {}",
+                update.conflicts.join(", ")
+            ),
+            None => println!(
+                "upstream {} conflicts on {branch}: {}",
+                update.merged.as_deref().unwrap_or_default(),
+                update.conflicts.join(", ")
+            ),
+        }
+        println!(
+            "resolve them (`git status` lists them; `git add` each), then `git commit` or \
+             `cargo xtask update --continue`;\n`cargo xtask update --continue` also brings the \
+             applied skills to upstream's versions and runs their tests (after a `git commit`, \
+             run it too); `cargo xtask update --abort` goes back to {from}"
+        );
+        return 3;
+    }
+    match &update.merged {
+        Some(merged) => println!("upstream {merged} merged on {branch}"),
+        None => println!("upstream had nothing new; skills brought to their versions on {branch}"),
+    }
     let mut failed = false;
-    for (name, touched, passed) in update.skills {
-        let touched = if touched.is_empty() {
-            "nothing it touches".to_owned()
-        } else {
-            touched.join(", ")
+    for skill in &update.skills {
+        let version = match &skill.before {
+            Some(before) if *before == skill.after => skill.after.clone(),
+            Some(before) => format!("{before} -> {}", skill.after),
+            None => format!("(new) {}", skill.after),
         };
-        let test = match passed {
+        let files = if skill.files.is_empty() {
+            "no file changed".to_owned()
+        } else {
+            format!("changed: {}", skill.files.join(", "))
+        };
+        let test = match skill.test {
             Some(true) => "test passes",
             Some(false) => {
                 failed = true;
@@ -163,9 +203,15 @@ fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32>
             }
             None => "test not run",
         };
-        println!("  {name:<20} upstream changed: {touched}; {test}");
+        println!("  {:<20} {version}; {files}; {test}", skill.name);
+        for note in &skill.notes {
+            println!("    note: {note}");
+        }
     }
-    Ok(i32::from(failed))
+    println!("\nreview:  git diff {from}..{branch}");
+    println!("merge:   git checkout {from} && git merge {branch}");
+    println!("discard: git checkout {from} && git branch -D {branch}");
+    i32::from(failed)
 }
 
 fn upstream_diff(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32> {
