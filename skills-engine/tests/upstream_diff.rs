@@ -122,7 +122,7 @@ fn read(path: &Path) -> String {
 /// `(number, summary, files)` of each commit `--list` shows.
 fn listed(fork: &Repo) -> Vec<(usize, String, Vec<String>)> {
     fork.engine()
-        .upstream_commits("upstream/main")
+        .upstream_commits("upstream/main", false)
         .unwrap()
         .into_iter()
         .map(|c| (c.number, c.summary, c.files))
@@ -325,6 +325,7 @@ fn a_commit_that_does_not_apply_upstream_is_refused_and_nothing_is_written() {
             let options = UpstreamDiffOptions {
                 out: dir,
                 pick: picked.clone(),
+                offline: false,
             };
             let err = fork
                 .engine()
@@ -341,6 +342,94 @@ fn a_commit_that_does_not_apply_upstream_is_refused_and_nothing_is_written() {
             assert!(!out.exists());
         }
     }
+}
+
+#[test]
+fn a_stale_upstream_ref_is_refused_until_fetched() {
+    let (up, fork) = upstream_and_fork();
+    fix(&fork);
+    let stale = fork.git(&["rev-parse", "upstream/main"]);
+    up.write("core/src/new.rs", "// new upstream file\n");
+    up.commit("upstream one");
+    edit(&up, "core/src/a.rs", "a line 1\n", "a line 1, upstream's\n");
+    let head = up.commit("upstream two");
+    let default = UpstreamDiffOptions::default();
+    let refused = |fork: &Repo| -> String {
+        let listing = fork.engine().upstream_commits("upstream/main", false);
+        let err = fork
+            .engine()
+            .upstream_diff("upstream/main", &default)
+            .unwrap_err();
+        assert!(matches!(err, SkillError::Refused(_)), "{err:?}");
+        assert_eq!(listing.unwrap_err().to_string(), err.to_string());
+        assert!(!fork.engine().default_patch_dir().exists());
+        err.to_string()
+    };
+
+    // Upstream's new commits are not here at all.
+    assert_eq!(
+        refused(&fork),
+        format!(
+            "upstream/main is behind the remote (its main is at {}); fetch first (`git fetch upstream`)",
+            &head[..10]
+        )
+    );
+    // They are, as after an update from upstream's path or URL (which
+    // fetches into the engine's own ref and leaves upstream/main as it was).
+    let url = up.root().to_str().unwrap();
+    fork.git(&["fetch", "-q", url, "+refs/heads/main:refs/pincer/upstream"]);
+    assert_eq!(
+        refused(&fork),
+        "upstream/main is 2 commits behind the remote; fetch first (`git fetch upstream`)"
+    );
+    // A remote that cannot be reached is no excuse.
+    fork.git(&["remote", "set-url", "upstream", "/no/such/upstream"]);
+    let err = refused(&fork);
+    assert!(
+        err.starts_with("cannot check upstream/main against the remote upstream: ")
+            && err.contains("/no/such/upstream")
+            && err.ends_with("or pass --offline to use upstream/main as it is"),
+        "{err}"
+    );
+    // A remote libgit2 cannot read (a bundle) is asked through git.
+    let bundle = up.root().join(".git/upstream.bundle");
+    let bundle = bundle.to_str().unwrap();
+    up.git(&["bundle", "create", "-q", bundle, "main"]);
+    fork.git(&["remote", "set-url", "upstream", bundle]);
+    assert_eq!(
+        refused(&fork),
+        "upstream/main is 2 commits behind the remote; fetch first (`git fetch upstream`)"
+    );
+
+    // --offline takes the ref as it is; so is a ref that tracks no remote.
+    let offline = UpstreamDiffOptions {
+        offline: true,
+        ..UpstreamDiffOptions::default()
+    };
+    let sent = fork
+        .engine()
+        .upstream_diff("upstream/main", &offline)
+        .unwrap();
+    assert_eq!(sent.patches.len(), 1);
+    fork.git(&["branch", "old-upstream", &stale]);
+    for name in ["old-upstream", stale.as_str()] {
+        let sent = fork.engine().upstream_diff(name, &default).unwrap();
+        assert_eq!(sent.patches.len(), 1, "{name}");
+    }
+
+    fork.git(&["fetch", "-q", "upstream"]);
+    let sent = fork
+        .engine()
+        .upstream_diff("upstream/main", &default)
+        .unwrap();
+    assert_eq!(sent.patches.len(), 1);
+    let applied = am_on_clone(&up, &sent.patches);
+    assert!(
+        applied
+            .read("core/src/a.rs")
+            .contains("a line 1, upstream's\n")
+    );
+    assert!(applied.read("core/src/a.rs").contains("a line 6, fixed\n"));
 }
 
 #[test]

@@ -14,9 +14,10 @@ use pincer_skills::{
 pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
 update REMOTE|PATH|URL [--ref REF] [--no-test] | \
-upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--out DIR] | \
+upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--offline] [--out DIR] | \
 new-skill NAME [--base REV]\n\
-upstream-diff: UPSTREAM_REF defaults to upstream/main; files listed in .pincer/local are never sent";
+upstream-diff: UPSTREAM_REF defaults to upstream/main; a remote-tracking ref is checked against \
+its remote first (--offline skips that); files listed in .pincer/local are never sent";
 
 const VERBS: [&str; 8] = [
     "skills",
@@ -187,6 +188,7 @@ fn upstream_diff_args<'w>(
     while let Some(word) = words.next() {
         match *word {
             "--list" => list = true,
+            "--offline" => options.offline = true,
             "--out" => {
                 let dir = words.next().map(|dir| operand(dir)).transpose()?;
                 let dir = dir.ok_or_else(|| anyhow::anyhow!("--out takes a folder\n{USAGE}"))?;
@@ -223,7 +225,7 @@ fn pick_numbers(words: &str) -> anyhow::Result<Vec<usize>> {
 fn upstream_diff(engine: &Engine, rest: &[&str]) -> anyhow::Result<i32> {
     let (upstream, list, options) = upstream_diff_args(rest)?;
     if list {
-        let commits = engine.upstream_commits(upstream)?;
+        let commits = engine.upstream_commits(upstream, options.offline)?;
         if commits.is_empty() {
             println!("no changes of your own to send upstream");
             return Ok(0);

@@ -17,8 +17,12 @@
 //! cannot be made there refuses the whole series, naming the commit and
 //! its files: nothing is written. Each patch keeps the commit's author, author
 //! date and message (`patch`).
+//!
+//! A remote-tracking upstream ref is checked against its remote first
+//! (`fresh`), unless `offline`.
 
 mod exclude;
+mod fresh;
 mod patch;
 mod rebase;
 
@@ -44,6 +48,9 @@ pub struct UpstreamDiffOptions {
     /// The numbers (from `upstream_commits`, 1-based) of the commits to send
     /// (`None`: all of them).
     pub pick: Option<Vec<usize>>,
+    /// Take a remote-tracking upstream ref as it is, without asking the
+    /// remote whether it moved on.
+    pub offline: bool,
 }
 
 /// A commit `upstream-diff` would send.
@@ -85,8 +92,12 @@ impl Engine {
 
     /// The commits `upstream_diff` would send to `upstream_ref`, numbered
     /// for `UpstreamDiffOptions::pick`; writes nothing.
-    pub fn upstream_commits(&self, upstream_ref: &str) -> Result<Vec<UpstreamCommit>, SkillError> {
-        let upstream = self.upstream_commit(upstream_ref)?;
+    pub fn upstream_commits(
+        &self,
+        upstream_ref: &str,
+        offline: bool,
+    ) -> Result<Vec<UpstreamCommit>, SkillError> {
+        let upstream = self.upstream_commit(upstream_ref, offline)?;
         Ok(self
             .candidates(&upstream)?
             .into_iter()
@@ -102,7 +113,7 @@ impl Engine {
         upstream_ref: &str,
         options: &UpstreamDiffOptions,
     ) -> Result<UpstreamPatches, SkillError> {
-        let upstream = self.upstream_commit(upstream_ref)?;
+        let upstream = self.upstream_commit(upstream_ref, options.offline)?;
         let chosen = choose(self.candidates(&upstream)?, options.pick.as_deref())?;
         let (patches, already_upstream) = self.rebase_series(upstream_ref, &upstream, chosen)?;
         let dir = match &options.out {
@@ -121,8 +132,13 @@ impl Engine {
         })
     }
 
-    /// The upstream ref's commit, checked: it shares history with HEAD.
-    fn upstream_commit(&self, upstream_ref: &str) -> Result<git2::Commit<'_>, SkillError> {
+    /// The upstream ref's commit, checked: it shares history with HEAD and,
+    /// unless `offline`, is not behind its remote.
+    fn upstream_commit(
+        &self,
+        upstream_ref: &str,
+        offline: bool,
+    ) -> Result<git2::Commit<'_>, SkillError> {
         let upstream = self
             .repo
             .revparse_single(upstream_ref)
@@ -142,6 +158,9 @@ impl Engine {
                 )));
             }
             Err(err) => return Err(err.into()),
+        }
+        if !offline {
+            self.check_fresh(upstream_ref, upstream.id())?;
         }
         Ok(upstream)
     }
