@@ -37,7 +37,8 @@ mod state;
 
 pub use engine::{
     ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, Scaffold, SkillListing,
-    SkillPackage, SkillUpdate, TRAILER, UpdateReport,
+    SkillPackage, SkillUpdate, TRAILER, UpdateReport, UpstreamCommit, UpstreamDiffOptions,
+    UpstreamPatches,
 };
 pub use env_example::ENV_EXAMPLE;
 pub use manifest::{CrateEdit, RegisterLine, SkillManifest};

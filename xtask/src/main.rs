@@ -4,8 +4,12 @@
 //! `skills`, `show-skill NAME`, `diff-skill NAME`,
 //! `apply-skill NAME [--no-test] | --continue | --abort`, `remove-skill NAME`,
 //! `update UPSTREAM [--ref REF] [--no-test]` (UPSTREAM: a remote's name, a
-//! path or a URL), `upstream-diff UPSTREAM_REF [--out DIR]` (by default into
-//! the git directory, outside the working tree), `new-skill NAME [--base REV]`
+//! path or a URL), `upstream-diff [UPSTREAM_REF] [--list | --pick N,M]
+//! [--offline] [--out DIR]` (the owner's own commits, rebased onto
+//! UPSTREAM_REF, by default `upstream/main`, which must not be behind its
+//! remote; never `skills/`, `.pincer/` or the paths in `.pincer/local`; by
+//! default into the git directory, outside the working tree),
+//! `new-skill NAME [--base REV]`
 //! (a crate linked into `pincer` when applied; with `--base`, also the
 //! changes since REV). The verbs and Pincer's scaffold are in `skills.rs`.
 //! Conflicts exit with 3.

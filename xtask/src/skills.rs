@@ -8,13 +8,17 @@ use std::io::IsTerminal;
 use anyhow::bail;
 use pincer_skills::{
     ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError, UpdateReport,
+    UpstreamDiffOptions,
 };
 
 /// The skill verbs' usage.
 pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
 apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
-update [REMOTE|PATH|URL] [--ref REF] [--no-test] | update --continue|--abort | upstream-diff UPSTREAM_REF [--out DIR] | \
-new-skill NAME [--base REV]";
+update [REMOTE|PATH|URL] [--ref REF] [--no-test] | update --continue|--abort | \
+upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--offline] [--out DIR] | \
+new-skill NAME [--base REV]\n\
+upstream-diff: UPSTREAM_REF defaults to upstream/main; a remote-tracking ref is checked against \
+its remote first (--offline skips that); files listed in .pincer/local are never sent";
 
 const VERBS: [&str; 8] = [
     "skills",
@@ -68,7 +72,7 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
         ["update"] => update(&engine, "upstream", &[])?,
         ["update", flag, ..] if flag.starts_with('-') => update(&engine, "upstream", &words[1..])?,
         ["update", upstream, rest @ ..] => update(&engine, operand(upstream)?, rest)?,
-        ["upstream-diff", upstream, rest @ ..] => upstream_diff(&engine, operand(upstream)?, rest)?,
+        ["upstream-diff", rest @ ..] => upstream_diff(&engine, rest)?,
         ["new-skill", name, rest @ ..] => new_skill(&engine, operand(name)?, rest)?,
         _ => bail!("{USAGE}"),
     };
@@ -214,22 +218,102 @@ fn updated(update: UpdateReport) -> i32 {
     i32::from(failed)
 }
 
-fn upstream_diff(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let out = match rest {
-        [] => None,
-        ["--out", dir] => Some(std::path::Path::new(operand(dir)?)),
-        _ => bail!("{USAGE}"),
-    };
-    let (dir, patches) = engine.upstream_diff(upstream, out)?;
-    if patches.is_empty() {
+/// The upstream ref `upstream-diff` sends to when not told.
+const DEFAULT_UPSTREAM_REF: &str = "upstream/main";
+
+/// `upstream-diff`'s words after the verb: the ref, whether to list only, and
+/// the options.
+fn upstream_diff_args<'w>(
+    rest: &[&'w str],
+) -> anyhow::Result<(&'w str, bool, UpstreamDiffOptions)> {
+    let mut upstream = None;
+    let mut list = false;
+    let mut options = UpstreamDiffOptions::default();
+    let mut words = rest.iter();
+    while let Some(word) = words.next() {
+        match *word {
+            "--list" => list = true,
+            "--offline" => options.offline = true,
+            "--out" => {
+                let dir = words.next().map(|dir| operand(dir)).transpose()?;
+                let dir = dir.ok_or_else(|| anyhow::anyhow!("--out takes a folder\n{USAGE}"))?;
+                options.out = Some(dir.into());
+            }
+            "--pick" => {
+                let numbers = words.next().ok_or_else(|| {
+                    anyhow::anyhow!("--pick takes numbers from --list, as 1,3\n{USAGE}")
+                })?;
+                options.pick = Some(pick_numbers(numbers)?);
+            }
+            ref_name if upstream.is_none() => upstream = Some(operand(ref_name)?),
+            _ => bail!("{USAGE}"),
+        }
+    }
+    if list && (options.pick.is_some() || options.out.is_some()) {
+        bail!("--list writes nothing: it takes neither --pick nor --out\n{USAGE}");
+    }
+    Ok((upstream.unwrap_or(DEFAULT_UPSTREAM_REF), list, options))
+}
+
+/// `--pick 1,3`: the commit numbers `--list` shows.
+fn pick_numbers(words: &str) -> anyhow::Result<Vec<usize>> {
+    words
+        .split(',')
+        .map(|number| {
+            number.trim().parse::<usize>().map_err(|_| {
+                anyhow::anyhow!("--pick {words}: {number:?} is not a commit number from --list")
+            })
+        })
+        .collect()
+}
+
+fn upstream_diff(engine: &Engine, rest: &[&str]) -> anyhow::Result<i32> {
+    let (upstream, list, options) = upstream_diff_args(rest)?;
+    if list {
+        let commits = engine.upstream_commits(upstream, options.offline)?;
+        if commits.is_empty() {
+            println!("no changes of your own to send upstream");
+            return Ok(0);
+        }
+        println!("your commits that {upstream} lacks (send some with --pick 1,3):");
+        for commit in commits {
+            println!(
+                "{:>4}  {}  {}",
+                commit.number,
+                &commit.id[..10],
+                commit.summary
+            );
+            for file in commit.files {
+                println!("{:>18}{file}", "");
+            }
+        }
+        return Ok(0);
+    }
+    let sent = engine.upstream_diff(upstream, &options)?;
+    for commit in &sent.already_upstream {
+        println!(
+            "left out {} {}: {upstream} has it already",
+            &commit.id[..10],
+            commit.summary
+        );
+    }
+    if sent.patches.is_empty() {
         println!("no changes of your own to send upstream");
         return Ok(0);
     }
-    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    println!("wrote {} patch(es) to {}:", patches.len(), dir.display());
-    for patch in &patches {
+    let dir = std::fs::canonicalize(&sent.dir).unwrap_or(sent.dir);
+    println!(
+        "wrote {} patch(es) to {}, each rebased onto {upstream}:",
+        sent.patches.len(),
+        dir.display()
+    );
+    for patch in &sent.patches {
         println!("  {}", patch.display());
     }
+    println!(
+        "to check them: `git am {}/*.patch` on a clone of {upstream}",
+        dir.display()
+    );
     let root = std::fs::canonicalize(engine.root())?;
     if dir.starts_with(&root) && !dir.starts_with(root.join(".git")) {
         println!(

@@ -244,3 +244,82 @@ fn update_takes_flags_as_flags_and_up_to_date_is_no_failure() {
     );
     assert_eq!(git(root, &["branch", "--list", "update/*"]), "");
 }
+
+#[test]
+fn upstream_diff_defaults_to_upstream_main_and_takes_its_flags() {
+    let upstream = one_commit_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Owner"]);
+    git(root, &["config", "user.email", "owner@example.org"]);
+    let url = upstream.path().to_str().unwrap();
+    git(root, &["remote", "add", "upstream", url]);
+    git(root, &["fetch", "-q", "upstream"]);
+    git(root, &["reset", "-q", "--hard", "upstream/main"]);
+    write(root, ".pincer/local", "notes.md\n");
+    write(root, "notes.md", "mine\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "My notes"]);
+    write(root, "README.md", "a fork, fixed\n");
+    git(root, &["commit", "-q", "-am", "Fix the readme"]);
+    let fix = git(root, &["rev-parse", "HEAD"]);
+    let stdout = |output: &std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let listed = stdout(&xtask(root, &["upstream-diff", "--list"]));
+    assert!(
+        listed.contains("your commits that upstream/main lacks")
+            && listed.contains(&format!("   1  {}  Fix the readme\n", &fix[..10]))
+            && listed.contains("README.md\n")
+            && !listed.contains("notes"),
+        "{listed}"
+    );
+
+    // Upstream moves on: upstream/main is stale until fetched.
+    write(upstream.path(), "CHANGES.md", "news\n");
+    git(upstream.path(), &["add", "-A"]);
+    git(upstream.path(), &["commit", "-q", "-m", "news"]);
+    let stale = xtask(root, &["upstream-diff"]);
+    assert_eq!(stale.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        said.contains("upstream/main is behind the remote") && said.contains("git fetch upstream"),
+        "{said}"
+    );
+
+    let sent = stdout(&xtask(root, &["upstream-diff", "--offline", "--pick", "1"]));
+    assert!(
+        sent.contains("wrote 1 patch(es)") && sent.contains("0001-fix-the-readme.patch"),
+        "{sent}"
+    );
+    for (args, why) in [
+        (
+            &["upstream-diff", "--offline", "--pick", "2"][..],
+            "--pick 2: there is no commit 2",
+        ),
+        (
+            &["upstream-diff", "--pick", "one"],
+            "\"one\" is not a commit number",
+        ),
+        (
+            &["upstream-diff", "--list", "--pick", "1"],
+            "--list writes nothing",
+        ),
+        (
+            &["upstream-diff", "upstream/main", "extra"],
+            "usage: cargo xtask",
+        ),
+    ] {
+        let refused = xtask(root, args);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(1), "{args:?}: {said}");
+        assert!(said.contains(why), "{args:?}: {said}");
+    }
+}

@@ -20,6 +20,7 @@ mod upstream_diff;
 
 pub use new_skill::Scaffold;
 pub use package::{NewDependencies, SkillPackage};
+pub use upstream_diff::{UpstreamCommit, UpstreamDiffOptions, UpstreamPatches};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
