@@ -55,7 +55,7 @@ fn a_crate_skills_new_version_arrives_with_its_new_links() {
         )
         .replace(
             "description = \"a crate\"",
-            "description = \"a crate\"\ntest = \"grep -q back-off skills/chat/src/lib.rs\"",
+            "description = \"a crate\"\ntest = \"grep -q back-off skills/chat/src/lib.rs && echo resolved > Cargo.lock\"",
         )
         + "\n[[register]]\nfile = \"host/src/skills.rs\"\nline = \"chat_skill::register_backoff(registry);\"\n";
     upstream_repo.write("skills/chat/skill.toml", &manifest);
@@ -98,15 +98,17 @@ fn a_crate_skills_new_version_arrives_with_its_new_links() {
     let state = State::load(fork.root()).unwrap();
     assert_eq!(state.get("chat").unwrap().version, "2.0.0");
     assert_eq!(state.get("chat").unwrap().register.len(), 2);
-    // One commit for the merge, one for the upgrade, on the review branch.
-    let log = fork.git(&["log", "--format=%s", "-2"]);
+    // One commit for the merge, one for the upgrade, one for what its test
+    // changed (a build's Cargo.lock), on the review branch.
+    let log = fork.git(&["log", "--format=%s", "-3"]);
     assert_eq!(
         log,
         format!(
-            "Upgrade skill chat 1.0.0 -> 2.0.0\nUpdate from upstream {}",
+            "What the skills' tests updated after the update\nUpgrade skill chat 1.0.0 -> 2.0.0\nUpdate from upstream {}",
             report.merged.as_deref().unwrap()
         )
     );
+    assert_eq!(fork.read("Cargo.lock"), "resolved\n");
     assert!(fork.clean(), "{}", fork.git(&["status", "--porcelain"]));
 
     // `skills` says so, and removing it takes out both lines and the block.

@@ -135,7 +135,8 @@ impl Engine {
                 if self.repo.state() == RepositoryState::Merge {
                     self.commit_git_merge(&pending.files)?;
                 } else if pending.format < 2 {
-                    self.commit_older_engines_merge(&pending)?;
+                    let theirs = self.commit_older_engines_merge(&pending)?;
+                    pending.upstream = Some(theirs.to_string());
                 } else if !self.has_upstream(&pending)? {
                     self.remove_pending()?;
                     return Err(SkillError::Refused(
@@ -210,6 +211,7 @@ impl Engine {
             self.remove_pending()?;
         }
         let skills = self.report_skills(&pending, &mut notes, run_tests)?;
+        self.commit_test_changes()?;
         Ok(UpdateReport {
             branch: pending.branch,
             from: pending.from,
@@ -218,6 +220,28 @@ impl Engine {
             upgrading: None,
             skills,
         })
+    }
+
+    /// What the skills' tests changed in the tree (a build brings
+    /// `Cargo.lock` up to date with the new links), committed on the
+    /// review branch as an apply commits it with the skill: the owner
+    /// finds the tree clean for the next step.
+    fn commit_test_changes(&self) -> Result<(), SkillError> {
+        let changed = match self.check_clean() {
+            Ok(()) => return Ok(()),
+            Err(SkillError::Dirty(paths)) => paths,
+            Err(err) => return Err(err),
+        };
+        let message = format!(
+            "What the skills' tests updated after the update\n\n{}\n\n{TRAILER}: update tests\n",
+            changed
+                .iter()
+                .map(|p| format!("- {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        self.commit_all(&message, None)?;
+        Ok(())
     }
 
     /// git's own merge of `theirs` into HEAD: the index (with conflicts, if
@@ -299,7 +323,9 @@ impl Engine {
     /// files in the working tree, the index at HEAD, and a pending file that
     /// may not name the upstream commit (it is then `refs/pincer/upstream`,
     /// where those engines fetched it, checked against the short id they
-    /// kept as the pending `version`).
+    /// kept as the pending `version`); returns upstream's commit. Their
+    /// index may hold the conflicts or not: committing the whole working
+    /// tree resolves either.
     fn commit_older_engines_merge(&self, pending: &Pending) -> Result<Oid, SkillError> {
         let named = pending
             .upstream
@@ -318,7 +344,8 @@ impl Engine {
         })?;
         let theirs = self.repo.find_commit(theirs)?;
         self.check_markers(pending.files.iter())?;
-        self.commit_all(&update_message(&short(theirs.id())), Some(&theirs))
+        self.commit_all(&update_message(&short(theirs.id())), Some(&theirs))?;
+        Ok(theirs.id())
     }
 
     /// Refuses while one of `files` still has conflict markers.
