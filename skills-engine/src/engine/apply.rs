@@ -81,6 +81,11 @@ impl Engine {
             .filter(|p| p.after.is_some() && p.change != FileChange::State)
             .map(|p| p.path.clone())
             .collect();
+        // A review branch there already is reused only when merged.
+        let reused = self
+            .repo
+            .find_branch(&pending.branch, BranchType::Local)
+            .is_ok();
         pending.from = self.start_branch(&pending.branch)?;
         // Pending before the first write: whatever happens next, --abort
         // goes back.
@@ -101,7 +106,18 @@ impl Engine {
                     .collect(),
             });
         }
-        self.finish(pending, run_test)
+        let note = reused.then(|| {
+            format!(
+                "  note: {} was merged already; it was moved to {} and reused",
+                pending.branch,
+                pending.from.trim_start_matches("refs/heads/")
+            )
+        });
+        let mut outcome = self.finish(pending, run_test)?;
+        if let (Some(note), ApplyOutcome::Committed { summary, .. }) = (note, &mut outcome) {
+            summary.push(note);
+        }
+        Ok(outcome)
     }
 
     /// After the owner resolved the conflicts: checks, tests, commits.

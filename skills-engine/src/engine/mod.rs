@@ -258,15 +258,31 @@ impl Engine {
         Ok(head.name().unwrap_or_default().to_owned())
     }
 
+    /// Creates the review branch `branch` at HEAD and checks it out; returns
+    /// the branch it starts from. A `branch` left over from an earlier
+    /// operation and merged since (its tip is HEAD or an ancestor of it)
+    /// holds nothing HEAD lacks: it is moved to HEAD and reused. One with
+    /// commits HEAD lacks is the owner's unmerged work, and is refused.
     fn start_branch(&self, branch: &str) -> Result<String, SkillError> {
-        if self.repo.find_branch(branch, BranchType::Local).is_ok() {
-            return Err(SkillError::Refused(format!(
-                "the branch {branch} exists already (merge or delete it first)"
-            )));
-        }
         let from = self.current_branch()?;
         let head = self.repo.head()?.peel_to_commit()?;
-        self.repo.branch(branch, &head, false)?;
+        if let Ok(existing) = self.repo.find_branch(branch, BranchType::Local) {
+            if from == format!("refs/heads/{branch}") {
+                return Err(SkillError::Refused(format!(
+                    "you are on {branch}, the review branch itself; check out your branch first"
+                )));
+            }
+            let tip = existing.get().peel_to_commit()?.id();
+            if tip != head.id() && !self.repo.graph_descendant_of(head.id(), tip)? {
+                return Err(SkillError::Refused(format!(
+                    "the branch {branch} exists already and has commits {} lacks \
+                     (merge or delete it first)",
+                    from.trim_start_matches("refs/heads/")
+                )));
+            }
+        }
+        // Forced: a merged leftover moves to HEAD (nothing of it is lost).
+        self.repo.branch(branch, &head, true)?;
         self.repo.set_head(&format!("refs/heads/{branch}"))?;
         Ok(from)
     }
