@@ -13,23 +13,37 @@ use crate::state::{AppliedSkill, STATE_FILE, State};
 impl Engine {
     /// Applies `name` on a new review branch `skill/<name>`.
     pub fn apply(&self, name: &str, run_test: bool) -> Result<ApplyOutcome, SkillError> {
+        self.check_not_applied(name)?;
         self.check_no_pending()?;
         self.check_clean()?;
         let state = State::load(&self.root)?;
-        // Before the plan: applying it again would trip over its own lines
-        // (its block in `.env.example`, its registry line) with a less
-        // helpful complaint.
-        if let Some(applied) = state.get(name) {
-            return Err(SkillError::Refused(format!(
-                "{name} is applied (version {}); remove-skill {name} first, or update",
-                applied.version
-            )));
-        }
         let (manifest, planned, cargo) = self.plan_apply(name)?;
         self.check_relations(&manifest, &state)?;
         let mut pending = Pending::new("apply", name, &manifest.version, format!("skill/{name}"));
         pending.cargo = cargo;
         self.land(pending, &planned, run_test)
+    }
+
+    /// Refuses a skill the state records as applied, before any other
+    /// complaint: a dirty tree, its own lines (its block in `.env.example`,
+    /// its registry line) or its package would each say something less to
+    /// the point. Not while an operation on the same skill waits for the
+    /// owner: the record may be that operation's, not yet committed, and
+    /// `check_no_pending` says what to do.
+    fn check_not_applied(&self, name: &str) -> Result<(), SkillError> {
+        if self
+            .load_pending()?
+            .is_some_and(|pending| pending.name == name)
+        {
+            return Ok(());
+        }
+        match State::load(&self.root)?.get(name) {
+            Some(applied) => Err(SkillError::Refused(format!(
+                "{name} is applied (version {}); remove-skill {name} first, or update",
+                applied.version
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses a skill that conflicts with an applied one (either way), or
