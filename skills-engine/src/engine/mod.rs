@@ -14,6 +14,7 @@ mod package;
 mod plan;
 pub(crate) mod register;
 mod remove;
+mod test_run;
 mod update;
 mod upstream_diff;
 
@@ -21,7 +22,6 @@ pub use new_skill::Scaffold;
 pub use package::{NewDependencies, SkillPackage};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use git2::{BranchType, IndexAddOption, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
@@ -305,23 +305,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    fn run_test(&self, test: &str) -> Result<(), SkillError> {
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(test)
-            .current_dir(&self.root)
-            .status()
-            .map_err(SkillError::io("sh"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(SkillError::TestFailed {
-                command: test.to_owned(),
-                status: status.to_string(),
-            })
-        }
     }
 
     fn signature(&self) -> Signature<'static> {
