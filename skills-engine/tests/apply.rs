@@ -313,7 +313,7 @@ fn a_failed_test_fixed_and_continued_records_the_skill_once_and_commits() {
     // The state holds the fixed file, so remove-skill knows it as the skill's.
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", "skill/demo"]);
-    committed(repo.engine().remove("demo").unwrap());
+    committed(repo.engine().remove("demo", true).unwrap());
     assert!(!repo.root().join("core/src/demo.rs").exists());
     assert!(State::load(repo.root()).unwrap().applied.is_empty());
 }

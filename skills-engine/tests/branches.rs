@@ -55,7 +55,7 @@ fn merged_review_branches_are_moved_to_head_and_reused() {
         repo.git(&["rev-parse", "main"])
     );
     let main_before = repo.git(&["rev-parse", "main"]);
-    let (branch, _) = committed(repo.engine().remove("demo").unwrap());
+    let (branch, _) = committed(repo.engine().remove("demo", true).unwrap());
     assert_eq!(branch, "skill/remove-demo");
     assert_eq!(repo.git(&["rev-parse", "skill/remove-demo^"]), main_before);
     assert!(repo.clean());

@@ -10,9 +10,13 @@ use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, Ski
 
 /// The skill verbs' usage.
 pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
-apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
+apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME [--no-test] | \
 update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | \
 new-skill NAME [--base REV]";
+
+/// What `remove-skill` runs before the other skills' tests: the fork must
+/// still build without the skill.
+const BUILD: &str = "cargo build -p pincer";
 
 const VERBS: [&str; 8] = [
     "skills",
@@ -34,7 +38,7 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
         println!("{USAGE}");
         return Ok(Some(0));
     }
-    let engine = Engine::open(&std::env::current_dir()?)?;
+    let engine = Engine::open(&std::env::current_dir()?)?.with_build(BUILD);
     let code = match words {
         ["skills"] => list(&engine)?,
         ["show-skill", name] => {
@@ -57,7 +61,8 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
         }
         ["apply-skill", name] => report(engine.apply(operand(name)?, true)?),
         ["apply-skill", name, "--no-test"] => report(engine.apply(operand(name)?, false)?),
-        ["remove-skill", name] => report(engine.remove(operand(name)?)?),
+        ["remove-skill", name] => report(engine.remove(operand(name)?, true)?),
+        ["remove-skill", name, "--no-test"] => report(engine.remove(operand(name)?, false)?),
         ["update", upstream, rest @ ..] => update(&engine, operand(upstream)?, rest)?,
         ["upstream-diff", upstream, rest @ ..] => upstream_diff(&engine, operand(upstream)?, rest)?,
         ["new-skill", name, rest @ ..] => new_skill(&engine, operand(name)?, rest)?,

@@ -209,6 +209,12 @@ impl Engine {
         {
             self.run_test(test)?;
         }
+        // A removal: the fork still builds, and the other skills still work.
+        let tested = if applying {
+            Vec::new()
+        } else {
+            self.test_remaining(&state, run_test)?
+        };
         let verb = if applying { "Apply" } else { "Remove" };
         let message = format!(
             "{verb} skill {} {}\n\n{TRAILER}: {} {} {}\n",
@@ -218,8 +224,11 @@ impl Engine {
         let name = pending.name.clone();
         let mut outcome = self.committed(pending, commit)?;
         // What the owner is about to run, with what the apply changed.
-        if applying && let ApplyOutcome::Committed { summary, .. } = &mut outcome {
-            summary.extend(self.package_lines(&name));
+        if let ApplyOutcome::Committed { summary, .. } = &mut outcome {
+            if applying {
+                summary.extend(self.package_lines(&name));
+            }
+            summary.extend(tested);
         }
         Ok(outcome)
     }

@@ -94,7 +94,8 @@ pub enum ApplyOutcome {
         from: String,
         /// The commit.
         commit: String,
-        /// `  A path (+n -m)` lines.
+        /// `  A path (+n -m)` lines, then what the owner is about to run (an
+        /// apply), the tests run (a remove) and notes.
         summary: Vec<String>,
     },
     /// Conflicts left in the working tree of the review branch.
@@ -157,6 +158,10 @@ impl Pending {
 pub struct Engine {
     repo: Repository,
     root: PathBuf,
+    /// The command that builds the owner's program, from the caller (the
+    /// engine knows no project's layout): run by `remove` before the other
+    /// skills' tests.
+    build: Option<String>,
 }
 
 impl Engine {
@@ -167,7 +172,19 @@ impl Engine {
             .workdir()
             .ok_or_else(|| SkillError::Refused("a bare repository has no working tree".into()))?
             .to_owned();
-        Ok(Self { repo, root })
+        Ok(Self {
+            repo,
+            root,
+            build: None,
+        })
+    }
+
+    /// The same engine with a build command: after a removal, the fork must
+    /// still build (run with `sh -c` at the root, before the tests of the
+    /// skills still applied).
+    pub fn with_build(mut self, command: impl Into<String>) -> Self {
+        self.build = Some(command.into());
+        self
     }
 
     /// The working tree's root.
