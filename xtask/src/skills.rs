@@ -1,57 +1,123 @@
-//! The skill verbs of `cargo xtask` (the logic is in the `pincer-skills`
-//! crate, which knows no project's layout), and Pincer's scaffold for a new
+//! The skill verbs of `cargo xtask` (their arguments read by `usage.rs`; the
+//! logic is in the `pincer-skills` crate, which knows no project's layout:
+//! Pincer's build command comes from here), and Pincer's scaffold for a new
 //! skill: a crate in `skills/<name>/` that applying links into the `pincer`
 //! binary (a dependency, one line in its registry file).
 
 use std::io::IsTerminal;
 
-use anyhow::bail;
 use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError};
 
-/// The skill verbs' usage.
-pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
-apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME [--no-test] | \
-update REMOTE|PATH|URL [--ref REF] [--no-test] | upstream-diff UPSTREAM_REF [--out DIR] | \
-new-skill NAME [--base REV]";
+use crate::usage::{Args, UsageError};
 
 /// What `remove-skill` runs before the other skills' tests: the fork must
 /// still build without the skill.
 const BUILD: &str = "cargo build -p pincer";
 
-const VERBS: [&str; 8] = [
-    "skills",
-    "show-skill",
-    "diff-skill",
-    "apply-skill",
-    "remove-skill",
-    "update",
-    "upstream-diff",
-    "new-skill",
-];
+/// A skill verb, its arguments checked.
+pub(crate) enum SkillCommand<'a> {
+    List,
+    Show(&'a str),
+    Diff(&'a str),
+    Apply {
+        name: &'a str,
+        run_test: bool,
+    },
+    Continue {
+        run_test: bool,
+    },
+    Abort,
+    Remove {
+        name: &'a str,
+        run_tests: bool,
+    },
+    Update {
+        upstream: &'a str,
+        refname: String,
+        run_tests: bool,
+    },
+    UpstreamDiff {
+        upstream: &'a str,
+        out: Option<&'a str>,
+    },
+    NewSkill {
+        name: &'a str,
+        base: Option<&'a str>,
+    },
+}
 
-/// The skill verbs; `Some(exit code)` when `words` was one of them.
-pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
-    if !words.first().is_some_and(|w| VERBS.contains(w)) {
-        return Ok(None);
+/// The skill verb `args` asks for.
+pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_tests = !args.has("--no-test");
+    Ok(match args.verb.name {
+        "skills" => {
+            args.no_operand()?;
+            SkillCommand::List
+        }
+        "show-skill" => SkillCommand::Show(args.operand()?),
+        "diff-skill" => SkillCommand::Diff(args.operand()?),
+        "apply-skill" => apply_command(args)?,
+        "remove-skill" => SkillCommand::Remove {
+            name: args.operand()?,
+            run_tests,
+        },
+        "update" => SkillCommand::Update {
+            upstream: args.operand()?,
+            refname: args
+                .value("--ref")
+                .map_or_else(|| "refs/heads/main".to_owned(), full_ref),
+            run_tests,
+        },
+        "upstream-diff" => SkillCommand::UpstreamDiff {
+            upstream: args.operand()?,
+            out: args.value("--out"),
+        },
+        "new-skill" => SkillCommand::NewSkill {
+            name: args.operand()?,
+            base: args.value("--base"),
+        },
+        other => return Err(args.verb.wrong(format!("{other} is not a skill verb"))),
+    })
+}
+
+/// `apply-skill`'s three forms.
+fn apply_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_test = !args.has("--no-test");
+    match (args.has("--continue"), args.has("--abort")) {
+        (true, true) => Err(args.verb.wrong("--continue or --abort, not both")),
+        (true, false) => {
+            args.no_operand()?;
+            Ok(SkillCommand::Continue { run_test })
+        }
+        (false, true) if !run_test => Err(args.verb.wrong("--abort takes no --no-test")),
+        (false, true) => {
+            args.no_operand()?;
+            Ok(SkillCommand::Abort)
+        }
+        (false, false) => Ok(SkillCommand::Apply {
+            name: args.operand()?,
+            run_test,
+        }),
     }
-    if words.iter().any(|w| *w == "--help" || *w == "-h") {
-        println!("{USAGE}");
-        return Ok(Some(0));
-    }
+}
+
+/// Runs a skill verb on the repository here; its exit code.
+pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
     let engine = Engine::open(&std::env::current_dir()?)?.with_build(BUILD);
-    let code = match words {
-        ["skills"] => list(&engine)?,
-        ["show-skill", name] => {
-            print!("{}", engine.show(operand(name)?)?);
+    let code = match command {
+        SkillCommand::List => list(&engine)?,
+        SkillCommand::Show(name) => {
+            print!("{}", engine.show(name)?);
             0
         }
-        ["diff-skill", name] => {
+        SkillCommand::Diff(name) => {
             let colour = std::io::stdout().is_terminal();
-            print!("{}", engine.diff(operand(name)?, colour)?);
+            print!("{}", engine.diff(name, colour)?);
             0
         }
-        ["apply-skill", "--continue"] => report(engine.continue_pending(true)?),
-        ["apply-skill", "--abort"] => {
+        SkillCommand::Apply { name, run_test } => report(engine.apply(name, run_test)?),
+        SkillCommand::Continue { run_test } => report(engine.continue_pending(run_test)?),
+        SkillCommand::Abort => {
             let back = engine.abort()?;
             println!(
                 "aborted; back on {}",
@@ -59,25 +125,16 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
             );
             0
         }
-        ["apply-skill", name] => report(engine.apply(operand(name)?, true)?),
-        ["apply-skill", name, "--no-test"] => report(engine.apply(operand(name)?, false)?),
-        ["remove-skill", name] => report(engine.remove(operand(name)?, true)?),
-        ["remove-skill", name, "--no-test"] => report(engine.remove(operand(name)?, false)?),
-        ["update", upstream, rest @ ..] => update(&engine, operand(upstream)?, rest)?,
-        ["upstream-diff", upstream, rest @ ..] => upstream_diff(&engine, operand(upstream)?, rest)?,
-        ["new-skill", name, rest @ ..] => new_skill(&engine, operand(name)?, rest)?,
-        _ => bail!("{USAGE}"),
+        SkillCommand::Remove { name, run_tests } => report(engine.remove(name, run_tests)?),
+        SkillCommand::Update {
+            upstream,
+            refname,
+            run_tests,
+        } => update(&engine, upstream, &refname, run_tests)?,
+        SkillCommand::UpstreamDiff { upstream, out } => upstream_diff(&engine, upstream, out)?,
+        SkillCommand::NewSkill { name, base } => new_skill(&engine, name, base)?,
     };
-    Ok(Some(code))
-}
-
-/// A name, path or URL where one is expected: never a flag (`update --ref`
-/// must not fetch from a remote called `--ref`).
-fn operand(word: &str) -> anyhow::Result<&str> {
-    if word.starts_with('-') {
-        bail!("{word}: not a flag here\n{USAGE}");
-    }
-    Ok(word)
+    Ok(code)
 }
 
 fn list(engine: &Engine) -> anyhow::Result<i32> {
@@ -126,15 +183,8 @@ fn report(outcome: ApplyOutcome) -> i32 {
     }
 }
 
-fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let (refname, run_tests) = match rest {
-        [] => ("refs/heads/main".to_owned(), true),
-        ["--no-test"] => ("refs/heads/main".to_owned(), false),
-        ["--ref", r] => (full_ref(operand(r)?), true),
-        ["--ref", r, "--no-test"] => (full_ref(operand(r)?), false),
-        _ => bail!("{USAGE}"),
-    };
-    let update = match engine.update(upstream, &refname, run_tests) {
+fn update(engine: &Engine, upstream: &str, refname: &str, run_tests: bool) -> anyhow::Result<i32> {
+    let update = match engine.update(upstream, refname, run_tests) {
         Ok(update) => update,
         // Nothing to take is no failure.
         Err(SkillError::UpToDate(message)) => {
@@ -173,13 +223,8 @@ fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32>
     Ok(i32::from(failed))
 }
 
-fn upstream_diff(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let out = match rest {
-        [] => None,
-        ["--out", dir] => Some(std::path::Path::new(operand(dir)?)),
-        _ => bail!("{USAGE}"),
-    };
-    let (dir, patches) = engine.upstream_diff(upstream, out)?;
+fn upstream_diff(engine: &Engine, upstream: &str, out: Option<&str>) -> anyhow::Result<i32> {
+    let (dir, patches) = engine.upstream_diff(upstream, out.map(std::path::Path::new))?;
     if patches.is_empty() {
         println!("no changes of your own to send upstream");
         return Ok(0);
@@ -199,13 +244,8 @@ fn upstream_diff(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Resu
     Ok(0)
 }
 
-fn new_skill(engine: &Engine, name: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let from = match rest {
-        [] => None,
-        ["--base", base] => Some(operand(base)?),
-        _ => bail!("{USAGE}"),
-    };
-    let dir = engine.new_skill(name, &scaffold()?, from)?;
+fn new_skill(engine: &Engine, name: &str, base: Option<&str>) -> anyhow::Result<i32> {
+    let dir = engine.new_skill(name, &scaffold()?, base)?;
     println!(
         "scaffolded {}: a crate, pincer-skill-{name}, linked into pincer when applied. Fill in \
          src/lib.rs, its test, SKILL.md and skill.toml (description, env), then commit it \
