@@ -37,12 +37,13 @@ mod state;
 
 pub use engine::{
     ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, Scaffold, SkillListing,
-    SkillPackage, TRAILER, UpdateReport,
+    SkillPackage, SkillUpdate, TRAILER, UpdateReport, UpstreamCommit, UpstreamDiffOptions,
+    UpstreamPatches,
 };
 pub use env_example::ENV_EXAMPLE;
 pub use manifest::{CrateEdit, RegisterLine, SkillManifest};
 pub use merge::{BASE_LABEL, Merged, OURS_LABEL, THEIRS_LABEL, merge3};
-pub use state::{AppliedSkill, CargoAdded, STATE_FILE, State};
+pub use state::{AppliedSkill, CargoAdded, STATE_FILE, STATE_FORMAT, State};
 
 use std::path::PathBuf;
 

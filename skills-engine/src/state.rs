@@ -62,33 +62,75 @@ impl CargoAdded {
     }
 }
 
+/// The format of the state file this engine writes. Every engine reads
+/// every older one: 1 (no `format` key) had only `name`, `version` and
+/// `files` per skill, or also `cargo`, `register` and `env`; all default.
+pub const STATE_FORMAT: u32 = 2;
+
 /// The applied skills.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
+    /// The file's format (1 when the file has none).
+    #[serde(default = "format_one")]
+    pub format: u32,
     /// In the order they were applied.
     #[serde(default)]
     pub applied: Vec<AppliedSkill>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            format: STATE_FORMAT,
+            applied: Vec::new(),
+        }
+    }
+}
+
+/// What a file without a `format` is.
+fn format_one() -> u32 {
+    1
+}
+
+/// Just the format, read first: a newer file may hold fields this engine
+/// does not know, and "written by a newer engine" is the useful error.
+#[derive(Deserialize)]
+struct Format {
+    #[serde(default = "format_one")]
+    format: u32,
 }
 
 impl State {
     /// Reads the state of the working tree at `root` (none: nothing applied).
     pub fn load(root: &Path) -> Result<Self, SkillError> {
         let path = root.join(STATE_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|err| SkillError::Manifest {
-                path,
-                message: err.to_string(),
-            }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(err) => Err(SkillError::Io { path, source: err }),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(err) => return Err(SkillError::Io { path, source: err }),
+        };
+        Self::parse(&text).map_err(|message| SkillError::Manifest { path, message })
+    }
+
+    /// Reads a state file's text, of this format or an older one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let format: Format = toml::from_str(text).map_err(|err| err.to_string())?;
+        if format.format > STATE_FORMAT {
+            return Err(format!(
+                "written by a newer skills engine (format {}; this one reads up to \
+                 {STATE_FORMAT}): update this fork's engine first (`cargo xtask update`)",
+                format.format
+            ));
         }
+        toml::from_str(text).map_err(|err| err.to_string())
     }
 
     /// The file's text (sorted by name, so the order skills were applied in
     /// does not change it).
     pub fn render(&self) -> Result<String, SkillError> {
         let mut sorted = self.clone();
+        sorted.format = STATE_FORMAT;
         sorted.applied.sort_by(|a, b| a.name.cmp(&b.name));
         let text = toml::to_string_pretty(&sorted)
             .map_err(|err| SkillError::Refused(format!("could not write {STATE_FILE}: {err}")))?;

@@ -4,9 +4,13 @@
 //! `skills`, `show-skill NAME`, `diff-skill NAME`,
 //! `apply-skill NAME [--no-test] | --continue [--no-test] | --abort`,
 //! `remove-skill NAME [--no-test]` (then builds and runs the other skills'
-//! tests), `update UPSTREAM [--ref REF] [--no-test]` (UPSTREAM: a remote's name, a
-//! path or a URL), `upstream-diff UPSTREAM_REF [--out DIR]` (by default into
-//! the git directory, outside the working tree), `new-skill NAME [--base REV]`
+//! tests), `update [UPSTREAM] [--ref REF] [--no-test] | --continue | --abort`
+//! (UPSTREAM: a remote's name, a path or a URL; `upstream` by default),
+//! `upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--offline] [--out DIR]`
+//! (the owner's own commits, rebased onto UPSTREAM_REF, by default
+//! `upstream/main`, which must not be behind its remote; never `skills/`,
+//! `.pincer/` or the paths in `.pincer/local`; by default into the git
+//! directory, outside the working tree), `new-skill NAME [--base REV]`
 //! (a crate linked into `pincer` when applied; with `--base`, also the
 //! changes since REV). The verbs and Pincer's scaffold are in `skills.rs`;
 //! their usage, `help` and the parsing of the command line in `usage.rs`.

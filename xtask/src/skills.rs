@@ -6,7 +6,10 @@
 
 use std::io::IsTerminal;
 
-use pincer_skills::{ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError};
+use pincer_skills::{
+    ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError, UpdateReport,
+    UpstreamDiffOptions,
+};
 
 use crate::usage::{Args, UsageError};
 
@@ -23,9 +26,12 @@ pub(crate) enum SkillCommand<'a> {
         name: &'a str,
         run_test: bool,
     },
+    /// `apply-skill --continue`: an apply's or a remove's (or an update's,
+    /// as older engines told the owner).
     Continue {
         run_test: bool,
     },
+    /// `apply-skill --abort` or `update --abort`: whatever waits.
     Abort,
     Remove {
         name: &'a str,
@@ -36,15 +42,25 @@ pub(crate) enum SkillCommand<'a> {
         refname: String,
         run_tests: bool,
     },
+    UpdateContinue {
+        run_tests: bool,
+    },
     UpstreamDiff {
         upstream: &'a str,
-        out: Option<&'a str>,
+        list: bool,
+        options: UpstreamDiffOptions,
     },
     NewSkill {
         name: &'a str,
         base: Option<&'a str>,
     },
 }
+
+/// The remote `update` takes from when not told.
+const DEFAULT_UPSTREAM: &str = "upstream";
+
+/// The upstream ref `upstream-diff` sends to when not told.
+const DEFAULT_UPSTREAM_REF: &str = "upstream/main";
 
 /// The skill verb `args` asks for.
 pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
@@ -61,17 +77,8 @@ pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageErro
             name: args.operand()?,
             run_tests,
         },
-        "update" => SkillCommand::Update {
-            upstream: args.operand()?,
-            refname: args
-                .value("--ref")
-                .map_or_else(|| "refs/heads/main".to_owned(), full_ref),
-            run_tests,
-        },
-        "upstream-diff" => SkillCommand::UpstreamDiff {
-            upstream: args.operand()?,
-            out: args.value("--out"),
-        },
+        "update" => update_command(args)?,
+        "upstream-diff" => upstream_diff_command(args)?,
         "new-skill" => SkillCommand::NewSkill {
             name: args.operand()?,
             base: args.value("--base"),
@@ -80,25 +87,86 @@ pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageErro
     })
 }
 
+/// `--continue` or `--abort` (each without an operand), when given.
+fn continue_or_abort(args: &Args<'_>) -> Result<Option<bool>, UsageError> {
+    match (args.has("--continue"), args.has("--abort")) {
+        (false, false) => Ok(None),
+        (true, true) => Err(args.verb.wrong("--continue or --abort, not both")),
+        (continuing, _) => {
+            args.no_operand()?;
+            if !continuing && args.has("--no-test") {
+                return Err(args.verb.wrong("--abort takes no --no-test"));
+            }
+            if args.has("--ref") {
+                return Err(args.verb.wrong("--ref is for a new update only"));
+            }
+            Ok(Some(continuing))
+        }
+    }
+}
+
 /// `apply-skill`'s three forms.
 fn apply_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
     let run_test = !args.has("--no-test");
-    match (args.has("--continue"), args.has("--abort")) {
-        (true, true) => Err(args.verb.wrong("--continue or --abort, not both")),
-        (true, false) => {
-            args.no_operand()?;
-            Ok(SkillCommand::Continue { run_test })
-        }
-        (false, true) if !run_test => Err(args.verb.wrong("--abort takes no --no-test")),
-        (false, true) => {
-            args.no_operand()?;
-            Ok(SkillCommand::Abort)
-        }
-        (false, false) => Ok(SkillCommand::Apply {
+    Ok(match continue_or_abort(args)? {
+        Some(true) => SkillCommand::Continue { run_test },
+        Some(false) => SkillCommand::Abort,
+        None => SkillCommand::Apply {
             name: args.operand()?,
             run_test,
-        }),
+        },
+    })
+}
+
+/// `update`'s three forms.
+fn update_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_tests = !args.has("--no-test");
+    Ok(match continue_or_abort(args)? {
+        Some(true) => SkillCommand::UpdateContinue { run_tests },
+        Some(false) => SkillCommand::Abort,
+        None => SkillCommand::Update {
+            upstream: args.optional_operand()?.unwrap_or(DEFAULT_UPSTREAM),
+            refname: args
+                .value("--ref")
+                .map_or_else(|| "refs/heads/main".to_owned(), full_ref),
+            run_tests,
+        },
+    })
+}
+
+/// `upstream-diff`: the ref, whether to list only, and the options.
+fn upstream_diff_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let list = args.has("--list");
+    if list && (args.has("--pick") || args.has("--out")) {
+        return Err(args
+            .verb
+            .wrong("--list writes nothing: it takes neither --pick nor --out"));
     }
+    let pick = match args.value("--pick") {
+        Some(numbers) => Some(pick_numbers(numbers).map_err(|why| args.verb.wrong(why))?),
+        None => None,
+    };
+    Ok(SkillCommand::UpstreamDiff {
+        upstream: args.optional_operand()?.unwrap_or(DEFAULT_UPSTREAM_REF),
+        list,
+        options: UpstreamDiffOptions {
+            out: args.value("--out").map(Into::into),
+            pick,
+            offline: args.has("--offline"),
+        },
+    })
+}
+
+/// `--pick 1,3`: the commit numbers `--list` shows.
+fn pick_numbers(words: &str) -> Result<Vec<usize>, String> {
+    words
+        .split(',')
+        .map(|number| {
+            number.trim().parse::<usize>().map_err(|_| {
+                format!("--pick {words}: {number:?} is not a commit number from --list")
+            })
+        })
+        .collect()
 }
 
 /// Runs a skill verb on the repository here; its exit code.
@@ -116,7 +184,12 @@ pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
             0
         }
         SkillCommand::Apply { name, run_test } => report(engine.apply(name, run_test)?),
+        // An update an older engine stopped at said `apply-skill --continue`.
+        SkillCommand::Continue { run_test } if engine.update_pending()? => {
+            updated(engine.continue_update(run_test)?)
+        }
         SkillCommand::Continue { run_test } => report(engine.continue_pending(run_test)?),
+        SkillCommand::UpdateContinue { run_tests } => updated(engine.continue_update(run_tests)?),
         SkillCommand::Abort => {
             let back = engine.abort()?;
             println!(
@@ -131,7 +204,11 @@ pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
             refname,
             run_tests,
         } => update(&engine, upstream, &refname, run_tests)?,
-        SkillCommand::UpstreamDiff { upstream, out } => upstream_diff(&engine, upstream, out)?,
+        SkillCommand::UpstreamDiff {
+            upstream,
+            list,
+            options,
+        } => upstream_diff(&engine, upstream, list, &options)?,
         SkillCommand::NewSkill { name, base } => new_skill(&engine, name, base)?,
     };
     Ok(code)
@@ -139,10 +216,15 @@ pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
 
 fn list(engine: &Engine) -> anyhow::Result<i32> {
     for skill in engine.list()? {
-        let applied = skill
-            .applied
-            .map(|v| format!("applied ({v})"))
-            .unwrap_or_default();
+        // The version in the tree is what an update brings the applied one to.
+        let applied = match skill.applied {
+            Some(v) if v == skill.version => format!("applied ({v})"),
+            Some(v) => format!(
+                "applied ({v}; `cargo xtask update` brings {})",
+                skill.version
+            ),
+            None => String::new(),
+        };
         println!(
             "{:<20} {:<8} {:<14} {}",
             skill.name, skill.version, applied, skill.description
@@ -184,33 +266,59 @@ fn report(outcome: ApplyOutcome) -> i32 {
 }
 
 fn update(engine: &Engine, upstream: &str, refname: &str, run_tests: bool) -> anyhow::Result<i32> {
-    let update = match engine.update(upstream, refname, run_tests) {
-        Ok(update) => update,
+    match engine.update(upstream, refname, run_tests) {
+        Ok(update) => Ok(updated(update)),
         // Nothing to take is no failure.
         Err(SkillError::UpToDate(message)) => {
             println!("{message}: up to date");
-            return Ok(0);
+            Ok(0)
         }
-        Err(err) => return Err(err.into()),
-    };
-    if !update.conflicts.is_empty() {
-        println!(
-            "upstream conflicts on {}: {}",
-            update.branch,
-            update.conflicts.join(", ")
-        );
-        println!("resolve them, then `cargo xtask apply-skill --continue` (or `--abort`)");
-        return Ok(3);
+        Err(err) => Err(err.into()),
     }
-    println!("upstream merged on {}", update.branch);
+}
+
+/// Prints what an update (or its `--continue`) did; its exit code (3:
+/// conflicts to resolve, 1: a skill's test fails).
+fn updated(update: UpdateReport) -> i32 {
+    let from = update.from.trim_start_matches("refs/heads/");
+    let branch = &update.branch;
+    if !update.conflicts.is_empty() {
+        match &update.upgrading {
+            Some(skill) => println!(
+                "the upgrade of {skill} left conflicts on {branch}: {}",
+                update.conflicts.join(", ")
+            ),
+            None => println!(
+                "upstream {} conflicts on {branch}: {}",
+                update.merged.as_deref().unwrap_or_default(),
+                update.conflicts.join(", ")
+            ),
+        }
+        println!(
+            "resolve them (`git status` lists them; `git add` each), then `git commit` or \
+             `cargo xtask update --continue`;\n`cargo xtask update --continue` also brings the \
+             applied skills to upstream's versions and runs their tests (after a `git commit`, \
+             run it too); `cargo xtask update --abort` goes back to {from}"
+        );
+        return 3;
+    }
+    match &update.merged {
+        Some(merged) => println!("upstream {merged} merged on {branch}"),
+        None => println!("upstream had nothing new; skills brought to their versions on {branch}"),
+    }
     let mut failed = false;
-    for (name, touched, passed) in update.skills {
-        let touched = if touched.is_empty() {
-            "nothing it touches".to_owned()
-        } else {
-            touched.join(", ")
+    for skill in &update.skills {
+        let version = match &skill.before {
+            Some(before) if *before == skill.after => skill.after.clone(),
+            Some(before) => format!("{before} -> {}", skill.after),
+            None => format!("(new) {}", skill.after),
         };
-        let test = match passed {
+        let files = if skill.files.is_empty() {
+            "no file changed".to_owned()
+        } else {
+            format!("changed: {}", skill.files.join(", "))
+        };
+        let test = match skill.test {
             Some(true) => "test passes",
             Some(false) => {
                 failed = true;
@@ -218,22 +326,68 @@ fn update(engine: &Engine, upstream: &str, refname: &str, run_tests: bool) -> an
             }
             None => "test not run",
         };
-        println!("  {name:<20} upstream changed: {touched}; {test}");
+        println!("  {:<20} {version}; {files}; {test}", skill.name);
+        for note in &skill.notes {
+            println!("    note: {note}");
+        }
     }
-    Ok(i32::from(failed))
+    println!("\nreview:  git diff {from}..{branch}");
+    println!("merge:   git checkout {from} && git merge {branch}");
+    println!("discard: git checkout {from} && git branch -D {branch}");
+    i32::from(failed)
 }
 
-fn upstream_diff(engine: &Engine, upstream: &str, out: Option<&str>) -> anyhow::Result<i32> {
-    let (dir, patches) = engine.upstream_diff(upstream, out.map(std::path::Path::new))?;
-    if patches.is_empty() {
+fn upstream_diff(
+    engine: &Engine,
+    upstream: &str,
+    list: bool,
+    options: &UpstreamDiffOptions,
+) -> anyhow::Result<i32> {
+    if list {
+        let commits = engine.upstream_commits(upstream, options.offline)?;
+        if commits.is_empty() {
+            println!("no changes of your own to send upstream");
+            return Ok(0);
+        }
+        println!("your commits that {upstream} lacks (send some with --pick 1,3):");
+        for commit in commits {
+            println!(
+                "{:>4}  {}  {}",
+                commit.number,
+                &commit.id[..10],
+                commit.summary
+            );
+            for file in commit.files {
+                println!("{:>18}{file}", "");
+            }
+        }
+        return Ok(0);
+    }
+    let sent = engine.upstream_diff(upstream, options)?;
+    for commit in &sent.already_upstream {
+        println!(
+            "left out {} {}: {upstream} has it already",
+            &commit.id[..10],
+            commit.summary
+        );
+    }
+    if sent.patches.is_empty() {
         println!("no changes of your own to send upstream");
         return Ok(0);
     }
-    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-    println!("wrote {} patch(es) to {}:", patches.len(), dir.display());
-    for patch in &patches {
+    let dir = std::fs::canonicalize(&sent.dir).unwrap_or(sent.dir);
+    println!(
+        "wrote {} patch(es) to {}, each rebased onto {upstream}:",
+        sent.patches.len(),
+        dir.display()
+    );
+    for patch in &sent.patches {
         println!("  {}", patch.display());
     }
+    println!(
+        "to check them: `git am {}/*.patch` on a clone of {upstream}",
+        dir.display()
+    );
     let root = std::fs::canonicalize(engine.root())?;
     if dir.starts_with(&root) && !dir.starts_with(root.join(".git")) {
         println!(

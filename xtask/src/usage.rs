@@ -31,6 +31,16 @@ const NO_TEST: Flag = Flag {
     value: None,
 };
 
+const CONTINUE: Flag = Flag {
+    name: "--continue",
+    value: None,
+};
+
+const ABORT: Flag = Flag {
+    name: "--abort",
+    value: None,
+};
+
 /// Every verb, in the order `help` lists them.
 pub(crate) const VERBS: &[Verb] = &[
     Verb {
@@ -80,17 +90,7 @@ pub(crate) const VERBS: &[Verb] = &[
                   \x20 --abort     undo it: back to the branch it started from\n\
                   \nExits 3 when conflicts are left to resolve.\n",
         operand: Some("NAME"),
-        flags: &[
-            NO_TEST,
-            Flag {
-                name: "--continue",
-                value: None,
-            },
-            Flag {
-                name: "--abort",
-                value: None,
-            },
-        ],
+        flags: &[NO_TEST, CONTINUE, ABORT],
     },
     Verb {
         name: "remove-skill",
@@ -108,16 +108,22 @@ pub(crate) const VERBS: &[Verb] = &[
     },
     Verb {
         name: "update",
-        forms: &["update UPSTREAM [--ref REF] [--no-test]"],
+        forms: &[
+            "update [UPSTREAM] [--ref REF] [--no-test]",
+            "update --continue [--no-test]",
+            "update --abort",
+        ],
         summary: "merge upstream's new commits on a review branch, with a report per skill",
-        details: "Merges upstream's new commits onto a review branch update/<commit> and\n\
-                  reports, per applied skill, what upstream changed under it and whether its\n\
-                  test still passes.\n\
-                  \n  UPSTREAM   a remote's name, a path or a URL\n\
-                  \x20 --ref REF  the branch (or full ref) to take; main by default\n\
-                  \x20 --no-test  do not run the skills' tests\n\
-                  \nExits 3 when upstream's changes conflict with yours (resolve them, then\n\
-                  `cargo xtask apply-skill --continue`), 1 when a skill's test fails.\n",
+        details: "Merges upstream's new commits onto a review branch update/<commit> with git's\n\
+                  own merge, brings the applied skills to upstream's versions and reports, per\n\
+                  applied skill, what changed and whether its test still passes.\n\
+                  \n  UPSTREAM    a remote's name, a path or a URL; `upstream` by default\n\
+                  \x20 --ref REF   the branch (or full ref) to take; main by default\n\
+                  \x20 --no-test   do not run the skills' tests\n\
+                  \x20 --continue  finish an update that stopped at conflicts, once resolved\n\
+                  \x20 --abort     undo it: back to the branch it started from\n\
+                  \nExits 3 when upstream's changes conflict with yours, 1 when a skill's test\n\
+                  fails.\n",
         operand: Some("UPSTREAM"),
         flags: &[
             Flag {
@@ -125,21 +131,43 @@ pub(crate) const VERBS: &[Verb] = &[
                 value: Some("REF"),
             },
             NO_TEST,
+            CONTINUE,
+            ABORT,
         ],
     },
     Verb {
         name: "upstream-diff",
-        forms: &["upstream-diff UPSTREAM_REF [--out DIR]"],
-        summary: "your own changes since upstream, as patches to send back",
-        details: "Writes the changes of your own since UPSTREAM_REF (no skill's files, no skill\n\
-                  commits) as patches to send upstream, into .git/pincer-upstream-patches (each\n\
-                  run replaces the last) or DIR.\n\
-                  \n  --out DIR  where to write them (outside the working tree)\n",
+        forms: &["upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--offline] [--out DIR]"],
+        summary: "your own commits upstream lacks, as patches to send back",
+        details: "Writes your own commits that UPSTREAM_REF lacks (never skills/, .pincer/ or the\n\
+                  paths in .pincer/local; never the engine's commits), each rebased onto it, as\n\
+                  patches for `git am`, into .git/pincer-upstream-patches (each run replaces the\n\
+                  last) or DIR.\n\
+                  \n  UPSTREAM_REF  upstream/main by default; a remote-tracking ref must not be\n\
+                  \x20               behind its remote\n\
+                  \x20 --list        list the commits, numbered; write nothing\n\
+                  \x20 --pick N,M    send only these commits (numbers from --list)\n\
+                  \x20 --offline     do not ask the remote whether the ref is behind\n\
+                  \x20 --out DIR     where to write them (outside the working tree)\n",
         operand: Some("UPSTREAM_REF"),
-        flags: &[Flag {
-            name: "--out",
-            value: Some("DIR"),
-        }],
+        flags: &[
+            Flag {
+                name: "--list",
+                value: None,
+            },
+            Flag {
+                name: "--pick",
+                value: Some("N,M"),
+            },
+            Flag {
+                name: "--offline",
+                value: None,
+            },
+            Flag {
+                name: "--out",
+                value: Some("DIR"),
+            },
+        ],
     },
     Verb {
         name: "new-skill",
@@ -277,6 +305,14 @@ impl<'a> Args<'a> {
             [_, extra, ..] => Err(self
                 .verb
                 .wrong(format!("unexpected argument {extra:?}: one {what} only"))),
+        }
+    }
+
+    /// The operand the verb may take.
+    pub(crate) fn optional_operand(&self) -> Result<Option<&'a str>, UsageError> {
+        match self.operands.as_slice() {
+            [] => Ok(None),
+            _ => self.operand().map(Some),
         }
     }
 

@@ -364,6 +364,11 @@ fn a_wrong_invocation_is_one_error_line_and_the_usage_with_exit_2() {
             "usage: cargo xtask update",
         ),
         (
+            &["update", "--continue", "--abort"],
+            "--continue or --abort, not both",
+            "usage: cargo xtask update",
+        ),
+        (
             &["new-skill", "-x"],
             "new-skill takes no flag -x",
             "usage: cargo xtask new-skill",
@@ -479,4 +484,89 @@ fn remove_skill_builds_pincer_and_shows_why_it_failed() {
             && out.contains("not run   the build and the other skills' tests"),
         "{out}"
     );
+}
+
+#[test]
+fn upstream_diff_defaults_to_upstream_main_and_takes_its_flags() {
+    let upstream = one_commit_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "Owner"]);
+    git(root, &["config", "user.email", "owner@example.org"]);
+    let url = upstream.path().to_str().unwrap();
+    git(root, &["remote", "add", "upstream", url]);
+    git(root, &["fetch", "-q", "upstream"]);
+    git(root, &["reset", "-q", "--hard", "upstream/main"]);
+    write(root, ".pincer/local", "notes.md\n");
+    write(root, "notes.md", "mine\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "My notes"]);
+    write(root, "README.md", "a fork, fixed\n");
+    git(root, &["commit", "-q", "-am", "Fix the readme"]);
+    let fix = git(root, &["rev-parse", "HEAD"]);
+    let stdout = |output: &std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let listed = stdout(&xtask(root, &["upstream-diff", "--list"]));
+    assert!(
+        listed.contains("your commits that upstream/main lacks")
+            && listed.contains(&format!("   1  {}  Fix the readme\n", &fix[..10]))
+            && listed.contains("README.md\n")
+            && !listed.contains("notes"),
+        "{listed}"
+    );
+
+    // Upstream moves on: upstream/main is stale until fetched.
+    write(upstream.path(), "CHANGES.md", "news\n");
+    git(upstream.path(), &["add", "-A"]);
+    git(upstream.path(), &["commit", "-q", "-m", "news"]);
+    let stale = xtask(root, &["upstream-diff"]);
+    assert_eq!(stale.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        said.contains("upstream/main is behind the remote") && said.contains("git fetch upstream"),
+        "{said}"
+    );
+
+    let sent = stdout(&xtask(root, &["upstream-diff", "--offline", "--pick", "1"]));
+    assert!(
+        sent.contains("wrote 1 patch(es)") && sent.contains("0001-fix-the-readme.patch"),
+        "{sent}"
+    );
+    // A commit number --list does not show is the engine's to refuse (1);
+    // the rest are wrong invocations (2, with the usage).
+    for (args, why, code) in [
+        (
+            &["upstream-diff", "--offline", "--pick", "2"][..],
+            "--pick 2: there is no commit 2",
+            1,
+        ),
+        (
+            &["upstream-diff", "--pick", "one"],
+            "\"one\" is not a commit number",
+            2,
+        ),
+        (
+            &["upstream-diff", "--list", "--pick", "1"],
+            "--list writes nothing",
+            2,
+        ),
+        (
+            &["upstream-diff", "upstream/main", "extra"],
+            "usage: cargo xtask upstream-diff",
+            2,
+        ),
+    ] {
+        let refused = xtask(root, args);
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(code), "{args:?}: {said}");
+        assert!(said.contains(why), "{args:?}: {said}");
+    }
 }

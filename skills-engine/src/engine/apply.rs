@@ -3,7 +3,6 @@
 
 use git2::{BranchType, Oid};
 
-use super::update::update_message;
 use super::{ApplyOutcome, Engine, FileChange, Pending, PlannedFile, TRAILER, read, read_optional};
 use crate::SkillError;
 use crate::manifest::SkillManifest;
@@ -134,11 +133,25 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Whether what waits for the owner is an update (its merge, or a
+    /// skill's upgrade after it): `continue_update` finishes it.
+    pub fn update_pending(&self) -> Result<bool, SkillError> {
+        Ok(match self.load_pending()? {
+            Some(pending) => matches!(pending.op.as_str(), "update" | "upgrade"),
+            None => false,
+        })
+    }
+
     /// After the owner resolved the conflicts: checks, tests, commits.
     pub fn continue_pending(&self, run_test: bool) -> Result<ApplyOutcome, SkillError> {
         let pending = self
             .load_pending()?
             .ok_or_else(|| SkillError::Refused("nothing to continue".into()))?;
+        if matches!(pending.op.as_str(), "update" | "upgrade") {
+            return Err(SkillError::Refused(
+                "an update is in progress: `cargo xtask update --continue` finishes it".into(),
+            ));
+        }
         let marked: Vec<String> = pending
             .files
             .iter()
@@ -164,6 +177,11 @@ impl Engine {
         let pending = self
             .load_pending()?
             .ok_or_else(|| SkillError::Refused("nothing to abort".into()))?;
+        // An update's merge is in git's state: gone with it, as with
+        // `git merge --abort`.
+        if self.repo.state() != git2::RepositoryState::Clean {
+            self.repo.cleanup_state()?;
+        }
         self.repo.set_head(&pending.from)?;
         self.repo.checkout_head(Some(
             git2::build::CheckoutBuilder::new()
@@ -182,9 +200,6 @@ impl Engine {
     /// after the state is written; `--continue` runs it again): it records a
     /// skill in place of an earlier record of the same name.
     fn finish(&self, pending: Pending, run_test: bool) -> Result<ApplyOutcome, SkillError> {
-        if pending.op == "update" {
-            return self.finish_update(pending);
-        }
         let mut state = State::load(&self.root)?;
         let manifest = SkillManifest::load(&self.root, &pending.name)?;
         let applying = pending.op == "apply";
@@ -231,25 +246,6 @@ impl Engine {
             summary.extend(tested);
         }
         Ok(outcome)
-    }
-
-    /// An update whose conflicts the owner resolved: the merge commit, with
-    /// upstream's commit as its second parent.
-    fn finish_update(&self, pending: Pending) -> Result<ApplyOutcome, SkillError> {
-        let theirs = pending
-            .upstream
-            .as_deref()
-            .and_then(|id| Oid::from_str(id).ok())
-            .ok_or_else(|| {
-                SkillError::Refused(
-                    "the pending update does not name the upstream commit it merges; \
-                     --abort it and run the update again"
-                        .into(),
-                )
-            })?;
-        let theirs = self.repo.find_commit(theirs)?;
-        let commit = self.commit_all(&update_message(&pending.version), Some(&theirs))?;
-        self.committed(pending, commit)
     }
 
     /// The end of an operation: no longer pending, and what it committed.

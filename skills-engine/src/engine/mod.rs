@@ -16,10 +16,12 @@ pub(crate) mod register;
 mod remove;
 mod test_run;
 mod update;
+mod upgrade;
 mod upstream_diff;
 
 pub use new_skill::Scaffold;
 pub use package::{NewDependencies, SkillPackage};
+pub use upstream_diff::{UpstreamCommit, UpstreamDiffOptions, UpstreamPatches};
 
 use std::path::{Path, PathBuf};
 
@@ -107,22 +109,58 @@ pub enum ApplyOutcome {
     },
 }
 
-/// What `update` found.
+/// What `update` (or its `--continue`) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpdateReport {
     /// The review branch.
     pub branch: String,
-    /// Files the upstream merge left conflicted.
+    /// The branch it started from.
+    pub from: String,
+    /// The upstream commit merged (short id); `None` when upstream had
+    /// nothing new and only skills were brought to their versions.
+    pub merged: Option<String>,
+    /// Files left conflicted, by the merge or by the upgrade of `upgrading`:
+    /// resolve them, then `--continue`.
     pub conflicts: Vec<String>,
-    /// Per applied skill: the files it touches that upstream changed, and
-    /// whether its test passed on the merged tree (`None`: not run).
-    pub skills: Vec<(String, Vec<String>, Option<bool>)>,
+    /// The skill whose upgrade stopped at `conflicts`.
+    pub upgrading: Option<String>,
+    /// Per applied skill, when the update finished.
+    pub skills: Vec<SkillUpdate>,
 }
 
-/// An operation waiting for the owner (conflicts, a failed test).
+/// One applied skill after an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillUpdate {
+    /// Its name.
+    pub name: String,
+    /// The version applied before the update (`None`: it was not applied).
+    pub before: Option<String>,
+    /// The version applied now.
+    pub after: String,
+    /// Files of its package, and files it links into, that the update
+    /// changed.
+    pub files: Vec<String>,
+    /// Whether its test passed on the result (`None`: not run, or it has none).
+    pub test: Option<bool>,
+    /// What the owner should look at (a file the old version added that
+    /// the owner changed since, so it was kept…).
+    pub notes: Vec<String>,
+}
+
+/// The format of the pending file this engine writes. Every engine reads
+/// every older format (1: before the field existed; it had no `upstream`,
+/// `head` or `cargo`), and refuses a newer one by name.
+const PENDING_FORMAT: u32 = 2;
+
+/// An operation waiting for the owner (conflicts, a failed test). An update
+/// keeps its merge in git's own state (`MERGE_HEAD`): this file only says
+/// where it started, so `--abort` can go back and the report can say what
+/// changed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pending {
+    #[serde(default = "format_one")]
+    format: u32,
     op: String,
     name: String,
     version: String,
@@ -132,6 +170,10 @@ struct Pending {
     /// For an update: the full id of the upstream commit it merges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     upstream: Option<String>,
+    /// For an update: the commit it started from (the report compares the
+    /// skills with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
     /// For an apply: what it added to `Cargo.toml` files.
     #[serde(default)]
     cargo: Vec<CargoAdded>,
@@ -142,6 +184,7 @@ impl Pending {
     /// in when it does).
     fn new(op: &str, name: &str, version: &str, branch: String) -> Self {
         Self {
+            format: PENDING_FORMAT,
             op: op.into(),
             name: name.to_owned(),
             version: version.to_owned(),
@@ -149,9 +192,15 @@ impl Pending {
             branch,
             files: Vec::new(),
             upstream: None,
+            head: None,
             cargo: Vec::new(),
         }
     }
+}
+
+/// What a file without a `format` is: written before formats were numbered.
+fn format_one() -> u32 {
+    1
 }
 
 /// The engine, on one repository.
@@ -207,15 +256,42 @@ impl Engine {
         Ok(())
     }
 
-    /// Refuses to start while another operation waits for the owner.
+    /// Refuses to start while another operation waits for the owner, or
+    /// while git itself is in the middle of one (a merge, a rebase…). An
+    /// update the owner finished (or gave up) with git leaves a pending file
+    /// behind that means nothing any more: it goes.
     fn check_no_pending(&self) -> Result<(), SkillError> {
-        match self.load_pending()? {
-            Some(pending) => Err(SkillError::Refused(format!(
-                "an {} of {} is in progress: finish it with --continue or undo it with --abort",
-                pending.op, pending.name
-            ))),
-            None => Ok(()),
+        if let Some(pending) = self.load_pending()? {
+            if !self.finished_by_git(&pending) {
+                return Err(SkillError::Refused(match pending.op.as_str() {
+                    "update" | "upgrade" => format!(
+                        "an update is in progress on {}: resolve its conflicts, then `git commit` \
+                         (or `cargo xtask update --continue`); `cargo xtask update --abort` goes back",
+                        pending.branch
+                    ),
+                    op => format!(
+                        "an {op} of {} is in progress: finish it with --continue or undo it with --abort",
+                        pending.name
+                    ),
+                }));
+            }
+            self.remove_pending()?;
         }
+        if self.repo.state() != git2::RepositoryState::Clean {
+            return Err(SkillError::Refused(format!(
+                "git has an operation in progress ({:?}): finish it or abort it first",
+                self.repo.state()
+            )));
+        }
+        Ok(())
+    }
+
+    /// An update whose merge is in git's own state, and no longer is: the
+    /// owner committed it (or ran `git merge --abort`).
+    fn finished_by_git(&self, pending: &Pending) -> bool {
+        pending.op == "update"
+            && pending.format >= 2
+            && self.repo.state() == git2::RepositoryState::Clean
     }
 
     fn check_clean(&self) -> Result<(), SkillError> {
@@ -243,16 +319,33 @@ impl Engine {
 
     fn load_pending(&self) -> Result<Option<Pending>, SkillError> {
         let path = self.pending_path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map(Some)
-                .map_err(|err| SkillError::Manifest {
-                    path,
-                    message: err.to_string(),
-                }),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(SkillError::Io { path, source: err }),
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(SkillError::Io { path, source: err }),
+        };
+        // The format first, alone: a newer file may have fields this engine
+        // does not know, and "written by a newer engine" is the useful error.
+        #[derive(Deserialize)]
+        struct Format {
+            #[serde(default = "format_one")]
+            format: u32,
         }
+        let bad = |message: String| SkillError::Manifest {
+            path: path.clone(),
+            message,
+        };
+        let format: Format = toml::from_str(&text).map_err(|err| bad(err.to_string()))?;
+        if format.format > PENDING_FORMAT {
+            return Err(bad(format!(
+                "written by a newer skills engine (format {}; this one reads up to {PENDING_FORMAT}): \
+                 finish the operation with that engine, or `git merge --abort` and delete this file",
+                format.format
+            )));
+        }
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|err| bad(err.to_string()))
     }
 
     fn save_pending(&self, pending: &Pending) -> Result<(), SkillError> {
