@@ -71,15 +71,26 @@ pub enum SkillError {
     /// has (not a failure: nothing changed).
     #[error("{0}")]
     UpToDate(String),
-    /// The skill's test failed.
+    /// A skill's test (or the build) failed: the operation waits on its
+    /// review branch for a fix and `--continue`, or `--abort`.
     #[error(
-        "the skill's test `{command}` failed ({status}); fix it on the review branch and run `cargo xtask apply-skill --continue`"
+        "{what} `{command}` failed ({status}); fix it on the review branch and run \
+         `cargo xtask apply-skill --continue` (or `--abort`)\n\
+         its output is in {}; it ends:\n{}",
+        .log.display(),
+        indented(.tail)
     )]
     TestFailed {
+        /// What failed: "the skill's test", "the build", "irc's test".
+        what: String,
         /// The command.
         command: String,
         /// How it ended.
         status: String,
+        /// The log of its whole output (stdout and stderr).
+        log: PathBuf,
+        /// The log's last lines.
+        tail: String,
     },
     /// Git said no.
     #[error("git: {0}")]
@@ -99,4 +110,17 @@ impl SkillError {
         let path = path.into();
         move |source| SkillError::Io { path, source }
     }
+}
+
+/// Lines set off from the message around them (a placeholder when there are
+/// none, so that an empty output reads as one).
+fn indented(lines: &str) -> String {
+    if lines.trim().is_empty() {
+        return "  (no output)".to_owned();
+    }
+    lines
+        .lines()
+        .map(|line| format!("  | {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -313,7 +313,7 @@ fn a_failed_test_fixed_and_continued_records_the_skill_once_and_commits() {
     // The state holds the fixed file, so remove-skill knows it as the skill's.
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", "skill/demo"]);
-    committed(repo.engine().remove("demo").unwrap());
+    committed(repo.engine().remove("demo", true).unwrap());
     assert!(!repo.root().join("core/src/demo.rs").exists());
     assert!(State::load(repo.root()).unwrap().applied.is_empty());
 }
@@ -403,6 +403,36 @@ fn applying_an_applied_skill_says_so() {
             "chat is applied (version 1.0.0); remove-skill chat first, or update"
         );
     }
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert_eq!(repo.branch(), "main");
+    assert!(repo.clean());
+}
+
+#[test]
+fn applied_is_said_before_a_dirty_tree_or_a_broken_package() {
+    let repo = Repo::new();
+    let base = host_upstream(&repo);
+    crate_skill(&repo, "chat", &base, "env = [\"CHAT_TOKEN\"]");
+    repo.commit("a crate skill with variables");
+    land(&repo, "apply", "chat");
+    let said = |repo: &Repo| repo.engine().apply("chat", true).unwrap_err().to_string();
+    let applied = "chat is applied (version 1.0.0); remove-skill chat first, or update";
+
+    // The owner is filling in the variables: the tree is dirty.
+    let env = repo
+        .read(".env.example")
+        .replace("CHAT_TOKEN=", "CHAT_TOKEN=secret");
+    repo.write(".env.example", &env);
+    assert_eq!(said(&repo), applied);
+    repo.git(&["checkout", "--", ".env.example"]);
+
+    // Its package broken since (a key misspelt), committed.
+    let manifest = repo
+        .read("skills/chat/skill.toml")
+        .replace("description =", "descripton =");
+    repo.write("skills/chat/skill.toml", &manifest);
+    let main_before = repo.commit("a typo in the applied skill's manifest");
+    assert_eq!(said(&repo), applied);
     assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
     assert_eq!(repo.branch(), "main");
     assert!(repo.clean());

@@ -197,7 +197,7 @@ fn env_example_is_never_written_through_a_symlink() {
     std::fs::remove_file(repo.root().join(".env.example")).unwrap();
     std::os::unix::fs::symlink(&target, repo.root().join(".env.example")).unwrap();
     let main_before = repo.commit(".env.example linked again");
-    let err = repo.engine().remove("one").unwrap_err().to_string();
+    let err = repo.engine().remove("one", false).unwrap_err().to_string();
     assert!(
         err.contains(".env.example") && err.contains("symlink"),
         "{err}"

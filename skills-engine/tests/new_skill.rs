@@ -215,3 +215,37 @@ fn new_skill_from_a_commit_captures_the_changes_that_apply_back() {
         "# skill feature (see skills/feature/SKILL.md)\nFEATURE_KEY=\nFEATURE_URL=\n"
     );
 }
+
+#[test]
+fn new_skill_with_the_name_of_an_applied_or_existing_skill_says_which() {
+    let repo = Repo::new();
+    let base = host_upstream(&repo);
+    crate_skill(&repo, "chat", &base, "");
+    crate_skill(&repo, "idle", &base, "");
+    repo.commit("two crate skills");
+    land(&repo, "apply", "chat");
+    let scaffold = crate_scaffold();
+    let refused = |name: &str| {
+        repo.engine()
+            .new_skill(name, &scaffold, None)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        refused("chat"),
+        "chat is applied (version 1.0.0); a new skill needs another name"
+    );
+    assert_eq!(
+        refused("idle"),
+        "skills/idle exists already; a new skill needs another name"
+    );
+    // Recorded as applied, its folder gone: still said.
+    repo.git(&["rm", "-rq", "skills/chat"]);
+    repo.commit("the package went, the record stayed");
+    assert_eq!(
+        refused("chat"),
+        "chat is applied (version 1.0.0); a new skill needs another name"
+    );
+    assert!(!repo.root().join("skills/chat").exists());
+    assert!(repo.clean());
+}

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use pincer_skills::State;
+use pincer_skills::{ApplyOutcome, State};
 
 #[test]
 fn remove_after_apply_restores_the_files_and_keeps_the_owners_later_edits() {
@@ -22,7 +22,7 @@ fn remove_after_apply_restores_the_files_and_keeps_the_owners_later_edits() {
     repo.write("core/src/a.rs", &a);
     repo.commit("owner edit after the skill");
 
-    let (branch, _) = committed(repo.engine().remove("demo").unwrap());
+    let (branch, _) = committed(repo.engine().remove("demo", false).unwrap());
     assert_eq!(branch, "skill/remove-demo");
     let a = repo.read("core/src/a.rs");
     assert_eq!(
@@ -104,7 +104,7 @@ fn remove_takes_out_only_the_cargo_entries_the_apply_added() {
     assert_eq!(repo.read("Cargo.toml"), owners);
     repo.git(&["checkout", "-q", "main"]);
     repo.git(&["merge", "-q", "skill/demo"]);
-    committed(repo.engine().remove("demo").unwrap());
+    committed(repo.engine().remove("demo", false).unwrap());
     assert_eq!(
         repo.read("Cargo.toml"),
         owners,
@@ -136,7 +136,7 @@ fn a_dependency_two_skills_add_goes_with_the_last_of_them() {
         let outcome = if verb == "apply" {
             repo.engine().apply(name, false)
         } else {
-            repo.engine().remove(name)
+            repo.engine().remove(name, false)
         };
         let (branch, _) = committed(outcome.unwrap());
         repo.git(&["checkout", "-q", "main"]);
@@ -152,4 +152,134 @@ fn a_dependency_two_skills_add_goes_with_the_last_of_them() {
     );
     round("remove", "two");
     assert_eq!(repo.read("Cargo.toml"), CARGO);
+}
+
+/// A fork with `one` and `two` applied and merged; `two`'s test is `test`.
+fn one_and_two_applied(two_test: &str) -> Repo {
+    let repo = Repo::new();
+    let base = upstream(&repo);
+    add_skill(&repo, "one", &base, "a line 10 by one", "");
+    add_skill(&repo, "two", &base, "a line 10", "");
+    repo.write(
+        "skills/two/files/core/src/a.rs",
+        &lines(10, "a").replace("a line 1\n", "a line 1 by two\n"),
+    );
+    let manifest = repo.read("skills/two/skill.toml").replace(
+        "test = \"test -f core/src/two.rs\"",
+        &format!("test = {two_test:?}"),
+    );
+    repo.write("skills/two/skill.toml", &manifest);
+    repo.commit("two skills");
+    land(&repo, "apply", "one");
+    land(&repo, "apply", "two");
+    repo
+}
+
+#[test]
+fn remove_builds_and_runs_the_other_skills_tests_before_the_commit() {
+    let marks = tempfile::tempdir().unwrap();
+    let ran = marks.path().join("ran");
+    let repo = one_and_two_applied(&format!("echo two >> {}", ran.display()));
+    let build = format!("echo build >> {}", ran.display());
+
+    let outcome = repo
+        .engine()
+        .with_build(&build)
+        .remove("one", true)
+        .unwrap();
+    let ApplyOutcome::Committed { summary, .. } = outcome else {
+        panic!("expected a commit, got {outcome:?}")
+    };
+    assert_eq!(
+        std::fs::read_to_string(&ran).unwrap(),
+        "build\ntwo\n",
+        "the build, then the test of the skill still applied (not one's)"
+    );
+    let tested: Vec<&String> = summary.iter().filter(|l| l.contains("passed")).collect();
+    assert_eq!(
+        tested,
+        [
+            &format!("  passed    the build: {build}"),
+            &format!("  passed    two's test: echo two >> {}", ran.display()),
+        ],
+        "{summary:?}"
+    );
+    assert!(repo.clean());
+
+    // --no-test: neither runs, and the summary says so.
+    std::fs::remove_file(&ran).unwrap();
+    repo.git(&["checkout", "-q", "main"]);
+    let outcome = repo
+        .engine()
+        .with_build(&build)
+        .remove("two", false)
+        .unwrap();
+    let ApplyOutcome::Committed { summary, .. } = outcome else {
+        panic!("expected a commit, got {outcome:?}")
+    };
+    assert!(!ran.exists());
+    assert!(
+        summary.contains(&"  not run   the build and the other skills' tests".to_owned()),
+        "{summary:?}"
+    );
+}
+
+#[test]
+fn a_remaining_skills_failing_test_stops_the_removal_until_fixed() {
+    // `two` needs a file `one` added, without saying so.
+    let repo = one_and_two_applied("test -f core/src/one.rs || test -f core/src/two-own.rs");
+    let main_before = repo.git(&["rev-parse", "main"]);
+
+    let err = repo.engine().remove("one", true).unwrap_err().to_string();
+    assert!(
+        err.starts_with(
+            "two's test `test -f core/src/one.rs || test -f core/src/two-own.rs` failed"
+        ),
+        "{err}"
+    );
+    assert_eq!(repo.branch(), "skill/remove-one", "left there to fix");
+    assert!(pending_exists(&repo));
+    assert_eq!(repo.engine().abort().unwrap(), "refs/heads/main");
+    assert_eq!(repo.git(&["rev-parse", "HEAD"]), main_before);
+    assert!(repo.clean());
+    assert!(
+        repo.git(&["branch", "--list", "skill/remove-one"])
+            .is_empty()
+    );
+
+    // A failing build stops it the same way.
+    let err = repo
+        .engine()
+        .with_build("echo cannot build; false")
+        .remove("one", true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("the build `echo cannot build; false` failed"),
+        "{err}"
+    );
+    assert!(err.contains("  | cannot build"), "{err}");
+    repo.engine().abort().unwrap();
+
+    // Fixed on the review branch, --continue runs them again and commits.
+    assert!(repo.engine().remove("one", true).is_err());
+    repo.write("core/src/two-own.rs", "// two's own copy\n");
+    let (branch, _) = committed(
+        repo.engine()
+            .with_build("true")
+            .continue_pending(true)
+            .unwrap(),
+    );
+    assert_eq!(branch, "skill/remove-one");
+    assert_eq!(repo.git(&["rev-parse", "HEAD^"]), main_before, "one commit");
+    assert!(!repo.root().join("core/src/one.rs").exists());
+    assert!(repo.root().join("core/src/two-own.rs").exists());
+    let names: Vec<String> = State::load(repo.root())
+        .unwrap()
+        .applied
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["two"]);
+    assert!(repo.clean());
 }

@@ -122,7 +122,7 @@ fn the_engine_never_writes_through_a_symlink_in_the_fork() {
     std::fs::rename(repo.root().join("core"), outside.path().join("core")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("core"), repo.root().join("core")).unwrap();
     let main_before = repo.commit("core moved out and linked");
-    let err = repo.engine().remove("demo").unwrap_err().to_string();
+    let err = repo.engine().remove("demo", false).unwrap_err().to_string();
     assert!(err.contains("symlink") && err.contains("core"), "{err}");
     assert!(outside.path().join("core/src/demo.rs").exists());
     assert_eq!(repo.branch(), "main");

@@ -1,64 +1,196 @@
-//! The skill verbs of `cargo xtask` (the logic is in the `pincer-skills`
-//! crate, which knows no project's layout), and Pincer's scaffold for a new
+//! The skill verbs of `cargo xtask` (their arguments read by `usage.rs`; the
+//! logic is in the `pincer-skills` crate, which knows no project's layout:
+//! Pincer's build command comes from here), and Pincer's scaffold for a new
 //! skill: a crate in `skills/<name>/` that applying links into the `pincer`
 //! binary (a dependency, one line in its registry file).
 
 use std::io::IsTerminal;
 
-use anyhow::bail;
 use pincer_skills::{
     ApplyOutcome, CrateEdit, Engine, RegisterLine, Scaffold, SkillError, UpdateReport,
     UpstreamDiffOptions,
 };
 
-/// The skill verbs' usage.
-pub(crate) const USAGE: &str = "usage: cargo xtask skills | show-skill NAME | diff-skill NAME | \
-apply-skill NAME [--no-test] | apply-skill --continue|--abort | remove-skill NAME | \
-update [REMOTE|PATH|URL] [--ref REF] [--no-test] | update --continue|--abort | \
-upstream-diff [UPSTREAM_REF] [--list | --pick N,M] [--offline] [--out DIR] | \
-new-skill NAME [--base REV]\n\
-upstream-diff: UPSTREAM_REF defaults to upstream/main; a remote-tracking ref is checked against \
-its remote first (--offline skips that); files listed in .pincer/local are never sent";
+use crate::usage::{Args, UsageError};
 
-const VERBS: [&str; 8] = [
-    "skills",
-    "show-skill",
-    "diff-skill",
-    "apply-skill",
-    "remove-skill",
-    "update",
-    "upstream-diff",
-    "new-skill",
-];
+/// What `remove-skill` runs before the other skills' tests: the fork must
+/// still build without the skill.
+const BUILD: &str = "cargo build -p pincer";
 
-/// The skill verbs; `Some(exit code)` when `words` was one of them.
-pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
-    if !words.first().is_some_and(|w| VERBS.contains(w)) {
-        return Ok(None);
+/// A skill verb, its arguments checked.
+pub(crate) enum SkillCommand<'a> {
+    List,
+    Show(&'a str),
+    Diff(&'a str),
+    Apply {
+        name: &'a str,
+        run_test: bool,
+    },
+    /// `apply-skill --continue`: an apply's or a remove's (or an update's,
+    /// as older engines told the owner).
+    Continue {
+        run_test: bool,
+    },
+    /// `apply-skill --abort` or `update --abort`: whatever waits.
+    Abort,
+    Remove {
+        name: &'a str,
+        run_tests: bool,
+    },
+    Update {
+        upstream: &'a str,
+        refname: String,
+        run_tests: bool,
+    },
+    UpdateContinue {
+        run_tests: bool,
+    },
+    UpstreamDiff {
+        upstream: &'a str,
+        list: bool,
+        options: UpstreamDiffOptions,
+    },
+    NewSkill {
+        name: &'a str,
+        base: Option<&'a str>,
+    },
+}
+
+/// The remote `update` takes from when not told.
+const DEFAULT_UPSTREAM: &str = "upstream";
+
+/// The upstream ref `upstream-diff` sends to when not told.
+const DEFAULT_UPSTREAM_REF: &str = "upstream/main";
+
+/// The skill verb `args` asks for.
+pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_tests = !args.has("--no-test");
+    Ok(match args.verb.name {
+        "skills" => {
+            args.no_operand()?;
+            SkillCommand::List
+        }
+        "show-skill" => SkillCommand::Show(args.operand()?),
+        "diff-skill" => SkillCommand::Diff(args.operand()?),
+        "apply-skill" => apply_command(args)?,
+        "remove-skill" => SkillCommand::Remove {
+            name: args.operand()?,
+            run_tests,
+        },
+        "update" => update_command(args)?,
+        "upstream-diff" => upstream_diff_command(args)?,
+        "new-skill" => SkillCommand::NewSkill {
+            name: args.operand()?,
+            base: args.value("--base"),
+        },
+        other => return Err(args.verb.wrong(format!("{other} is not a skill verb"))),
+    })
+}
+
+/// `--continue` or `--abort` (each without an operand), when given.
+fn continue_or_abort(args: &Args<'_>) -> Result<Option<bool>, UsageError> {
+    match (args.has("--continue"), args.has("--abort")) {
+        (false, false) => Ok(None),
+        (true, true) => Err(args.verb.wrong("--continue or --abort, not both")),
+        (continuing, _) => {
+            args.no_operand()?;
+            if !continuing && args.has("--no-test") {
+                return Err(args.verb.wrong("--abort takes no --no-test"));
+            }
+            if args.has("--ref") {
+                return Err(args.verb.wrong("--ref is for a new update only"));
+            }
+            Ok(Some(continuing))
+        }
     }
-    if words.iter().any(|w| *w == "--help" || *w == "-h") {
-        println!("{USAGE}");
-        return Ok(Some(0));
+}
+
+/// `apply-skill`'s three forms.
+fn apply_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_test = !args.has("--no-test");
+    Ok(match continue_or_abort(args)? {
+        Some(true) => SkillCommand::Continue { run_test },
+        Some(false) => SkillCommand::Abort,
+        None => SkillCommand::Apply {
+            name: args.operand()?,
+            run_test,
+        },
+    })
+}
+
+/// `update`'s three forms.
+fn update_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let run_tests = !args.has("--no-test");
+    Ok(match continue_or_abort(args)? {
+        Some(true) => SkillCommand::UpdateContinue { run_tests },
+        Some(false) => SkillCommand::Abort,
+        None => SkillCommand::Update {
+            upstream: args.optional_operand()?.unwrap_or(DEFAULT_UPSTREAM),
+            refname: args
+                .value("--ref")
+                .map_or_else(|| "refs/heads/main".to_owned(), full_ref),
+            run_tests,
+        },
+    })
+}
+
+/// `upstream-diff`: the ref, whether to list only, and the options.
+fn upstream_diff_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
+    let list = args.has("--list");
+    if list && (args.has("--pick") || args.has("--out")) {
+        return Err(args
+            .verb
+            .wrong("--list writes nothing: it takes neither --pick nor --out"));
     }
-    let engine = Engine::open(&std::env::current_dir()?)?;
-    let code = match words {
-        ["skills"] => list(&engine)?,
-        ["show-skill", name] => {
-            print!("{}", engine.show(operand(name)?)?);
+    let pick = match args.value("--pick") {
+        Some(numbers) => Some(pick_numbers(numbers).map_err(|why| args.verb.wrong(why))?),
+        None => None,
+    };
+    Ok(SkillCommand::UpstreamDiff {
+        upstream: args.optional_operand()?.unwrap_or(DEFAULT_UPSTREAM_REF),
+        list,
+        options: UpstreamDiffOptions {
+            out: args.value("--out").map(Into::into),
+            pick,
+            offline: args.has("--offline"),
+        },
+    })
+}
+
+/// `--pick 1,3`: the commit numbers `--list` shows.
+fn pick_numbers(words: &str) -> Result<Vec<usize>, String> {
+    words
+        .split(',')
+        .map(|number| {
+            number.trim().parse::<usize>().map_err(|_| {
+                format!("--pick {words}: {number:?} is not a commit number from --list")
+            })
+        })
+        .collect()
+}
+
+/// Runs a skill verb on the repository here; its exit code.
+pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
+    let engine = Engine::open(&std::env::current_dir()?)?.with_build(BUILD);
+    let code = match command {
+        SkillCommand::List => list(&engine)?,
+        SkillCommand::Show(name) => {
+            print!("{}", engine.show(name)?);
             0
         }
-        ["diff-skill", name] => {
+        SkillCommand::Diff(name) => {
             let colour = std::io::stdout().is_terminal();
-            print!("{}", engine.diff(operand(name)?, colour)?);
+            print!("{}", engine.diff(name, colour)?);
             0
         }
+        SkillCommand::Apply { name, run_test } => report(engine.apply(name, run_test)?),
         // An update an older engine stopped at said `apply-skill --continue`.
-        ["apply-skill" | "update", "--continue"] if engine.update_pending()? => {
-            updated(engine.continue_update(true)?)
+        SkillCommand::Continue { run_test } if engine.update_pending()? => {
+            updated(engine.continue_update(run_test)?)
         }
-        ["update", "--continue"] => updated(engine.continue_update(true)?),
-        ["apply-skill", "--continue"] => report(engine.continue_pending(true)?),
-        ["apply-skill" | "update", "--abort"] => {
+        SkillCommand::Continue { run_test } => report(engine.continue_pending(run_test)?),
+        SkillCommand::UpdateContinue { run_tests } => updated(engine.continue_update(run_tests)?),
+        SkillCommand::Abort => {
             let back = engine.abort()?;
             println!(
                 "aborted; back on {}",
@@ -66,26 +198,20 @@ pub(crate) fn run(words: &[&str]) -> anyhow::Result<Option<i32>> {
             );
             0
         }
-        ["apply-skill", name] => report(engine.apply(operand(name)?, true)?),
-        ["apply-skill", name, "--no-test"] => report(engine.apply(operand(name)?, false)?),
-        ["remove-skill", name] => report(engine.remove(operand(name)?)?),
-        ["update"] => update(&engine, "upstream", &[])?,
-        ["update", flag, ..] if flag.starts_with('-') => update(&engine, "upstream", &words[1..])?,
-        ["update", upstream, rest @ ..] => update(&engine, operand(upstream)?, rest)?,
-        ["upstream-diff", rest @ ..] => upstream_diff(&engine, rest)?,
-        ["new-skill", name, rest @ ..] => new_skill(&engine, operand(name)?, rest)?,
-        _ => bail!("{USAGE}"),
+        SkillCommand::Remove { name, run_tests } => report(engine.remove(name, run_tests)?),
+        SkillCommand::Update {
+            upstream,
+            refname,
+            run_tests,
+        } => update(&engine, upstream, &refname, run_tests)?,
+        SkillCommand::UpstreamDiff {
+            upstream,
+            list,
+            options,
+        } => upstream_diff(&engine, upstream, list, &options)?,
+        SkillCommand::NewSkill { name, base } => new_skill(&engine, name, base)?,
     };
-    Ok(Some(code))
-}
-
-/// A name, path or URL where one is expected: never a flag (`update --ref`
-/// must not fetch from a remote called `--ref`).
-fn operand(word: &str) -> anyhow::Result<&str> {
-    if word.starts_with('-') {
-        bail!("{word}: not a flag here\n{USAGE}");
-    }
-    Ok(word)
+    Ok(code)
 }
 
 fn list(engine: &Engine) -> anyhow::Result<i32> {
@@ -139,15 +265,8 @@ fn report(outcome: ApplyOutcome) -> i32 {
     }
 }
 
-fn update(engine: &Engine, upstream: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let (refname, run_tests) = match rest {
-        [] => ("refs/heads/main".to_owned(), true),
-        ["--no-test"] => ("refs/heads/main".to_owned(), false),
-        ["--ref", r] => (full_ref(operand(r)?), true),
-        ["--ref", r, "--no-test"] => (full_ref(operand(r)?), false),
-        _ => bail!("{USAGE}"),
-    };
-    match engine.update(upstream, &refname, run_tests) {
+fn update(engine: &Engine, upstream: &str, refname: &str, run_tests: bool) -> anyhow::Result<i32> {
+    match engine.update(upstream, refname, run_tests) {
         Ok(update) => Ok(updated(update)),
         // Nothing to take is no failure.
         Err(SkillError::UpToDate(message)) => {
@@ -218,57 +337,12 @@ fn updated(update: UpdateReport) -> i32 {
     i32::from(failed)
 }
 
-/// The upstream ref `upstream-diff` sends to when not told.
-const DEFAULT_UPSTREAM_REF: &str = "upstream/main";
-
-/// `upstream-diff`'s words after the verb: the ref, whether to list only, and
-/// the options.
-fn upstream_diff_args<'w>(
-    rest: &[&'w str],
-) -> anyhow::Result<(&'w str, bool, UpstreamDiffOptions)> {
-    let mut upstream = None;
-    let mut list = false;
-    let mut options = UpstreamDiffOptions::default();
-    let mut words = rest.iter();
-    while let Some(word) = words.next() {
-        match *word {
-            "--list" => list = true,
-            "--offline" => options.offline = true,
-            "--out" => {
-                let dir = words.next().map(|dir| operand(dir)).transpose()?;
-                let dir = dir.ok_or_else(|| anyhow::anyhow!("--out takes a folder\n{USAGE}"))?;
-                options.out = Some(dir.into());
-            }
-            "--pick" => {
-                let numbers = words.next().ok_or_else(|| {
-                    anyhow::anyhow!("--pick takes numbers from --list, as 1,3\n{USAGE}")
-                })?;
-                options.pick = Some(pick_numbers(numbers)?);
-            }
-            ref_name if upstream.is_none() => upstream = Some(operand(ref_name)?),
-            _ => bail!("{USAGE}"),
-        }
-    }
-    if list && (options.pick.is_some() || options.out.is_some()) {
-        bail!("--list writes nothing: it takes neither --pick nor --out\n{USAGE}");
-    }
-    Ok((upstream.unwrap_or(DEFAULT_UPSTREAM_REF), list, options))
-}
-
-/// `--pick 1,3`: the commit numbers `--list` shows.
-fn pick_numbers(words: &str) -> anyhow::Result<Vec<usize>> {
-    words
-        .split(',')
-        .map(|number| {
-            number.trim().parse::<usize>().map_err(|_| {
-                anyhow::anyhow!("--pick {words}: {number:?} is not a commit number from --list")
-            })
-        })
-        .collect()
-}
-
-fn upstream_diff(engine: &Engine, rest: &[&str]) -> anyhow::Result<i32> {
-    let (upstream, list, options) = upstream_diff_args(rest)?;
+fn upstream_diff(
+    engine: &Engine,
+    upstream: &str,
+    list: bool,
+    options: &UpstreamDiffOptions,
+) -> anyhow::Result<i32> {
     if list {
         let commits = engine.upstream_commits(upstream, options.offline)?;
         if commits.is_empty() {
@@ -289,7 +363,7 @@ fn upstream_diff(engine: &Engine, rest: &[&str]) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let sent = engine.upstream_diff(upstream, &options)?;
+    let sent = engine.upstream_diff(upstream, options)?;
     for commit in &sent.already_upstream {
         println!(
             "left out {} {}: {upstream} has it already",
@@ -324,13 +398,8 @@ fn upstream_diff(engine: &Engine, rest: &[&str]) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn new_skill(engine: &Engine, name: &str, rest: &[&str]) -> anyhow::Result<i32> {
-    let from = match rest {
-        [] => None,
-        ["--base", base] => Some(operand(base)?),
-        _ => bail!("{USAGE}"),
-    };
-    let dir = engine.new_skill(name, &scaffold()?, from)?;
+fn new_skill(engine: &Engine, name: &str, base: Option<&str>) -> anyhow::Result<i32> {
+    let dir = engine.new_skill(name, &scaffold()?, base)?;
     println!(
         "scaffolded {}: a crate, pincer-skill-{name}, linked into pincer when applied. Fill in \
          src/lib.rs, its test, SKILL.md and skill.toml (description, env), then commit it \

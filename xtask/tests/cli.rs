@@ -219,15 +219,18 @@ fn update_takes_flags_as_flags_and_up_to_date_is_no_failure() {
     let root = dir.path();
     let help = xtask(root, &["update", "--help"]);
     assert_eq!(help.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: cargo xtask"));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: cargo xtask update"));
     for args in [
         &["update", "--bogus"][..],
         &["update", ".", "--ref", "--no-test"],
     ] {
         let refused = xtask(root, args);
         let said = String::from_utf8_lossy(&refused.stderr);
-        assert_eq!(refused.status.code(), Some(1), "{args:?}: {said}");
-        assert!(said.contains("usage: cargo xtask"), "{args:?}: {said}");
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains("usage: cargo xtask update"),
+            "{args:?}: {said}"
+        );
         assert!(!said.contains("could not fetch"), "{args:?}: {said}");
     }
     let current = xtask(root, &["update", root.to_str().unwrap()]);
@@ -243,6 +246,244 @@ fn update_takes_flags_as_flags_and_up_to_date_is_no_failure() {
         String::from_utf8_lossy(&current.stdout)
     );
     assert_eq!(git(root, &["branch", "--list", "update/*"]), "");
+}
+
+/// Every verb `cargo xtask help` lists.
+const VERBS: [&str; 10] = [
+    "skills",
+    "show-skill",
+    "diff-skill",
+    "apply-skill",
+    "remove-skill",
+    "update",
+    "upstream-diff",
+    "new-skill",
+    "bench",
+    "help",
+];
+
+#[test]
+fn help_lists_the_verbs_and_each_verb_has_its_usage() {
+    // Not a repository: help needs none.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let overview = xtask(root, &["help"]);
+    assert_eq!(overview.status.code(), Some(0));
+    assert!(overview.stderr.is_empty());
+    let listed = String::from_utf8_lossy(&overview.stdout).into_owned();
+    for verb in VERBS {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{verb} "))),
+            "{verb}: {listed}"
+        );
+    }
+    for same in [&["--help"][..], &["-h"]] {
+        let again = xtask(root, same);
+        assert_eq!(again.status.code(), Some(0));
+        assert_eq!(String::from_utf8_lossy(&again.stdout), listed, "{same:?}");
+    }
+
+    for verb in VERBS {
+        let help = xtask(root, &["help", verb]);
+        assert_eq!(help.status.code(), Some(0), "{verb}");
+        let text = String::from_utf8_lossy(&help.stdout).into_owned();
+        assert!(
+            text.starts_with(&format!("usage: cargo xtask {verb}")) && text.lines().count() >= 3,
+            "{verb}: {text}"
+        );
+        for flag in ["--help", "-h"] {
+            let asked = xtask(root, &[verb, flag]);
+            assert_eq!(asked.status.code(), Some(0), "{verb} {flag}");
+            assert_eq!(
+                String::from_utf8_lossy(&asked.stdout),
+                text,
+                "{verb} {flag}"
+            );
+            assert!(asked.stderr.is_empty(), "{verb} {flag}");
+        }
+    }
+    let flags = String::from_utf8_lossy(&xtask(root, &["remove-skill", "-h"]).stdout).into_owned();
+    assert!(
+        flags.contains("--no-test") && flags.contains("NAME"),
+        "{flags}"
+    );
+}
+
+#[test]
+fn a_wrong_invocation_is_one_error_line_and_the_usage_with_exit_2() {
+    // Not a repository either: the command line is checked first.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["nope"],
+            "unknown verb \"nope\"",
+            "usage: cargo xtask VERB",
+        ),
+        (&[], "no verb given", "usage: cargo xtask VERB"),
+        (
+            &["help", "nope"],
+            "unknown verb \"nope\"",
+            "usage: cargo xtask help",
+        ),
+        (
+            &["skills", "extra"],
+            "unexpected argument \"extra\"",
+            "usage: cargo xtask skills",
+        ),
+        (
+            &["apply-skill"],
+            "apply-skill needs NAME",
+            "usage: cargo xtask apply-skill",
+        ),
+        (
+            &["apply-skill", "irc", "telegram"],
+            "unexpected argument \"telegram\": one NAME only",
+            "usage: cargo xtask apply-skill",
+        ),
+        (
+            &["apply-skill", "irc", "--bogus"],
+            "apply-skill takes no flag --bogus",
+            "usage: cargo xtask apply-skill",
+        ),
+        (
+            &["apply-skill", "--continue", "irc"],
+            "unexpected argument \"irc\"",
+            "usage: cargo xtask apply-skill",
+        ),
+        (
+            &["remove-skill", "irc", "--no-test", "--no-test"],
+            "--no-test is given twice",
+            "usage: cargo xtask remove-skill",
+        ),
+        (
+            &["update", ".", "--ref"],
+            "--ref needs REF",
+            "usage: cargo xtask update",
+        ),
+        (
+            &["update", "--continue", "--abort"],
+            "--continue or --abort, not both",
+            "usage: cargo xtask update",
+        ),
+        (
+            &["new-skill", "-x"],
+            "new-skill takes no flag -x",
+            "usage: cargo xtask new-skill",
+        ),
+        (
+            &["upstream-diff", "main", "--out=x", "y"],
+            "unexpected argument \"y\": one UPSTREAM_REF only",
+            "usage: cargo xtask upstream-diff",
+        ),
+        (
+            &["bench", "nope"],
+            "no benchmark named \"nope\"",
+            "usage: cargo xtask bench",
+        ),
+        (
+            &["bench", "skills", "--runs", "many"],
+            "--runs takes a whole number above 0, not \"many\"",
+            "usage: cargo xtask bench",
+        ),
+        (
+            &["bench", "tokens", "--runs", "3"],
+            "bench tokens takes no --runs",
+            "usage: cargo xtask bench",
+        ),
+    ];
+    for (args, error, usage) in cases {
+        let refused = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(*args)
+            .current_dir(root)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {said}");
+        assert!(refused.stdout.is_empty(), "{args:?}");
+        assert_eq!(
+            said.lines().next(),
+            Some(format!("error: {error}").as_str()),
+            "{args:?}: {said}"
+        );
+        assert!(said.contains(&format!("\n\n{usage}")), "{args:?}: {said}");
+        assert!(
+            !said.contains("backtrace") && !said.contains("Error:"),
+            "{args:?}: {said}"
+        );
+    }
+}
+
+#[test]
+fn remove_skill_builds_pincer_and_shows_why_it_failed() {
+    let dir = one_commit_repo();
+    let root = dir.path();
+    let base = git(root, &["rev-parse", "HEAD"]);
+    write(root, "skills/hi/SKILL.md", "# hi\n");
+    write(root, "skills/hi/files/src/hi.rs", "// hi\n");
+    write(
+        root,
+        "skills/hi/skill.toml",
+        &format!(
+            "name = \"hi\"\nversion = \"0.1.0\"\ndescription = \"says hi\"\nbase = \"{base}\"\nadds = [\"src/hi.rs\"]\n"
+        ),
+    );
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "a skill"]);
+    let applied = xtask(root, &["apply-skill", "hi"]);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    git(root, &["checkout", "-q", "main"]);
+    git(root, &["merge", "-q", "skill/hi"]);
+
+    // No pincer to build here: the removal stops on its branch, and says
+    // why with the build's own output, shown live and again at the end.
+    let removed = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["remove-skill", "hi"])
+        .current_dir(root)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&removed.stderr);
+    assert_eq!(removed.status.code(), Some(1), "{said}");
+    assert!(!said.contains("backtrace"), "{said}");
+    let log = root.join(".git/pincer-skill-test.log");
+    assert!(
+        said.contains("error: the build `cargo build -p pincer` failed")
+            && said.contains(&format!("its output is in {}", log.display())),
+        "{said}"
+    );
+    let first = std::fs::read_to_string(&log).unwrap();
+    let first = first.lines().next().unwrap();
+    assert_eq!(
+        said.matches(first).count(),
+        2,
+        "live and in the error: {said}"
+    );
+    assert_eq!(
+        git(root, &["rev-parse", "--abbrev-ref", "HEAD"]),
+        "skill/remove-hi"
+    );
+    assert!(xtask(root, &["apply-skill", "--abort"]).status.success());
+
+    let removed = xtask(root, &["remove-skill", "hi", "--no-test"]);
+    let out = String::from_utf8_lossy(&removed.stdout);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert!(
+        out.contains("committed")
+            && out.contains("not run   the build and the other skills' tests"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -299,27 +540,33 @@ fn upstream_diff_defaults_to_upstream_main_and_takes_its_flags() {
         sent.contains("wrote 1 patch(es)") && sent.contains("0001-fix-the-readme.patch"),
         "{sent}"
     );
-    for (args, why) in [
+    // A commit number --list does not show is the engine's to refuse (1);
+    // the rest are wrong invocations (2, with the usage).
+    for (args, why, code) in [
         (
             &["upstream-diff", "--offline", "--pick", "2"][..],
             "--pick 2: there is no commit 2",
+            1,
         ),
         (
             &["upstream-diff", "--pick", "one"],
             "\"one\" is not a commit number",
+            2,
         ),
         (
             &["upstream-diff", "--list", "--pick", "1"],
             "--list writes nothing",
+            2,
         ),
         (
             &["upstream-diff", "upstream/main", "extra"],
-            "usage: cargo xtask",
+            "usage: cargo xtask upstream-diff",
+            2,
         ),
     ] {
         let refused = xtask(root, args);
         let said = String::from_utf8_lossy(&refused.stderr);
-        assert_eq!(refused.status.code(), Some(1), "{args:?}: {said}");
+        assert_eq!(refused.status.code(), Some(code), "{args:?}: {said}");
         assert!(said.contains(why), "{args:?}: {said}");
     }
 }

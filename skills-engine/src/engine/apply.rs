@@ -12,23 +12,37 @@ use crate::state::{AppliedSkill, STATE_FILE, State};
 impl Engine {
     /// Applies `name` on a new review branch `skill/<name>`.
     pub fn apply(&self, name: &str, run_test: bool) -> Result<ApplyOutcome, SkillError> {
+        self.check_not_applied(name)?;
         self.check_no_pending()?;
         self.check_clean()?;
         let state = State::load(&self.root)?;
-        // Before the plan: applying it again would trip over its own lines
-        // (its block in `.env.example`, its registry line) with a less
-        // helpful complaint.
-        if let Some(applied) = state.get(name) {
-            return Err(SkillError::Refused(format!(
-                "{name} is applied (version {}); remove-skill {name} first, or update",
-                applied.version
-            )));
-        }
         let (manifest, planned, cargo) = self.plan_apply(name)?;
         self.check_relations(&manifest, &state)?;
         let mut pending = Pending::new("apply", name, &manifest.version, format!("skill/{name}"));
         pending.cargo = cargo;
         self.land(pending, &planned, run_test)
+    }
+
+    /// Refuses a skill the state records as applied, before any other
+    /// complaint: a dirty tree, its own lines (its block in `.env.example`,
+    /// its registry line) or its package would each say something less to
+    /// the point. Not while an operation on the same skill waits for the
+    /// owner: the record may be that operation's, not yet committed, and
+    /// `check_no_pending` says what to do.
+    fn check_not_applied(&self, name: &str) -> Result<(), SkillError> {
+        if self
+            .load_pending()?
+            .is_some_and(|pending| pending.name == name)
+        {
+            return Ok(());
+        }
+        match State::load(&self.root)?.get(name) {
+            Some(applied) => Err(SkillError::Refused(format!(
+                "{name} is applied (version {}); remove-skill {name} first, or update",
+                applied.version
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses a skill that conflicts with an applied one (either way), or
@@ -80,6 +94,11 @@ impl Engine {
             .filter(|p| p.after.is_some() && p.change != FileChange::State)
             .map(|p| p.path.clone())
             .collect();
+        // A review branch there already is reused only when merged.
+        let reused = self
+            .repo
+            .find_branch(&pending.branch, BranchType::Local)
+            .is_ok();
         pending.from = self.start_branch(&pending.branch)?;
         // Pending before the first write: whatever happens next, --abort
         // goes back.
@@ -100,7 +119,18 @@ impl Engine {
                     .collect(),
             });
         }
-        self.finish(pending, run_test)
+        let note = reused.then(|| {
+            format!(
+                "  note: {} was merged already; it was moved to {} and reused",
+                pending.branch,
+                pending.from.trim_start_matches("refs/heads/")
+            )
+        });
+        let mut outcome = self.finish(pending, run_test)?;
+        if let (Some(note), ApplyOutcome::Committed { summary, .. }) = (note, &mut outcome) {
+            summary.push(note);
+        }
+        Ok(outcome)
     }
 
     /// Whether what waits for the owner is an update (its merge, or a
@@ -194,6 +224,12 @@ impl Engine {
         {
             self.run_test(test)?;
         }
+        // A removal: the fork still builds, and the other skills still work.
+        let tested = if applying {
+            Vec::new()
+        } else {
+            self.test_remaining(&state, run_test)?
+        };
         let verb = if applying { "Apply" } else { "Remove" };
         let message = format!(
             "{verb} skill {} {}\n\n{TRAILER}: {} {} {}\n",
@@ -203,8 +239,11 @@ impl Engine {
         let name = pending.name.clone();
         let mut outcome = self.committed(pending, commit)?;
         // What the owner is about to run, with what the apply changed.
-        if applying && let ApplyOutcome::Committed { summary, .. } = &mut outcome {
-            summary.extend(self.package_lines(&name));
+        if let ApplyOutcome::Committed { summary, .. } = &mut outcome {
+            if applying {
+                summary.extend(self.package_lines(&name));
+            }
+            summary.extend(tested);
         }
         Ok(outcome)
     }

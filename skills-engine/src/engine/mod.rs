@@ -14,6 +14,7 @@ mod package;
 mod plan;
 pub(crate) mod register;
 mod remove;
+mod test_run;
 mod update;
 mod upgrade;
 mod upstream_diff;
@@ -23,7 +24,6 @@ pub use package::{NewDependencies, SkillPackage};
 pub use upstream_diff::{UpstreamCommit, UpstreamDiffOptions, UpstreamPatches};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use git2::{BranchType, IndexAddOption, Oid, Repository, Signature};
 use serde::{Deserialize, Serialize};
@@ -96,7 +96,8 @@ pub enum ApplyOutcome {
         from: String,
         /// The commit.
         commit: String,
-        /// `  A path (+n -m)` lines.
+        /// `  A path (+n -m)` lines, then what the owner is about to run (an
+        /// apply), the tests run (a remove) and notes.
         summary: Vec<String>,
     },
     /// Conflicts left in the working tree of the review branch.
@@ -206,6 +207,10 @@ fn format_one() -> u32 {
 pub struct Engine {
     repo: Repository,
     root: PathBuf,
+    /// The command that builds the owner's program, from the caller (the
+    /// engine knows no project's layout): run by `remove` before the other
+    /// skills' tests.
+    build: Option<String>,
 }
 
 impl Engine {
@@ -216,7 +221,19 @@ impl Engine {
             .workdir()
             .ok_or_else(|| SkillError::Refused("a bare repository has no working tree".into()))?
             .to_owned();
-        Ok(Self { repo, root })
+        Ok(Self {
+            repo,
+            root,
+            build: None,
+        })
+    }
+
+    /// The same engine with a build command: after a removal, the fork must
+    /// still build (run with `sh -c` at the root, before the tests of the
+    /// skills still applied).
+    pub fn with_build(mut self, command: impl Into<String>) -> Self {
+        self.build = Some(command.into());
+        self
     }
 
     /// The working tree's root.
@@ -351,15 +368,31 @@ impl Engine {
         Ok(head.name().unwrap_or_default().to_owned())
     }
 
+    /// Creates the review branch `branch` at HEAD and checks it out; returns
+    /// the branch it starts from. A `branch` left over from an earlier
+    /// operation and merged since (its tip is HEAD or an ancestor of it)
+    /// holds nothing HEAD lacks: it is moved to HEAD and reused. One with
+    /// commits HEAD lacks is the owner's unmerged work, and is refused.
     fn start_branch(&self, branch: &str) -> Result<String, SkillError> {
-        if self.repo.find_branch(branch, BranchType::Local).is_ok() {
-            return Err(SkillError::Refused(format!(
-                "the branch {branch} exists already (merge or delete it first)"
-            )));
-        }
         let from = self.current_branch()?;
         let head = self.repo.head()?.peel_to_commit()?;
-        self.repo.branch(branch, &head, false)?;
+        if let Ok(existing) = self.repo.find_branch(branch, BranchType::Local) {
+            if from == format!("refs/heads/{branch}") {
+                return Err(SkillError::Refused(format!(
+                    "you are on {branch}, the review branch itself; check out your branch first"
+                )));
+            }
+            let tip = existing.get().peel_to_commit()?.id();
+            if tip != head.id() && !self.repo.graph_descendant_of(head.id(), tip)? {
+                return Err(SkillError::Refused(format!(
+                    "the branch {branch} exists already and has commits {} lacks \
+                     (merge or delete it first)",
+                    from.trim_start_matches("refs/heads/")
+                )));
+            }
+        }
+        // Forced: a merged leftover moves to HEAD (nothing of it is lost).
+        self.repo.branch(branch, &head, true)?;
         self.repo.set_head(&format!("refs/heads/{branch}"))?;
         Ok(from)
     }
@@ -382,23 +415,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    fn run_test(&self, test: &str) -> Result<(), SkillError> {
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(test)
-            .current_dir(&self.root)
-            .status()
-            .map_err(SkillError::io("sh"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(SkillError::TestFailed {
-                command: test.to_owned(),
-                status: status.to_string(),
-            })
-        }
     }
 
     fn signature(&self) -> Signature<'static> {

@@ -14,6 +14,7 @@ use crate::manifest::{
     CrateEdit, RegisterLine, SkillManifest, check_relative, walk_without_symlinks,
 };
 use crate::names::{valid_name, valid_variable};
+use crate::state::State;
 
 /// What `new-skill` writes into `skills/<name>/` besides what it derives
 /// itself. In every string, `{name}` stands for the skill's name,
@@ -149,8 +150,16 @@ impl Engine {
         Ok(dir)
     }
 
-    /// The folder of a new skill: a good name, and nothing there yet.
+    /// The folder of a new skill: a name no applied skill has (said first:
+    /// the owner may have meant another verb), a good name, and nothing
+    /// there yet.
     fn new_skill_dir(&self, name: &str) -> Result<PathBuf, SkillError> {
+        if let Some(applied) = State::load(&self.root)?.get(name) {
+            return Err(SkillError::Refused(format!(
+                "{name} is applied (version {}); a new skill needs another name",
+                applied.version
+            )));
+        }
         if !valid_name(name) {
             return Err(SkillError::Refused(format!(
                 "{name:?}: a skill name is lowercase letters, digits and -"
@@ -160,8 +169,7 @@ impl Engine {
         match walk_without_symlinks(&self.root, &format!("skills/{name}")) {
             Err(why) => Err(SkillError::Refused(why)),
             Ok(Some(_)) => Err(SkillError::Refused(format!(
-                "{} exists already",
-                dir.display()
+                "skills/{name} exists already; a new skill needs another name"
             ))),
             Ok(None) => Ok(dir),
         }

@@ -15,8 +15,11 @@ use crate::state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 
 impl Engine {
     /// Takes `name` out again on a review branch `skill/remove-<name>`,
-    /// keeping what the owner changed since.
-    pub fn remove(&self, name: &str) -> Result<ApplyOutcome, SkillError> {
+    /// keeping what the owner changed since. With `run_tests`, the fork must
+    /// then build (the command from `with_build`) and every other applied
+    /// skill's test pass before the commit; a failure stops it on the review
+    /// branch, as a failed apply test does.
+    pub fn remove(&self, name: &str, run_tests: bool) -> Result<ApplyOutcome, SkillError> {
         self.check_no_pending()?;
         self.check_clean()?;
         let state = State::load(&self.root)?;
@@ -49,7 +52,39 @@ impl Engine {
             &applied.version,
             format!("skill/remove-{name}"),
         );
-        self.land(pending, &planned, false)
+        self.land(pending, &planned, run_tests)
+    }
+
+    /// After a removal (`state`: what is still applied): the build, then
+    /// each remaining skill's test, in the state's order; the first failure
+    /// stops it. A summary line for each command run (or for none).
+    pub(super) fn test_remaining(
+        &self,
+        state: &State,
+        run_tests: bool,
+    ) -> Result<Vec<String>, SkillError> {
+        if !run_tests {
+            return Ok(vec![
+                "  not run   the build and the other skills' tests".into(),
+            ]);
+        }
+        let mut ran = Vec::new();
+        if let Some(build) = self.build.as_deref().filter(|b| !b.trim().is_empty()) {
+            self.run_logged("the build", build)?;
+            ran.push(format!("  passed    the build: {build}"));
+        }
+        for applied in &state.applied {
+            let manifest = SkillManifest::load(&self.root, &applied.name)?;
+            if let Some(test) = manifest.test.as_deref().filter(|t| !t.trim().is_empty()) {
+                let what = format!("{}'s test", applied.name);
+                self.run_logged(&what, test)?;
+                ran.push(format!("  passed    {what}: {test}"));
+            }
+        }
+        if ran.is_empty() {
+            ran.push("  passed    nothing to run: no build command, no other skill's test".into());
+        }
+        Ok(ran)
     }
 
     /// The files the skill added: deleted when they are as the apply left

@@ -151,7 +151,7 @@ pub(crate) fn land(repo: &Repo, verb: &str, name: &str) {
     let outcome = if verb == "apply" {
         repo.engine().apply(name, false)
     } else {
-        repo.engine().remove(name)
+        repo.engine().remove(name, false)
     };
     let (branch, _) = committed(outcome.unwrap());
     repo.git(&["checkout", "-q", "main"]);

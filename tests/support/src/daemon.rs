@@ -15,6 +15,8 @@ use crate::*;
 pub struct DaemonProcess {
     pub child: std::process::Child,
     home: PathBuf,
+    /// Its stderr (where it logs): printed when a test fails with it running.
+    log: PathBuf,
 }
 
 impl DaemonProcess {
@@ -24,16 +26,13 @@ impl DaemonProcess {
         for (key, value) in env {
             command.env(key, value);
         }
-        let log = std::fs::File::create(
-            install
-                .dir
-                .path()
-                .join(format!("serve-{}.log", random_id())),
-        )
-        .unwrap();
+        let log = install
+            .dir
+            .path()
+            .join(format!("serve-{}.log", random_id()));
         let child = command
             .stdout(std::process::Stdio::null())
-            .stderr(log)
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let socket = install.home().join("pincer.sock");
@@ -46,6 +45,7 @@ impl DaemonProcess {
         Self {
             child,
             home: install.home(),
+            log,
         }
     }
 
@@ -69,9 +69,20 @@ impl DaemonProcess {
 }
 
 impl Drop for DaemonProcess {
+    #[allow(clippy::print_stderr)] // into the failing test's output
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test: what the daemon said is often why (eprintln!, so
+        // that `cargo test` shows it with the test's own output).
+        if std::thread::panicking() {
+            let log = std::fs::read(&self.log).unwrap_or_default();
+            eprintln!(
+                "---- the daemon's log ({}) ----\n{}---- end of the daemon's log ----",
+                self.log.display(),
+                String::from_utf8_lossy(&log)
+            );
+        }
     }
 }
 
