@@ -16,6 +16,7 @@ pub(crate) mod register;
 mod remove;
 mod test_run;
 mod update;
+mod update_report;
 mod upgrade;
 mod upstream_diff;
 

@@ -12,15 +12,14 @@
 //! The old version's manifest and files are read from the commit that
 //! applied (or last upgraded) it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use git2::Oid;
 
 use super::cargo_edit::{add_to_manifest, record_added, remove_from_manifest, to_take_out};
 use super::{
-    Engine, FileChange, Pending, PlannedFile, SkillUpdate, TRAILER, blob_id, read, read_optional,
-    take_planned, utf8,
+    Engine, FileChange, PlannedFile, TRAILER, blob_id, read, read_optional, take_planned, utf8,
 };
 use crate::SkillError;
 use crate::env_example::{ENV_EXAMPLE, add_block, remove_block};
@@ -145,88 +144,6 @@ impl Engine {
         self.commit_all(&message, None)
     }
 
-    /// Per applied skill: its version before the update (from the state at
-    /// the commit the update started from) and now, the files of its
-    /// package and its links the update changed, and its test.
-    pub(super) fn report_skills(
-        &self,
-        pending: &Pending,
-        notes: &mut BTreeMap<String, Vec<String>>,
-        run_tests: bool,
-    ) -> Result<Vec<SkillUpdate>, SkillError> {
-        let state = State::load(&self.root)?;
-        let start = match pending.head.as_deref().map(Oid::from_str) {
-            Some(Ok(id)) => Some(self.repo.find_commit(id)?.tree()?),
-            _ => None,
-        };
-        let before_state = match &start {
-            Some(tree) => match self.blob_at(tree, STATE_FILE)? {
-                Some(text) => State::parse(&String::from_utf8_lossy(&text)).map_err(|message| {
-                    SkillError::Manifest {
-                        path: STATE_FILE.into(),
-                        message,
-                    }
-                })?,
-                None => State::default(),
-            },
-            None => State::default(),
-        };
-        let changed: BTreeSet<String> = match &start {
-            Some(tree) => {
-                let now = self.repo.head()?.peel_to_tree()?;
-                self.repo
-                    .diff_tree_to_tree(Some(tree), Some(&now), None)?
-                    .deltas()
-                    .map(|d| super::delta_path(&d))
-                    .collect()
-            }
-            None => BTreeSet::new(),
-        };
-        let mut skills = Vec::new();
-        for applied in &state.applied {
-            let manifest = SkillManifest::load(&self.root, &applied.name).ok();
-            let package = format!("skills/{}/", applied.name);
-            let linked: BTreeSet<&String> = applied
-                .register
-                .iter()
-                .map(|r| &r.file)
-                .chain(applied.cargo.iter().map(|c| &c.manifest))
-                .chain(applied.files.keys())
-                .collect();
-            let files = changed
-                .iter()
-                .filter(|f| f.starts_with(&package) || linked.contains(f))
-                .cloned()
-                .collect();
-            let mut skill_notes = notes.remove(&applied.name).unwrap_or_default();
-            let test = match (&manifest, run_tests) {
-                (None, _) => {
-                    skill_notes.push(format!(
-                        "skills/{}/skill.toml is gone or broken in this tree: \
-                         `cargo xtask remove-skill {}` takes it out",
-                        applied.name, applied.name
-                    ));
-                    None
-                }
-                (Some(m), true) => m
-                    .test
-                    .as_deref()
-                    .filter(|t| !t.trim().is_empty())
-                    .map(|test| self.run_test(test).is_ok()),
-                (Some(_), false) => None,
-            };
-            skills.push(SkillUpdate {
-                name: applied.name.clone(),
-                before: before_state.get(&applied.name).map(|s| s.version.clone()),
-                after: applied.version.clone(),
-                files,
-                test,
-                notes: skill_notes,
-            });
-        }
-        Ok(skills)
-    }
-
     /// The package as it was applied: from the newest commit on HEAD that
     /// applied or upgraded it (the engine's trailer), preferring the one of
     /// the recorded version.
@@ -287,7 +204,11 @@ impl Engine {
     }
 
     /// A file's content in a tree (`None`: no such file).
-    fn blob_at(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<Vec<u8>>, SkillError> {
+    pub(super) fn blob_at(
+        &self,
+        tree: &git2::Tree<'_>,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, SkillError> {
         match tree.get_path(Path::new(path)) {
             Ok(entry) => Ok(Some(
                 entry
