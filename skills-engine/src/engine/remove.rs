@@ -9,7 +9,7 @@ use super::{
 };
 use crate::SkillError;
 use crate::env_example::{ENV_EXAMPLE, remove_block};
-use crate::manifest::{SkillManifest, check_relative};
+use crate::manifest::{CrateEdit, SkillManifest, check_relative, walk_without_symlinks};
 use crate::merge::merge3;
 use crate::state::{AppliedSkill, CargoAdded, STATE_FILE, State};
 
@@ -43,7 +43,7 @@ impl Engine {
         }
         let mut planned = self.unplan_adds(&manifest, &applied)?;
         planned.extend(self.unplan_modifies(&manifest)?);
-        self.unplan_crates(&state, &applied, &mut planned)?;
+        self.unplan_crates(&state, &applied, &[], &mut planned)?;
         self.unplan_register(name, &applied.register, &mut planned)?;
         planned.extend(self.unplan_env(&applied)?);
         let pending = Pending::new(
@@ -146,11 +146,14 @@ impl Engine {
     }
 
     /// Only what the apply added to `Cargo.toml` files, and not what another
-    /// applied skill added too (the last of them to go takes it out).
-    fn unplan_crates(
+    /// applied skill added too (the last of them to go takes it out), nor
+    /// what `keep` adds (an upgrade's new version wants it still). A
+    /// manifest that is gone has nothing to take out.
+    pub(super) fn unplan_crates(
         &self,
         state: &State,
         applied: &AppliedSkill,
+        keep: &[CrateEdit],
         planned: &mut Vec<PlannedFile>,
     ) -> Result<(), SkillError> {
         let by_others: Vec<&CargoAdded> = state
@@ -166,8 +169,29 @@ impl Engine {
                     applied.name, record.manifest
                 ))
             })?;
-            let gone = to_take_out(record, &by_others);
-            if gone.is_empty() {
+            let kept = keep.iter().find(|e| e.manifest == record.manifest);
+            let unwanted = CargoAdded {
+                manifest: record.manifest.clone(),
+                dependencies: record
+                    .dependencies
+                    .iter()
+                    .filter(|d| !kept.is_some_and(|k| k.dependencies.contains_key(*d)))
+                    .cloned()
+                    .collect(),
+                members: record
+                    .members
+                    .iter()
+                    .filter(|m| !kept.is_some_and(|k| k.members.contains(m)))
+                    .cloned()
+                    .collect(),
+            };
+            let gone = to_take_out(&unwanted, &by_others);
+            let here = walk_without_symlinks(&self.root, &record.manifest).map_err(|why| {
+                SkillError::Refused(format!("{} in this fork: {why}", record.manifest))
+            })?;
+            if gone.is_empty()
+                || (here.is_none() && !planned.iter().any(|p| p.path == record.manifest))
+            {
                 continue;
             }
             let path = self.root.join(&record.manifest);

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use git2::Oid;
 
-use super::cargo_edit::{add_to_manifest, record_added, remove_from_manifest, to_take_out};
+use super::cargo_edit::{add_to_manifest, record_added};
 use super::{
     Engine, FileChange, PlannedFile, TRAILER, blob_id, read, read_optional, take_planned, utf8,
 };
@@ -363,55 +363,13 @@ impl Engine {
         state: &State,
         planned: &mut Vec<PlannedFile>,
     ) -> Result<Vec<CargoAdded>, SkillError> {
+        self.unplan_crates(state, applied, &manifest.crates, planned)?;
         let others: Vec<&CargoAdded> = state
             .applied
             .iter()
             .filter(|s| s.name != applied.name)
             .flat_map(|s| s.cargo.iter())
             .collect();
-        for record in &applied.cargo {
-            check_relative(&record.manifest).map_err(|why| {
-                SkillError::Refused(format!(
-                    "{STATE_FILE}: {}'s Cargo manifest {:?} {why}",
-                    applied.name, record.manifest
-                ))
-            })?;
-            let wanted = manifest
-                .crates
-                .iter()
-                .find(|e| e.manifest == record.manifest);
-            let unwanted = CargoAdded {
-                manifest: record.manifest.clone(),
-                dependencies: record
-                    .dependencies
-                    .iter()
-                    .filter(|d| !wanted.is_some_and(|w| w.dependencies.contains_key(*d)))
-                    .cloned()
-                    .collect(),
-                members: record
-                    .members
-                    .iter()
-                    .filter(|m| !wanted.is_some_and(|w| w.members.contains(m)))
-                    .cloned()
-                    .collect(),
-            };
-            let gone = to_take_out(&unwanted, &others);
-            if gone.is_empty() || read_optional(&self.root.join(&record.manifest))?.is_none() {
-                continue;
-            }
-            self.check_target(&record.manifest)?;
-            let text = utf8(
-                &record.manifest,
-                take_planned(planned, &self.root, &record.manifest)?,
-            )?;
-            let edited = remove_from_manifest(&text, &gone.dependencies, &gone.members).map_err(
-                |message| SkillError::Manifest {
-                    path: record.manifest.clone().into(),
-                    message,
-                },
-            )?;
-            planned.push(self.planned_text(&record.manifest, FileChange::Manifest, edited)?);
-        }
         let mut cargo: Vec<CargoAdded> = Vec::new();
         for edit in &manifest.crates {
             self.check_target(&edit.manifest)?;
