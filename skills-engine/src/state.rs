@@ -123,7 +123,19 @@ impl State {
                 format.format
             ));
         }
-        toml::from_str(text).map_err(|err| err.to_string())
+        let mut state: Self = toml::from_str(text).map_err(|err| err.to_string())?;
+        // An older engine's `--continue` after a failed test recorded a
+        // skill twice: the later record is the one it finished with.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut unique: Vec<AppliedSkill> = Vec::new();
+        for skill in state.applied.into_iter().rev() {
+            if seen.insert(skill.name.clone()) {
+                unique.push(skill);
+            }
+        }
+        unique.reverse();
+        state.applied = unique;
+        Ok(state)
     }
 
     /// The file's text (sorted by name, so the order skills were applied in

@@ -371,6 +371,13 @@ fn every_older_state_format_is_read_and_a_newer_one_refused() {
     );
     assert_eq!(State::parse(&rendered).unwrap().applied, state.applied);
 
+    // One older engine recorded a skill twice after `--continue`: read once,
+    // as the later record.
+    let twice = format!("{first}\n[[applied]]\nname = \"telegram\"\nversion = \"0.1.1\"\n");
+    let state = State::parse(&twice).unwrap();
+    assert_eq!(state.applied.len(), 1, "{state:?}");
+    assert_eq!(state.applied[0].version, "0.1.1");
+
     let newer = format!("format = {}\n", pincer_skills::STATE_FORMAT + 1);
     let err = State::parse(&newer).unwrap_err();
     assert!(err.contains("written by a newer skills engine"), "{err}");
