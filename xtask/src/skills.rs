@@ -402,8 +402,9 @@ fn new_skill(engine: &Engine, name: &str, base: Option<&str>) -> anyhow::Result<
     let dir = engine.new_skill(name, &scaffold()?, base)?;
     println!(
         "scaffolded {}: a crate, pincer-skill-{name}, linked into pincer when applied. Fill in \
-         src/lib.rs, its test, SKILL.md and skill.toml (description, env), then commit it \
-         (the workspace's members must include it: `skills/*`)",
+         src/lib.rs, its test, SKILL.md and skill.toml (description, env), run \
+         `cargo test -p pincer-skill-{name}`, then commit the folder with Cargo.lock, which \
+         now knows the crate (the workspace's members must include it: `skills/*`)",
         dir.display()
     );
     Ok(0)
