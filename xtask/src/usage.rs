@@ -121,9 +121,11 @@ pub(crate) const VERBS: &[Verb] = &[
                   \x20 --ref REF   the branch (or full ref) to take; main by default\n\
                   \x20 --no-test   do not run the skills' tests\n\
                   \x20 --continue  finish an update that stopped at conflicts, once resolved\n\
+                  \x20             (git add and git commit finish the merge too; --continue\n\
+                  \x20             then brings the skills along)\n\
                   \x20 --abort     undo it: back to the branch it started from\n\
-                  \nExits 3 when upstream's changes conflict with yours, 1 when a skill's test\n\
-                  fails.\n",
+                  \nExits 3 when upstream's changes conflict with yours (an ordinary git merge\n\
+                  is then in progress: git status lists them), 1 when a skill's test fails.\n",
         operand: Some("UPSTREAM"),
         flags: &[
             Flag {
