@@ -28,6 +28,7 @@
 //! repository with a `skills/` folder, and `new-skill` takes its scaffold
 //! from the caller.
 
+pub mod capabilities;
 mod engine;
 mod env_example;
 mod manifest;
@@ -35,6 +36,7 @@ mod merge;
 mod names;
 mod state;
 
+pub use capabilities::{Capabilities, CapabilityReport, Finding, Kind};
 pub use engine::{
     ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, Scaffold, SkillListing,
     SkillPackage, SkillUpdate, TRAILER, UpdateReport, UpstreamCommit, UpstreamDiffOptions,
