@@ -12,6 +12,11 @@
 //! run: the crate's files and lines, and the dependencies it brings (from
 //! `Cargo.lock`).
 //!
+//! A skill declares what it needs in `[capabilities]` (hosts, programs,
+//! paths, variables, unsafe code, registration points, build-time code);
+//! `Engine::capabilities` scans the code that links into the owner's binary
+//! and reports what it uses next to what it declares (`capabilities`).
+//!
 //! A skill that truly must change other code may still carry a reference
 //! implementation (`files/<path>`, whole files; optionally `base/<path>`,
 //! the upstream version it was written against): `adds` are copied and

@@ -159,9 +159,36 @@ impl Imports {
 }
 
 impl<'ast> Visit<'ast> for Imports {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if !test_only(item) {
+            syn::visit::visit_item(self, item);
+        }
+    }
+
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
         self.add(&mut Vec::new(), &item.tree);
     }
+}
+
+/// Whether an item is compiled for tests only (`#[cfg(test)]`, `#[test]`):
+/// it never links into the owner's binary.
+pub(super) fn test_only(item: &syn::Item) -> bool {
+    let attrs = match item {
+        syn::Item::Mod(item) => &item.attrs,
+        syn::Item::Fn(item) => &item.attrs,
+        syn::Item::Impl(item) => &item.attrs,
+        syn::Item::Use(item) => &item.attrs,
+        syn::Item::Const(item) => &item.attrs,
+        syn::Item::Static(item) => &item.attrs,
+        syn::Item::Struct(item) => &item.attrs,
+        syn::Item::Enum(item) => &item.attrs,
+        _ => return false,
+    };
+    attrs.iter().any(|attr| {
+        attr.path().is_ident("test")
+            || (attr.path().is_ident("cfg")
+                && matches!(&attr.meta, syn::Meta::List(list) if list.tokens.to_string() == "test"))
+    })
 }
 
 /// What a resolved path reaches, if anything of note; a single segment

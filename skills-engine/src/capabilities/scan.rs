@@ -3,6 +3,9 @@
 //! registration points, each with its line, and whether the skill's
 //! `[capabilities]` cover it.
 //!
+//! Items under `#[cfg(test)]` (and `#[test]` functions) are skipped: like
+//! `tests/`, they never link into the owner's binary.
+//!
 //! Macro bodies are read as comma-separated expressions when they parse as
 //! such (`format!`, `println!`, `vec!`); otherwise only their string
 //! literals are looked at. Attributes are not visited as code: a doc
@@ -17,7 +20,8 @@ use syn::{Expr, Lit, Token};
 
 use super::declared::Capabilities;
 use super::literals;
-use super::resolve::{Imports, Reach, reach, reach_import};
+use super::resolve::{Imports, Reach, reach, reach_import, test_only};
+use super::sources::resolve_relative;
 use super::{Finding, Kind};
 
 /// Method calls that register something, and the point each registers at.
@@ -227,6 +231,12 @@ impl FileScan<'_> {
 }
 
 impl<'ast> Visit<'ast> for FileScan<'_> {
+    fn visit_item(&mut self, item: &'ast syn::Item) {
+        if !test_only(item) {
+            visit::visit_item(self, item);
+        }
+    }
+
     fn visit_item_use(&mut self, _: &'ast syn::ItemUse) {
         // Collected before the visit; reported by `unused_imports`.
     }
@@ -387,23 +397,4 @@ fn string_literal(expr: &Expr) -> Option<String> {
         }) => Some(text.value()),
         _ => None,
     }
-}
-
-/// `path` (as `include!` takes it) from the folder `dir`, both relative to
-/// the root, `..` resolved; `None` when it is absolute or leaves the root.
-fn resolve_relative(dir: &str, path: &str) -> Option<String> {
-    if path.starts_with('/') || path.contains('\\') {
-        return None;
-    }
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            part => parts.push(part),
-        }
-    }
-    Some(parts.join("/"))
 }

@@ -117,6 +117,25 @@ fn extra_files(root: &Path, dir: &str) -> Result<Vec<String>, SkillError> {
         .collect())
 }
 
+/// `path` (as `include!` takes it) from the folder `dir`, both relative to
+/// the root, `..` resolved; `None` when it is absolute or leaves the root.
+pub(super) fn resolve_relative(dir: &str, path: &str) -> Option<String> {
+    if path.starts_with('/') || path.contains('\\') {
+        return None;
+    }
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
 /// A symlink where source files are: not followed, so not scanned.
 fn symlink(relative: &str) -> Finding {
     Finding {
@@ -125,5 +144,23 @@ fn symlink(relative: &str) -> Finding {
         line: 0,
         what: "a symlink, not followed: its target is not scanned".to_owned(),
         declared: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_inside_the_root_or_not_at_all() {
+        let resolve = |path| resolve_relative("skills/x/src", path);
+        assert_eq!(
+            resolve("../data/a.txt").as_deref(),
+            Some("skills/x/data/a.txt")
+        );
+        assert_eq!(resolve("./b.rs").as_deref(), Some("skills/x/src/b.rs"));
+        assert_eq!(resolve("../../../.ssh/id").as_deref(), Some(".ssh/id"));
+        assert_eq!(resolve("../../../../etc/passwd"), None);
+        assert_eq!(resolve("/etc/passwd"), None);
     }
 }

@@ -151,6 +151,18 @@ fn unsafe_code_ffi_includes_and_registrations() {
 }
 
 #[test]
+fn test_only_code_is_not_scanned() {
+    let source = "#[cfg(test)]\nuse std::fs;\n\
+                  #[cfg(test)]\nmod tests {\n    fn f() { std::process::Command::new(\"rm\"); }\n}\n\
+                  #[test]\nfn t() { let _ = \"/etc/passwd\"; }\n\
+                  #[cfg(not(test))]\nfn g() { let _ = \"/etc/hosts\"; }\n";
+    assert_eq!(
+        scan(source, &Capabilities::default()),
+        [f(Kind::Fs, 10, "/etc/hosts", false)]
+    );
+}
+
+#[test]
 fn network_crates_in_types_and_macros() {
     let source = "use hyper_util::client::legacy::Client;\n\
                   struct S { c: Client<()> }\n\
