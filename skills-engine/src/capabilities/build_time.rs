@@ -113,11 +113,38 @@ fn metadata(root: &Path) -> Result<Metadata, String> {
                 .map_err(|err| format!("cargo metadata printed what is not its JSON: {err}"));
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        last = format!(
-            "cargo metadata failed ({}): {}",
-            output.status,
-            stderr.trim().lines().last().unwrap_or_default()
-        );
+        // Cargo's first error line says what; the last one may be a hint.
+        let why = stderr
+            .lines()
+            .find(|line| line.starts_with("error"))
+            .or_else(|| stderr.trim().lines().last())
+            .unwrap_or_default();
+        last = format!("cargo metadata failed ({}): {why}", output.status);
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_new_needs_no_cargo_and_unknown_is_a_finding() {
+        let caps = Capabilities::default();
+        let root = Path::new("/nonexistent");
+        assert!(build_time(root, Ok(&[]), &caps).is_empty());
+        let found = build_time(root, Err("no lock".into()), &caps);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].what,
+            "could not check the new dependencies' build scripts: no lock"
+        );
+        assert!(!found[0].declared && found[0].kind == Kind::BuildTime);
+        let new = [("x".to_owned(), "1.0.0".to_owned())];
+        let found = build_time(root, Ok(&new), &caps);
+        assert!(
+            found.len() == 1 && found[0].what.starts_with("could not check"),
+            "{found:?}"
+        );
+    }
 }

@@ -53,18 +53,22 @@ pub struct CapabilityReport {
 }
 
 impl CapabilityReport {
-    /// A report, its findings sorted and without duplicates.
+    /// A report, its findings sorted, one per (kind, what, file, line).
     pub fn new(
         skill: &str,
         version: &str,
         declared: Capabilities,
         mut findings: Vec<Finding>,
     ) -> Self {
+        // One finding per (kind, what, file, line): undeclared wins a tie.
+        findings.sort();
+        findings.dedup_by(|b, a| {
+            (a.kind, &a.file, a.line, &a.what) == (b.kind, &b.file, b.line, &b.what)
+        });
         findings.sort_by(|a, b| {
             (a.declared, a.kind, &a.file, a.line, &a.what)
                 .cmp(&(b.declared, b.kind, &b.file, b.line, &b.what))
         });
-        findings.dedup();
         Self {
             skill: skill.to_owned(),
             version: version.to_owned(),
@@ -187,7 +191,7 @@ mod tests {
             vec![
                 finding(Kind::Network, 3, "std::net::TcpStream", true),
                 finding(Kind::Process, 12, "sh", false),
-                finding(Kind::Process, 12, "sh", false),
+                finding(Kind::Process, 12, "sh", true),
                 Finding {
                     kind: Kind::BuildTime,
                     file: "Cargo.lock".into(),
