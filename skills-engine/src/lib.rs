@@ -12,6 +12,11 @@
 //! run: the crate's files and lines, and the dependencies it brings (from
 //! `Cargo.lock`).
 //!
+//! A skill declares what it needs in `[capabilities]` (hosts, programs,
+//! paths, variables, unsafe code, registration points, build-time code);
+//! `Engine::capabilities` scans the code that links into the owner's binary
+//! and reports what it uses next to what it declares (`capabilities`).
+//!
 //! A skill that truly must change other code may still carry a reference
 //! implementation (`files/<path>`, whole files; optionally `base/<path>`,
 //! the upstream version it was written against): `adds` are copied and
@@ -28,6 +33,7 @@
 //! repository with a `skills/` folder, and `new-skill` takes its scaffold
 //! from the caller.
 
+pub mod capabilities;
 mod engine;
 mod env_example;
 mod manifest;
@@ -35,6 +41,7 @@ mod merge;
 mod names;
 mod state;
 
+pub use capabilities::{Capabilities, CapabilityReport, Finding, Kind};
 pub use engine::{
     ApplyOutcome, Engine, FileChange, NewDependencies, PlannedFile, Scaffold, SkillListing,
     SkillPackage, SkillUpdate, TRAILER, UpdateReport, UpstreamCommit, UpstreamDiffOptions,

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::SkillError;
+use crate::capabilities::Capabilities;
 use crate::env_example::ENV_EXAMPLE;
 use crate::names::{valid_name, valid_variable};
 
@@ -100,6 +101,9 @@ pub struct SkillManifest {
     /// The command that proves it works once applied (run from the root).
     #[serde(default)]
     pub test: Option<String>,
+    /// What it declares it needs (`[capabilities]`): nothing by default.
+    #[serde(default)]
+    pub capabilities: Capabilities,
 }
 
 impl SkillManifest {
@@ -174,6 +178,7 @@ impl SkillManifest {
         }
         self.check_env()?;
         self.check_register()?;
+        self.capabilities.check()?;
         for edit in &self.crates {
             check_relative(&edit.manifest)
                 .map_err(|why| format!("`crate.manifest`: {:?} {why}", edit.manifest))?;

@@ -7,6 +7,7 @@
 //! and file helpers they all use.
 
 mod apply;
+mod capabilities;
 mod cargo_edit;
 mod list;
 mod new_skill;
