@@ -99,6 +99,13 @@ pub enum SkillError {
         /// The log's last lines.
         tail: String,
     },
+    /// The skill's code reaches what its `[capabilities]` do not declare:
+    /// apply-skill stops until the owner accepts it (or the skill declares it).
+    #[error(
+        "{count} of what {skill} was found to reach is not declared in its skill.toml:\n{report}\nread it, then `--accept-undeclared` to apply it anyway",
+        count = .0.undeclared().len(), skill = .0.skill, report = .0
+    )]
+    Undeclared(Box<CapabilityReport>),
     /// Git said no.
     #[error("git: {0}")]
     Git(#[from] git2::Error),

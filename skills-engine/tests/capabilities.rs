@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use pincer_skills::{CapabilityReport, Engine, Kind};
+use pincer_skills::{CapabilityReport, Engine, Kind, SkillError};
 
 /// (kind, file:line, what, declared) of each finding.
 fn found(report: &CapabilityReport) -> Vec<(Kind, String, String, bool)> {
@@ -259,13 +259,16 @@ fn a_bad_declaration_is_refused_when_the_manifest_loads() {
 }
 
 #[test]
-fn the_shipped_skills_are_scanned() {
+fn every_shipped_skill_declares_everything_its_code_reaches() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let engine = Engine::open(&root).unwrap();
-    for skill in ["telegram", "irc", "openai-compatible", "gvisor"] {
+    let shipped: Vec<String> = engine.list().unwrap().into_iter().map(|s| s.name).collect();
+    assert!(shipped.len() >= 4, "{shipped:?}");
+    for skill in &shipped {
         let report = engine.capabilities(skill).unwrap();
         println!("{report}");
-        assert_eq!(report.skill, skill);
+        assert_eq!(&report.skill, skill);
+        assert!(report.undeclared().is_empty(), "{report}");
         if skill == "telegram" {
             assert!(
                 report
@@ -276,4 +279,41 @@ fn the_shipped_skills_are_scanned() {
             );
         }
     }
+}
+
+#[test]
+fn apply_stops_at_the_undeclared_and_the_accepted_report_goes_into_the_commit() {
+    let repo = Repo::new();
+    let base = host_upstream(&repo);
+    crate_skill(&repo, "shell", &base, "");
+    repo.write("skills/shell/src/lib.rs", SPAWNS);
+    repo.commit("a skill that spawns sh");
+    let before = refs(&repo);
+
+    let err = repo
+        .engine()
+        .apply_reviewed("shell", false, false)
+        .unwrap_err();
+    let SkillError::Undeclared(report) = &err else {
+        panic!("expected the undeclared findings, got {err}");
+    };
+    assert!(report.undeclared().iter().any(|f| f.what == "sh"), "{report}");
+    let text = err.to_string();
+    assert!(text.contains("skills/shell/src/lib.rs:5  sh"), "{text}");
+    assert!(text.contains("--accept-undeclared"), "{text}");
+    assert_eq!(refs(&repo), before, "nothing applied");
+    assert!(repo.clean());
+
+    // The owner read it and accepts it: applied, and the report stays with
+    // the merge.
+    committed(repo.engine().apply_reviewed("shell", false, true).unwrap());
+    let message = repo.git(&["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains("capabilities of shell 1.0.0:"),
+        "{message}"
+    );
+    assert!(
+        message.contains("undeclared  process   skills/shell/src/lib.rs:5  sh"),
+        "{message}"
+    );
 }

@@ -20,11 +20,15 @@ const BUILD: &str = "cargo build -p pincer";
 /// A skill verb, its arguments checked.
 pub(crate) enum SkillCommand<'a> {
     List,
-    Show(&'a str),
+    Show {
+        name: &'a str,
+        json: bool,
+    },
     Diff(&'a str),
     Apply {
         name: &'a str,
         run_test: bool,
+        accept_undeclared: bool,
     },
     /// `apply-skill --continue`: an apply's or a remove's (or an update's,
     /// as older engines told the owner).
@@ -70,7 +74,10 @@ pub(crate) fn command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageErro
             args.no_operand()?;
             SkillCommand::List
         }
-        "show-skill" => SkillCommand::Show(args.operand()?),
+        "show-skill" => SkillCommand::Show {
+            name: args.operand()?,
+            json: args.has("--json"),
+        },
         "diff-skill" => SkillCommand::Diff(args.operand()?),
         "apply-skill" => apply_command(args)?,
         "remove-skill" => SkillCommand::Remove {
@@ -114,6 +121,7 @@ fn apply_command<'a>(args: &Args<'a>) -> Result<SkillCommand<'a>, UsageError> {
         None => SkillCommand::Apply {
             name: args.operand()?,
             run_test,
+            accept_undeclared: args.has("--accept-undeclared"),
         },
     })
 }
@@ -174,16 +182,28 @@ pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
     let engine = Engine::open(&std::env::current_dir()?)?.with_build(BUILD);
     let code = match command {
         SkillCommand::List => list(&engine)?,
-        SkillCommand::Show(name) => {
+        SkillCommand::Show { name, json: true } => {
+            println!("{:#}", engine.capabilities(name)?.to_json());
+            0
+        }
+        SkillCommand::Show { name, json: false } => {
+            println!("{}", engine.capabilities(name)?.render());
             print!("{}", engine.show(name)?);
             0
         }
         SkillCommand::Diff(name) => {
             let colour = std::io::stdout().is_terminal();
+            // What the code can reach comes first, as text before the first
+            // file header (which `git apply` and `patch` skip).
+            println!("{}", engine.capabilities(name)?.render());
             print!("{}", engine.diff(name, colour)?);
             0
         }
-        SkillCommand::Apply { name, run_test } => report(engine.apply(name, run_test)?),
+        SkillCommand::Apply {
+            name,
+            run_test,
+            accept_undeclared,
+        } => apply(&engine, name, run_test, accept_undeclared)?,
         // An update an older engine stopped at said `apply-skill --continue`.
         SkillCommand::Continue { run_test } if engine.update_pending()? => {
             updated(engine.continue_update(run_test)?)
@@ -212,6 +232,30 @@ pub(crate) fn run(command: SkillCommand<'_>) -> anyhow::Result<i32> {
         SkillCommand::NewSkill { name, base } => new_skill(&engine, name, base)?,
     };
     Ok(code)
+}
+
+/// `apply-skill NAME`: the capability report first, then the apply, which
+/// stops at anything found but not declared unless the owner accepts it.
+fn apply(
+    engine: &Engine,
+    name: &str,
+    run_test: bool,
+    accept_undeclared: bool,
+) -> anyhow::Result<i32> {
+    let review = engine.capabilities(name)?;
+    println!("{}", review.render());
+    match engine.apply_reviewed(name, run_test, accept_undeclared) {
+        Ok(outcome) => Ok(report(outcome)),
+        // The report is above: the error only says what to do.
+        Err(SkillError::Undeclared(found)) => Err(anyhow::anyhow!(
+            "{} of what {name} was found to reach (above) is not declared in \
+             skills/{name}/skill.toml; nothing was applied. Read the code at each place \
+             named, then `cargo xtask apply-skill {name} --accept-undeclared` to apply it \
+             anyway (the report goes into the commit)",
+            found.undeclared().len()
+        )),
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn list(engine: &Engine) -> anyhow::Result<i32> {

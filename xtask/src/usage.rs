@@ -54,27 +54,32 @@ pub(crate) const VERBS: &[Verb] = &[
     },
     Verb {
         name: "show-skill",
-        forms: &["show-skill NAME"],
-        summary: "a skill's SKILL.md, its crate's files and lines, the dependencies it adds",
-        details: "Shows what applying NAME would bring: its SKILL.md, what it links and edits,\n\
-                  the files of its crate with their line counts, and the dependencies it adds\n\
-                  to the build (from Cargo.lock). Writes nothing.\n",
+        forms: &["show-skill NAME [--json]"],
+        summary: "a skill's capability report, SKILL.md, files and lines, new dependencies",
+        details: "Shows what applying NAME would bring: what its code was found to reach next\n\
+                  to what its skill.toml declares (each finding with file:line), its SKILL.md,\n\
+                  what it links and edits, the files of its crate with their line counts, and\n\
+                  the dependencies it adds to the build (from Cargo.lock). Writes nothing.\n\
+                  \n  --json  only the capability report, as JSON (CONTRIBUTING.md: its shape)\n",
         operand: Some("NAME"),
-        flags: &[],
+        flags: &[Flag {
+            name: "--json",
+            value: None,
+        }],
     },
     Verb {
         name: "diff-skill",
         forms: &["diff-skill NAME"],
         summary: "the exact diff apply-skill would commit (nothing written)",
-        details: "Prints the diff that applying NAME would commit on this branch, coloured on\n\
-                  a terminal. Writes nothing.\n",
+        details: "Prints the capability report, then the diff that applying NAME would commit\n\
+                  on this branch, coloured on a terminal. Writes nothing.\n",
         operand: Some("NAME"),
         flags: &[],
     },
     Verb {
         name: "apply-skill",
         forms: &[
-            "apply-skill NAME [--no-test]",
+            "apply-skill NAME [--no-test] [--accept-undeclared]",
             "apply-skill --continue [--no-test]",
             "apply-skill --abort",
         ],
@@ -82,15 +87,26 @@ pub(crate) const VERBS: &[Verb] = &[
         details: "Creates the review branch skill/NAME from this branch (one left from before\n\
                   and merged since is reused), links the skill (its dependency, its registry\n\
                   line, its .env.example block), records it, runs its test and commits. Your\n\
-                  branch does not move until you merge.\n\
+                  branch does not move until you merge. First it prints the capability\n\
+                  report, and stops when the code reaches what skill.toml does not declare.\n\
                   \n  NAME        a skill in skills/ (`cargo xtask skills` lists them)\n\
                   \x20 --no-test   commit without running the test(s)\n\
+                  \x20 --accept-undeclared\n\
+                  \x20             apply although the report names undeclared findings\n\
                   \x20 --continue  finish the operation that stopped (an apply, a remove or an\n\
                   \x20             update): conflicts resolved, or a failed test fixed\n\
                   \x20 --abort     undo it: back to the branch it started from\n\
                   \nExits 3 when conflicts are left to resolve.\n",
         operand: Some("NAME"),
-        flags: &[NO_TEST, CONTINUE, ABORT],
+        flags: &[
+            NO_TEST,
+            CONTINUE,
+            ABORT,
+            Flag {
+                name: "--accept-undeclared",
+                value: None,
+            },
+        ],
     },
     Verb {
         name: "remove-skill",

@@ -48,6 +48,14 @@ const FS_CRATES: &[&[&str]] = &[
     &["home"],
 ];
 
+/// Modules of the network crates that are plain data (header names and
+/// values, status codes, methods): naming them opens no connection.
+const NETWORK_DATA: &[&[&str]] = &[
+    &["hyper", "header"],
+    &["hyper", "StatusCode"],
+    &["hyper", "Method"],
+];
+
 /// Items of `std::process` that spawn nothing (exiting, the process id).
 const PROCESS_HARMLESS: &[&str] = &["exit", "abort", "id", "ExitCode", "Termination"];
 
@@ -216,7 +224,9 @@ pub(super) fn reach(path: &[String]) -> Option<Reach> {
             _ => None,
         };
     }
-    if NETWORK_CRATES.iter().any(|prefix| starts(prefix)) {
+    if NETWORK_CRATES.iter().any(|prefix| starts(prefix))
+        && !NETWORK_DATA.iter().any(|prefix| starts(prefix))
+    {
         return Some(Reach::Other(Kind::Network));
     }
     if FS_CRATES.iter().any(|prefix| starts(prefix)) {
@@ -242,6 +252,16 @@ pub(super) fn reach_import(path: &[String]) -> Option<Reach> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_data_and_a_client_is_the_network() {
+        let path = |p: &str| p.split("::").map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(reach(&path("hyper::header::AUTHORIZATION")), None);
+        assert_eq!(
+            reach(&path("hyper::Request::post")),
+            Some(Reach::Other(Kind::Network))
+        );
+    }
 
     fn path(text: &str) -> Vec<String> {
         text.split("::").map(str::to_owned).collect()

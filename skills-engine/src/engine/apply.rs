@@ -12,7 +12,26 @@ use crate::state::{AppliedSkill, STATE_FILE, State};
 impl Engine {
     /// Applies `name` on a new review branch `skill/<name>`.
     pub fn apply(&self, name: &str, run_test: bool) -> Result<ApplyOutcome, SkillError> {
+        self.apply_reviewed(name, run_test, true)
+    }
+
+    /// `apply`, after the skill's capability report: what its code was
+    /// found to reach that its `[capabilities]` do not declare stops it
+    /// (`SkillError::Undeclared`, the report attached), unless the owner
+    /// read the report and accepts it.
+    pub fn apply_reviewed(
+        &self,
+        name: &str,
+        run_test: bool,
+        accept_undeclared: bool,
+    ) -> Result<ApplyOutcome, SkillError> {
         self.check_not_applied(name)?;
+        if !accept_undeclared {
+            let report = self.capabilities(name)?;
+            if !report.undeclared().is_empty() {
+                return Err(SkillError::Undeclared(Box::new(report)));
+            }
+        }
         self.check_no_pending()?;
         self.check_clean()?;
         let state = State::load(&self.root)?;
@@ -231,8 +250,15 @@ impl Engine {
             self.test_remaining(&state, run_test)?
         };
         let verb = if applying { "Apply" } else { "Remove" };
+        // What the owner reviewed stays with the merge: the capability
+        // report, as the skill is now (a skill whose source cannot be
+        // scanned has none to give).
+        let review = match self.capabilities(&pending.name) {
+            Ok(report) if applying => format!("{}\n", report.render()),
+            _ => String::new(),
+        };
         let message = format!(
-            "{verb} skill {} {}\n\n{TRAILER}: {} {} {}\n",
+            "{verb} skill {} {}\n\n{review}{TRAILER}: {} {} {}\n",
             pending.name, pending.version, pending.op, pending.name, pending.version
         );
         let commit = self.commit_all(&message, None)?;

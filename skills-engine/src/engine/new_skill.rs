@@ -340,6 +340,18 @@ fn render_manifest(name: &str, scaffold: &Scaffold, captured: &Captured) -> Stri
     if !register.is_empty() {
         doc["register"] = Item::ArrayOfTables(register);
     }
+    // Nothing declared: what the code reaches is filled in as it is written
+    // (apply-skill stops at anything found but not declared).
+    let mut capabilities = Table::new();
+    for key in ["network", "processes", "files", "env", "registers", "build"] {
+        capabilities[key] = list(&[]);
+    }
+    capabilities["unsafe"] = value(false);
+    capabilities.decor_mut().set_prefix(
+        "\n# What its code reaches on the host, checked against the code by\n\
+         # apply-skill (CONTRIBUTING.md says what to declare).\n",
+    );
+    doc["capabilities"] = Item::Table(capabilities);
     doc.to_string()
 }
 
