@@ -297,7 +297,10 @@ fn apply_stops_at_the_undeclared_and_the_accepted_report_goes_into_the_commit() 
     let SkillError::Undeclared(report) = &err else {
         panic!("expected the undeclared findings, got {err}");
     };
-    assert!(report.undeclared().iter().any(|f| f.what == "sh"), "{report}");
+    assert!(
+        report.undeclared().iter().any(|f| f.what == "sh"),
+        "{report}"
+    );
     let text = err.to_string();
     assert!(text.contains("skills/shell/src/lib.rs:5  sh"), "{text}");
     assert!(text.contains("--accept-undeclared"), "{text}");
