@@ -370,7 +370,16 @@ fn updated(update: UpdateReport) -> i32 {
             }
             None => "test not run",
         };
-        println!("  {:<20} {version}; {files}; {test}", skill.name);
+        let reach = if skill.undeclared > 0 {
+            failed = true;
+            format!(
+                "; {} UNDECLARED (cargo xtask show-skill {})",
+                skill.undeclared, skill.name
+            )
+        } else {
+            String::new()
+        };
+        println!("  {:<20} {version}; {files}; {test}{reach}", skill.name);
         for note in &skill.notes {
             println!("    note: {note}");
         }

@@ -104,8 +104,8 @@ impl CapabilityReport {
             out.push_str(&format!(
                 "  {status:<10}  {:<9} {}  {}\n",
                 finding.kind.name(),
-                finding.location(),
-                finding.what
+                visible(&finding.location()),
+                visible(&finding.what)
             ));
         }
         out
@@ -145,27 +145,69 @@ fn declared_lines(caps: &Capabilities) -> Vec<String> {
     let mut out: Vec<String> = lists
         .iter()
         .filter(|(_, list)| !list.is_empty())
-        .map(|(key, list)| format!("  declares  {key:<10} {}", list.join(", ")))
+        .map(|(key, list)| format!("  declares  {key:<10} {}", visible(&list.join(", "))))
         .collect();
     if caps.unsafe_code {
         out.push(format!("  declares  {:<10} yes", "unsafe"));
     }
     for (key, list) in [("registers", &caps.registers), ("build", &caps.build)] {
         if !list.is_empty() {
-            out.push(format!("  declares  {key:<10} {}", list.join(", ")));
+            out.push(format!(
+                "  declares  {key:<10} {}",
+                visible(&list.join(", "))
+            ));
         }
     }
     if !caps.why.trim().is_empty() {
         let why = caps.why.split_whitespace().collect::<Vec<_>>().join(" ");
-        out.push(format!("  declares  {:<10} {why}", "why"));
+        out.push(format!("  declares  {:<10} {}", "why", visible(&why)));
     }
     out
+}
+
+/// Text the skill's author wrote (a literal, a path, a declaration), as the
+/// report shows it: control characters escaped, so that no string of theirs
+/// can move the cursor, hide a line or forge one (`\n  declared …`) on
+/// the owner's terminal or in the commit message.
+fn visible(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::Kind;
     use super::*;
+
+    #[test]
+    fn what_the_author_wrote_cannot_forge_or_hide_a_line() {
+        let caps = Capabilities {
+            why: "\u{1b}[8mhidden".into(),
+            ..Capabilities::default()
+        };
+        let report = CapabilityReport::new(
+            "x",
+            "1",
+            caps,
+            vec![finding(
+                Kind::Include,
+                3,
+                "a\n  declared    process   forged",
+                false,
+            )],
+        );
+        let text = report.render();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("a\\n  declared"), "{text}");
+    }
 
     fn finding(kind: Kind, line: usize, what: &str, declared: bool) -> Finding {
         Finding {

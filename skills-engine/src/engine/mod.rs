@@ -144,6 +144,10 @@ pub struct SkillUpdate {
     pub files: Vec<String>,
     /// Whether its test passed on the result (`None`: not run, or it has none).
     pub test: Option<bool>,
+    /// How many of its capability findings its `[capabilities]` do not
+    /// declare, as its code is now (the update brought new code: the owner
+    /// reviews it before merging, `show-skill` has the report).
+    pub undeclared: usize,
     /// What the owner should look at (a file the old version added that
     /// the owner changed since, so it was kept…).
     pub notes: Vec<String>,

@@ -83,12 +83,20 @@ impl Engine {
                 },
                 (Some(_), false) => None,
             };
+            let undeclared = match self.capabilities(&applied.name) {
+                Ok(report) => report.undeclared().len(),
+                Err(err) => {
+                    skill_notes.push(format!("its capabilities could not be checked: {err}"));
+                    1
+                }
+            };
             skills.push(SkillUpdate {
                 name: applied.name.clone(),
                 before: before_state.get(&applied.name).map(|s| s.version.clone()),
                 after: applied.version.clone(),
                 files,
                 test,
+                undeclared,
                 notes: skill_notes,
             });
         }

@@ -140,6 +140,11 @@ impl Engine {
         if !notes.is_empty() {
             message.push('\n');
         }
+        // What the new version's code reaches stays with the merge, as an
+        // apply's does.
+        if let Ok(report) = self.capabilities(name) {
+            message.push_str(&format!("{}\n", report.render()));
+        }
         message.push_str(&format!("{TRAILER}: upgrade {name} {}\n", manifest.version));
         self.commit_all(&message, None)
     }
