@@ -11,6 +11,10 @@ use crate::state::{AppliedSkill, STATE_FILE, State};
 
 impl Engine {
     /// Applies `name` on a new review branch `skill/<name>`.
+    ///
+    /// Without the capability check: `apply-skill` runs `apply_reviewed`,
+    /// which stops at undeclared findings; this is for callers that showed
+    /// the report themselves or apply their own fixtures (tests, benches).
     pub fn apply(&self, name: &str, run_test: bool) -> Result<ApplyOutcome, SkillError> {
         self.apply_reviewed(name, run_test, true)
     }
