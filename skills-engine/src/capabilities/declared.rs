@@ -102,14 +102,17 @@ impl Capabilities {
 
     /// A host (from a literal) is declared when it, or a parent domain, is
     /// in `network`, or `network` has `"any"`.
+    /// An IP address is declared only by itself (or `"any"`).
     pub(crate) fn allows_host(&self, host: &str) -> bool {
+        let ip = host.parse::<std::net::IpAddr>().is_ok();
         self.network.iter().any(|declared| {
             let declared = declared.to_ascii_lowercase();
             declared == ANY
                 || host == declared
-                || host
-                    .strip_suffix(declared.as_str())
-                    .is_some_and(|head| head.ends_with('.'))
+                || (!ip
+                    && host
+                        .strip_suffix(declared.as_str())
+                        .is_some_and(|head| head.ends_with('.')))
         })
     }
 
@@ -191,6 +194,8 @@ mod tests {
         assert!(!caps.allows_path("~/.sshx"));
         assert!(caps.allows_env(Some("A"), &[]) && caps.allows_env(Some("B"), &["B".into()]));
         assert!(!caps.allows_env(None, &["B".into()]));
+        let ips = parse("network = [\"0.0.1\", \"203.0.113.5\"]\n").unwrap();
+        assert!(ips.allows_host("203.0.113.5") && !ips.allows_host("10.0.0.1"));
         let any = parse("processes = [\"any\"]\nenv = [\"any\"]\n").unwrap();
         assert!(any.allows_program(None) && any.allows_env(None, &[]));
     }

@@ -28,7 +28,8 @@ const ROOTS: &[&str] = &[
 ];
 
 /// The host a literal names: a URL's (scheme in [`SCHEMES`]) or the literal
-/// itself when it is a bare host name (with an optional `:port`).
+/// itself when it is a bare host name or IPv4 address (with an optional
+/// `:port`).
 pub(super) fn host(literal: &str) -> Option<String> {
     let text = literal.trim();
     for scheme in SCHEMES {
@@ -52,7 +53,8 @@ pub(super) fn host(literal: &str) -> Option<String> {
         Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
         _ => text,
     };
-    bare_host(host).then(|| host.to_ascii_lowercase())
+    (bare_host(host) || host.parse::<std::net::Ipv4Addr>().is_ok())
+        .then(|| host.to_ascii_lowercase())
 }
 
 /// Letters, digits and dashes in two labels or more, the last one a
@@ -125,6 +127,9 @@ mod tests {
             Some("irc.libera.chat")
         );
         assert_eq!(host("https://{host}/x"), None);
+        assert_eq!(host("203.0.113.5:443").as_deref(), Some("203.0.113.5"));
+        assert_eq!(host("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(host("http://10.0.0.1/x").as_deref(), Some("10.0.0.1"));
         for not_a_host in [
             "lib.rs",
             "Cargo.toml",

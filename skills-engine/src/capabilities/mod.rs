@@ -19,8 +19,13 @@
 //! - [`report`]: the report, its human rendering and its JSON.
 
 pub(crate) mod build_time;
+#[cfg(test)]
+mod bypass_tests;
+mod cargo;
+mod crates;
 pub mod declared;
 mod literals;
+mod macros;
 pub mod report;
 mod resolve;
 pub(crate) mod scan;

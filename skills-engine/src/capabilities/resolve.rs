@@ -1,122 +1,148 @@
-//! Paths as the code writes them, resolved through the file's `use` items
-//! and sorted into what they reach: a process, the network, the file
-//! system, the environment.
+//! Paths as the code writes them, resolved through the file's `use` and
+//! `extern crate` items and the skill's Cargo renames.
 //!
-//! Resolution is simple on purpose: every `use` in a file, at any depth,
-//! goes into one table (the last of a name wins), a path whose first
-//! segment is in the table is expanded, and one starting with `crate`,
-//! `self` or `super` is the skill's own. A glob import of a classified
-//! module cannot be followed, so the `use` itself is reported.
+//! Resolution is simple on purpose: every import in a file, at any depth,
+//! goes into one table that keeps every import of a name (a later `use` of
+//! the same name in another module must not hide an earlier one). A path
+//! is tried as written and through the table, then each of its suffixes
+//! the same way (so `crate::m::s::process` reaches `std::process` when
+//! `s` stands for `std` anywhere): the first that reaches something wins.
+//! A glob import of a classified module cannot be followed, so the `use`
+//! itself is reported.
 
 use std::collections::BTreeMap;
 
 use syn::visit::Visit;
 
-use super::Kind;
+pub(super) use super::crates::{Reach, reach, reach_import};
 
-/// Crates (and modules) that speak HTTP or sockets: any path through them
-/// is a network finding.
-const NETWORK_CRATES: &[&[&str]] = &[
-    &["std", "net"],
-    &["tokio", "net"],
-    &["async_std", "net"],
-    &["reqwest"],
-    &["hyper"],
-    &["hyper_util"],
-    &["hyper_rustls"],
-    &["ureq"],
-    &["isahc"],
-    &["surf"],
-    &["curl"],
-    &["attohttpc"],
-    &["h2"],
-    &["tokio_rustls"],
-    &["rustls"],
-    &["socket2"],
-    &["mio"],
-];
+/// Segments that name the skill's own modules: never a crate of note.
+const OWN: &[&str] = &["crate", "self", "super", "Self"];
 
-/// Modules and crates that reach the file system (the home folder's crates
-/// included: a path built from them is outside Pincer's folders).
-const FS_CRATES: &[&[&str]] = &[
-    &["std", "fs"],
-    &["tokio", "fs"],
-    &["async_std", "fs"],
-    &["std", "env", "home_dir"],
-    &["dirs"],
-    &["dirs_next"],
-    &["home"],
-];
+/// How many imports deep a path is expanded (an import's path may itself
+/// start with an imported name).
+const MAX_DEPTH: usize = 4;
 
-/// Modules of the network crates that are plain data (header names and
-/// values, status codes, methods): naming them opens no connection.
-const NETWORK_DATA: &[&[&str]] = &[
-    &["hyper", "header"],
-    &["hyper", "StatusCode"],
-    &["hyper", "Method"],
-];
+/// How many expansions one path may cost, so that a file with many imports
+/// of one name cannot make the scan quadratic without end.
+const BUDGET: usize = 512;
 
-/// Items of `std::process` that spawn nothing (exiting, the process id).
-const PROCESS_HARMLESS: &[&str] = &["exit", "abort", "id", "ExitCode", "Termination"];
-
-/// What a resolved path reaches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Reach {
-    /// A process module (`what`: `std::process` or `tokio::process`).
-    Process(String),
-    /// `std::env::var`/`var_os` (a variable by name).
-    EnvVar,
-    /// `std::env::vars`/`vars_os` (every variable).
-    EnvVars,
-    /// Any other kind, reported with the path.
-    Other(Kind),
-}
-
-/// One name a `use` brings in.
+/// One name an import brings in.
 #[derive(Debug, Clone)]
 pub(super) struct Import {
     /// The path it stands for.
     pub(super) path: Vec<String>,
-    /// The `use`'s line.
+    /// The import's line.
     pub(super) line: usize,
     /// Whether a later path went through it.
     pub(super) used: bool,
 }
 
-/// The `use` items of one file.
+/// The imports of one file.
 #[derive(Debug, Default)]
 pub(super) struct Imports {
-    /// Name → what it stands for.
-    pub(super) names: BTreeMap<String, Import>,
+    /// Name → every import of it.
+    pub(super) names: BTreeMap<String, Vec<Import>>,
     /// Glob imports: the module, the line.
     pub(super) globs: Vec<(Vec<String>, usize)>,
+    /// The skill's Cargo renames: dependency name → the crate it is.
+    pub(super) renames: BTreeMap<String, String>,
 }
 
 impl Imports {
-    /// Every `use` in `file`.
-    pub(super) fn of(file: &syn::File) -> Self {
-        let mut imports = Self::default();
+    /// Every import in `file`, with the skill's Cargo `renames`.
+    pub(super) fn of(file: &syn::File, renames: &BTreeMap<String, String>) -> Self {
+        let mut imports = Self {
+            renames: renames.clone(),
+            ..Self::default()
+        };
         imports.visit_file(file);
         imports
     }
 
-    /// `path` with its first segment expanded through the imports (marking
-    /// that import used); `None` for the skill's own paths.
-    pub(super) fn resolve(&mut self, path: &syn::Path) -> Option<Vec<String>> {
-        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-        let first = segments.first()?;
-        if matches!(first.as_str(), "crate" | "self" | "super" | "Self") {
-            return None;
-        }
-        if path.leading_colon.is_none()
-            && let Some(import) = self.names.get_mut(first)
+    /// `path` with a Cargo-renamed crate replaced by the crate it is.
+    pub(super) fn renamed(&self, path: &[String]) -> Vec<String> {
+        let mut path = path.to_vec();
+        if let Some(first) = path.first_mut()
+            && let Some(real) = self.renames.get(first)
         {
-            import.used = true;
-            let mut full = import.path.clone();
-            full.extend(segments.into_iter().skip(1));
-            return Some(full);
+            *first = real.clone();
         }
-        Some(segments)
+        path
+    }
+
+    /// What `path` reaches, and the path it reaches it by.
+    pub(super) fn classify(&mut self, path: &syn::Path) -> Option<(Vec<String>, Reach)> {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.classify_segments(&segments, path.leading_colon.is_some())
+    }
+
+    /// As [`Imports::classify`], from segments (`absolute`: written with a
+    /// leading `::`).
+    pub(super) fn classify_segments(
+        &mut self,
+        segments: &[String],
+        absolute: bool,
+    ) -> Option<(Vec<String>, Reach)> {
+        let mut budget = BUDGET;
+        self.classify_at(segments, absolute, 0, &mut budget)
+    }
+
+    fn classify_at(
+        &mut self,
+        segments: &[String],
+        absolute: bool,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Option<(Vec<String>, Reach)> {
+        for start in 0..segments.len() {
+            let suffix = &segments[start..];
+            if OWN.contains(&suffix[0].as_str()) || *budget == 0 {
+                continue;
+            }
+            *budget -= 1;
+            if (start > 0 || !absolute) && depth < MAX_DEPTH {
+                for mut full in self.through_imports(&suffix[0]) {
+                    full.extend(suffix[1..].iter().cloned());
+                    if let Some(found) = self.classify_at(&full, false, depth + 1, budget) {
+                        return Some(found);
+                    }
+                }
+            }
+            let written = self.renamed(suffix);
+            if let Some(found) = reach(&written) {
+                return Some((written, found));
+            }
+        }
+        None
+    }
+
+    /// The paths the imports of `name` stand for, marking them used.
+    fn through_imports(&mut self, name: &str) -> Vec<Vec<String>> {
+        self.names.get_mut(name).map_or_else(Vec::new, |list| {
+            list.iter_mut()
+                .map(|import| {
+                    import.used = true;
+                    import.path.clone()
+                })
+                .collect()
+        })
+    }
+
+    /// What a macro's path may stand for: as written and through each
+    /// import of its first segment (Cargo renames applied).
+    pub(super) fn macro_paths(&mut self, path: &syn::Path) -> Vec<Vec<String>> {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        let mut paths = vec![self.renamed(&segments)];
+        if let Some(first) = segments.first()
+            && path.leading_colon.is_none()
+        {
+            for mut full in self.through_imports(first) {
+                full.extend(segments[1..].iter().cloned());
+                paths.push(self.renamed(&full));
+            }
+        }
+        paths
     }
 
     /// Adds the names of one use tree under `prefix`.
@@ -155,14 +181,12 @@ impl Imports {
         };
         let name = rename.map_or(last, ToString::to_string);
         let line = rename.unwrap_or(ident).span().start().line;
-        self.names.insert(
-            name,
-            Import {
-                path,
-                line,
-                used: false,
-            },
-        );
+        let import = Import {
+            path,
+            line,
+            used: false,
+        };
+        self.names.entry(name).or_default().push(import);
     }
 }
 
@@ -175,6 +199,12 @@ impl<'ast> Visit<'ast> for Imports {
 
     fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
         self.add(&mut Vec::new(), &item.tree);
+    }
+
+    fn visit_item_extern_crate(&mut self, item: &'ast syn::ItemExternCrate) {
+        // `extern crate std as s;` makes `s::…` mean `std::…`.
+        let rename = item.rename.as_ref().map(|(_, name)| name);
+        self.insert(&[], &item.ident, rename);
     }
 }
 
@@ -199,100 +229,17 @@ pub(super) fn test_only(item: &syn::Item) -> bool {
     })
 }
 
-/// What a resolved path reaches, if anything of note; a single segment
-/// (an unresolved local name) reaches nothing.
-pub(super) fn reach(path: &[String]) -> Option<Reach> {
-    let starts = |prefix: &[&str]| {
-        path.len() >= prefix.len() && path.iter().zip(prefix).all(|(a, b)| a == b)
-    };
-    if path.len() < 2 {
-        return None;
-    }
-    for root in [["std", "process"], ["tokio", "process"]] {
-        if starts(&root) {
-            let harmless = path
-                .get(2)
-                .is_some_and(|item| root[0] == "std" && PROCESS_HARMLESS.contains(&item.as_str()));
-            return (!harmless).then(|| Reach::Process(root.join("::")));
-        }
-    }
-    if starts(&["std", "env"]) {
-        return match path.get(2).map(String::as_str) {
-            Some("var" | "var_os") => Some(Reach::EnvVar),
-            Some("vars" | "vars_os") => Some(Reach::EnvVars),
-            Some("home_dir") => Some(Reach::Other(Kind::Fs)),
-            _ => None,
-        };
-    }
-    if NETWORK_CRATES.iter().any(|prefix| starts(prefix))
-        && !NETWORK_DATA.iter().any(|prefix| starts(prefix))
-    {
-        return Some(Reach::Other(Kind::Network));
-    }
-    if FS_CRATES.iter().any(|prefix| starts(prefix)) {
-        return Some(Reach::Other(Kind::Fs));
-    }
-    None
-}
-
-/// What an imported path reaches: as [`reach`], and a whole crate of note
-/// too (`use reqwest;`; in code, a one-segment path is a local name).
-pub(super) fn reach_import(path: &[String]) -> Option<Reach> {
-    if let [first] = path {
-        if NETWORK_CRATES.iter().any(|p| p.len() == 1 && p[0] == first) {
-            return Some(Reach::Other(Kind::Network));
-        }
-        if FS_CRATES.iter().any(|p| p.len() == 1 && p[0] == first) {
-            return Some(Reach::Other(Kind::Fs));
-        }
-    }
-    reach(path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_names_are_data_and_a_client_is_the_network() {
-        let path = |p: &str| p.split("::").map(str::to_owned).collect::<Vec<_>>();
-        assert_eq!(reach(&path("hyper::header::AUTHORIZATION")), None);
-        assert_eq!(
-            reach(&path("hyper::Request::post")),
-            Some(Reach::Other(Kind::Network))
-        );
-    }
 
     fn path(text: &str) -> Vec<String> {
         text.split("::").map(str::to_owned).collect()
     }
 
-    #[test]
-    fn paths_reach_what_they_name() {
-        assert_eq!(
-            reach(&path("std::process::Command::new")),
-            Some(Reach::Process("std::process".into()))
-        );
-        assert_eq!(reach(&path("std::process::exit")), None);
-        assert_eq!(reach(&path("std::env::var")), Some(Reach::EnvVar));
-        assert_eq!(reach(&path("std::env::vars")), Some(Reach::EnvVars));
-        assert_eq!(reach(&path("std::env::args")), None);
-        assert_eq!(
-            reach(&path("hyper_util::client::legacy::Client")),
-            Some(Reach::Other(Kind::Network))
-        );
-        assert_eq!(reach(&path("reqwest")), None);
-        assert_eq!(reach(&path("home")), None);
-        assert_eq!(
-            reach_import(&path("reqwest")),
-            Some(Reach::Other(Kind::Network))
-        );
-        assert_eq!(
-            reach(&path("tokio::fs::read")),
-            Some(Reach::Other(Kind::Fs))
-        );
-        assert_eq!(reach(&path("tokio::spawn")), None);
-        assert_eq!(reach(&path("fs")), None);
+    fn classify(imports: &mut Imports, text: &str) -> Option<Vec<String>> {
+        let parsed: syn::Path = syn::parse_str(text).ok()?;
+        imports.classify(&parsed).map(|(path, _)| path)
     }
 
     #[test]
@@ -301,15 +248,44 @@ mod tests {
             "use std::{fs, env as e};\nuse std::process::Command;\nuse tokio::net::*;\nuse a::b::{self};\n",
         )
         .unwrap();
-        let mut imports = Imports::of(&file);
-        let resolved = imports.resolve(&syn::parse_str("Command::new").unwrap());
+        let mut imports = Imports::of(&file, &BTreeMap::new());
+        let resolved = classify(&mut imports, "Command::new");
         assert_eq!(resolved, Some(path("std::process::Command::new")));
-        let resolved = imports.resolve(&syn::parse_str("e::var").unwrap());
+        let resolved = classify(&mut imports, "e::var");
         assert_eq!(resolved, Some(path("std::env::var")));
-        assert_eq!(imports.resolve(&syn::parse_str("crate::x").unwrap()), None);
-        assert!(imports.names["Command"].used && !imports.names["fs"].used);
-        assert_eq!(imports.names["Command"].line, 2);
-        assert_eq!(imports.names["b"].path, path("a::b"));
+        assert_eq!(classify(&mut imports, "crate::x"), None);
+        assert!(imports.names["Command"][0].used && !imports.names["fs"][0].used);
+        assert_eq!(imports.names["Command"][0].line, 2);
+        assert_eq!(imports.names["b"][0].path, path("a::b"));
         assert_eq!(imports.globs, vec![(path("tokio::net"), 3)]);
+    }
+
+    #[test]
+    fn suffixes_own_paths_extern_crates_and_several_imports_resolve() {
+        let file: syn::File = syn::parse_str(
+            "mod m { pub use std as s; }\nextern crate std as t;\n\
+             use std::process::Command;\nmod n { use crate::Command; }\n\
+             use crate::m::s::fs as f;\n",
+        )
+        .unwrap();
+        let renames = BTreeMap::from([("net".to_owned(), "reqwest".to_owned())]);
+        let mut imports = Imports::of(&file, &renames);
+        for (written, resolved) in [
+            ("m::s::process::Command::new", "std::process::Command::new"),
+            ("self::s::process::Command", "std::process::Command"),
+            ("crate::m::s::process::Command", "std::process::Command"),
+            ("t::net::TcpStream", "std::net::TcpStream"),
+            ("Command::new", "std::process::Command::new"),
+            ("f::read", "std::fs::read"),
+            ("net::get", "reqwest::get"),
+            ("crate::x::std::env::var", "std::env::var"),
+        ] {
+            assert_eq!(
+                classify(&mut imports, written),
+                Some(path(resolved)),
+                "{written}"
+            );
+        }
+        assert_eq!(classify(&mut imports, "crate::m::helper"), None);
     }
 }

@@ -6,22 +6,18 @@
 //! Items under `#[cfg(test)]` (and `#[test]` functions) are skipped: like
 //! `tests/`, they never link into the owner's binary.
 //!
-//! Macro bodies are read as comma-separated expressions when they parse as
-//! such (`format!`, `println!`, `vec!`); otherwise only their string
-//! literals are looked at. Attributes are not visited as code: a doc
+//! Macros are read in `macros`. Attributes are not visited as code: a doc
 //! comment naming a host is not a use of it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
-use proc_macro2::{TokenStream, TokenTree};
-use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
-use syn::{Expr, Lit, Token};
+use syn::{Expr, Lit};
 
 use super::declared::Capabilities;
 use super::literals;
-use super::resolve::{Imports, Reach, reach, reach_import, test_only};
-use super::sources::resolve_relative;
+use super::resolve::{Imports, Reach, reach_import, test_only};
 use super::{Finding, Kind};
 
 /// Method calls that register something, and the point each registers at.
@@ -47,12 +43,37 @@ pub(crate) struct Declared<'a> {
     pub(crate) skill_dir: &'a str,
 }
 
+/// What the scan knows of the skill beyond one file.
+#[derive(Debug, Default)]
+pub(crate) struct Context {
+    /// The skill's Cargo renames: dependency name → the crate it is.
+    pub(crate) renames: BTreeMap<String, String>,
+    /// Every file the scan reads (relative to the root): code included
+    /// from one of them was scanned.
+    pub(crate) scanned: BTreeSet<String>,
+    /// The root on disk, to tell a symlink an `include_str!` reads through;
+    /// `None` when scanning text alone.
+    pub(crate) root: Option<PathBuf>,
+}
+
 /// Scans one parsed file; `file` is its path relative to the root.
+#[cfg(test)]
 pub(crate) fn scan_file(declared: Declared<'_>, file: &str, ast: &syn::File) -> Vec<Finding> {
+    scan_file_in(declared, &Context::default(), file, ast)
+}
+
+/// Scans one parsed file of a skill whose other files are `context`.
+pub(crate) fn scan_file_in(
+    declared: Declared<'_>,
+    context: &Context,
+    file: &str,
+    ast: &syn::File,
+) -> Vec<Finding> {
     let mut scan = FileScan {
         declared,
+        context,
         file: file.to_owned(),
-        imports: Imports::of(ast),
+        imports: Imports::of(ast, &context.renames),
         findings: BTreeSet::new(),
     };
     scan.visit_file(ast);
@@ -61,15 +82,22 @@ pub(crate) fn scan_file(declared: Declared<'_>, file: &str, ast: &syn::File) -> 
 }
 
 /// The visitor's state for one file.
-struct FileScan<'a> {
-    declared: Declared<'a>,
-    file: String,
-    imports: Imports,
-    findings: BTreeSet<Finding>,
+pub(super) struct FileScan<'a> {
+    pub(super) declared: Declared<'a>,
+    pub(super) context: &'a Context,
+    pub(super) file: String,
+    pub(super) imports: Imports,
+    pub(super) findings: BTreeSet<Finding>,
 }
 
 impl FileScan<'_> {
-    fn push(&mut self, kind: Kind, line: usize, what: impl Into<String>, declared: bool) {
+    pub(super) fn push(
+        &mut self,
+        kind: Kind,
+        line: usize,
+        what: impl Into<String>,
+        declared: bool,
+    ) {
         self.findings.insert(Finding {
             kind,
             file: self.file.clone(),
@@ -80,7 +108,7 @@ impl FileScan<'_> {
     }
 
     /// A path that reaches something (outside a call the scan reads).
-    fn push_reach(&mut self, line: usize, found: Reach, path: &[String]) {
+    pub(super) fn push_reach(&mut self, line: usize, found: Reach, path: &[String]) {
         let caps = self.declared.capabilities;
         let env = self.declared.manifest_env;
         match found {
@@ -114,11 +142,13 @@ impl FileScan<'_> {
             .imports
             .names
             .values()
+            .flatten()
             .filter(|import| !import.used)
             .map(|import| (import.path.clone(), import.line))
             .chain(self.imports.globs.iter().cloned())
             .collect();
         for (path, line) in unused {
+            let path = self.imports.renamed(&path);
             if let Some(found) = reach_import(&path) {
                 self.push_reach(line, found, &path);
             }
@@ -126,7 +156,7 @@ impl FileScan<'_> {
     }
 
     /// A string literal that names a host or a path.
-    fn literal(&mut self, value: &str, line: usize) {
+    pub(super) fn literal(&mut self, value: &str, line: usize) {
         let caps = self.declared.capabilities;
         if let Some(host) = literals::host(value) {
             let declared = caps.allows_host(&host);
@@ -142,13 +172,13 @@ impl FileScan<'_> {
         let Expr::Path(callee) = &*call.func else {
             return false;
         };
-        let Some(path) = self.imports.resolve(&callee.path) else {
+        let Some((path, found)) = self.imports.classify(&callee.path) else {
             return false;
         };
         let line = first_line(&callee.path);
         let literal = call.args.first().and_then(string_literal);
         let caps = self.declared.capabilities;
-        match reach(&path) {
+        match Some(found) {
             Some(Reach::Process(root)) if path.ends_with(&["Command".into(), "new".into()]) => {
                 let declared = caps.allows_program(literal.as_deref());
                 self.push(
@@ -171,62 +201,6 @@ impl FileScan<'_> {
             self.visit_expr(arg);
         }
         true
-    }
-
-    /// `env!`/`option_env!` (read at build time) and the `include` macros;
-    /// false for other macros.
-    fn special_macro(&mut self, mac: &syn::Macro, name: &str) -> bool {
-        let line = first_line(&mac.path);
-        let first = mac
-            .parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
-            .ok()
-            .and_then(|args| args.first().and_then(string_literal));
-        match name {
-            "env" | "option_env" => {
-                let env = self.declared.manifest_env;
-                let declared = self.declared.capabilities.allows_env(first.as_deref(), env);
-                let what = first.unwrap_or_else(|| format!("{name}!({})", mac.tokens));
-                self.push(Kind::Env, line, what, declared);
-            }
-            "include" | "include_str" | "include_bytes" => match first {
-                Some(path) => self.include(&path, line),
-                None => self.push(
-                    Kind::Include,
-                    line,
-                    format!("{name}!({})", mac.tokens),
-                    false,
-                ),
-            },
-            _ => return false,
-        }
-        true
-    }
-
-    /// A file pulled in by path: declared when it stays in the skill's
-    /// folder (resolved from the including file's folder).
-    fn include(&mut self, path: &str, line: usize) {
-        let dir = self.file.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let inside = resolve_relative(dir, path)
-            .is_some_and(|p| p.starts_with(&format!("{}/", self.declared.skill_dir)));
-        self.push(Kind::Include, line, path, inside);
-    }
-
-    /// The string literals anywhere in a token stream.
-    fn token_literals(&mut self, tokens: &TokenStream) {
-        for tree in tokens.clone() {
-            match tree {
-                TokenTree::Group(group) => self.token_literals(&group.stream()),
-                TokenTree::Literal(literal) => {
-                    let line = literal.span().start().line;
-                    if let Ok(Lit::Str(text)) =
-                        syn::parse2::<Lit>(TokenTree::Literal(literal).into())
-                    {
-                        self.literal(&text.value(), line);
-                    }
-                }
-                _ => {}
-            }
-        }
     }
 }
 
@@ -262,14 +236,12 @@ impl<'ast> Visit<'ast> for FileScan<'_> {
             && let syn::Meta::NameValue(value) = &attr.meta
             && let Some(file) = string_literal(&value.value)
         {
-            self.include(&file, line);
+            self.include_code(&file, line);
         }
     }
 
     fn visit_path(&mut self, path: &'ast syn::Path) {
-        if let Some(resolved) = self.imports.resolve(path)
-            && let Some(found) = reach(&resolved)
-        {
+        if let Some((resolved, found)) = self.imports.classify(path) {
             self.push_reach(first_line(path), found, &resolved);
         }
         visit::visit_path(self, path);
@@ -301,24 +273,7 @@ impl<'ast> Visit<'ast> for FileScan<'_> {
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-        let name = mac.path.segments.last().map(|s| s.ident.to_string());
-        let plain = mac.path.segments.len() == 1
-            || mac
-                .path
-                .segments
-                .first()
-                .is_some_and(|s| s.ident == "std" || s.ident == "core");
-        if let Some(name) = name
-            && plain
-            && self.special_macro(mac, &name)
-        {
-            return;
-        }
-        self.visit_path(&mac.path);
-        match mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
-            Ok(args) => args.iter().for_each(|arg| self.visit_expr(arg)),
-            Err(_) => self.token_literals(&mac.tokens),
-        }
+        self.scan_macro(mac);
     }
 
     fn visit_lit_str(&mut self, lit: &'ast syn::LitStr) {
@@ -382,14 +337,14 @@ impl<'ast> Visit<'ast> for FileScan<'_> {
 }
 
 /// The line of a path's first segment.
-fn first_line(path: &syn::Path) -> usize {
+pub(super) fn first_line(path: &syn::Path) -> usize {
     path.segments
         .first()
         .map_or(0, |segment| segment.ident.span().start().line)
 }
 
 /// The value of an expression that is a string literal.
-fn string_literal(expr: &Expr) -> Option<String> {
+pub(super) fn string_literal(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Lit(syn::ExprLit {
             lit: Lit::Str(text),

@@ -1,62 +1,91 @@
 //! Which files of a skill the scan reads, and reading them: what links into
 //! the owner's binary or runs when it builds.
 //!
-//! Every `.rs` file under `src/` (and under `files/`, the code a skill that
-//! carries files merges into the owner's tree), the library's `[lib] path`
-//! when it lies elsewhere, and the build script (`build.rs`, or the
-//! `Cargo.toml`'s `package.build`). Not `tests/` nor `host.rs`: the tests
-//! and the test-only host binary never link into what the owner runs.
-//! Symlinks are not followed: one is a finding of its own.
+//! Every `.rs` file in the skill's folder, at any depth (`src/`, `files/`,
+//! a build script's `mod` siblings, `#[path]` targets, path dependencies
+//! kept inside the folder), plus the build script and the library's
+//! `[lib] path` when they lie elsewhere. Not `tests/` nor `host.rs` at the
+//! folder's top: the tests and the test-only host binary never link into
+//! what the owner runs. Symlinks are not followed: one is a finding of its
+//! own.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::scan::{Declared, scan_file};
+use super::cargo::skill_cargo;
+use super::scan::{Context, Declared, scan_file_in};
 use super::{Finding, Kind};
 use crate::SkillError;
 
-/// The folders under the skill's folder whose `.rs` files are scanned.
-const SOURCE_DIRS: &[&str] = &["src", "files"];
+/// The entries at the top of the skill's folder that are not scanned.
+const NOT_SCANNED: &[&str] = &["tests", "host.rs"];
+
+/// The largest source file the scan parses: `syn` recurses as deep as the
+/// code nests, and a huge file is the easy way to nest deep enough to
+/// overflow the stack.
+const MAX_SOURCE_BYTES: u64 = 1024 * 1024;
 
 /// Scans the skill in `declared.skill_dir` (relative to `root`).
 pub(crate) fn scan_skill(root: &Path, declared: Declared<'_>) -> Result<Vec<Finding>, SkillError> {
     let dir = declared.skill_dir;
     let mut files = Vec::new();
     let mut findings = Vec::new();
-    for sub in SOURCE_DIRS {
-        let folder = format!("{dir}/{sub}");
-        if root.join(&folder).is_dir() {
-            list_rs(root, &folder, &mut files, &mut findings)?;
-        }
+    if root.join(dir).is_dir() {
+        list_rs(root, dir, true, &mut files, &mut findings)?;
     }
-    for extra in extra_files(root, dir)? {
+    let cargo = skill_cargo(root, dir)?;
+    for extra in cargo.extra {
         let path = root.join(&extra);
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => findings.push(symlink(&extra)),
+            // Listed already when it lies in the skill's folder.
+            Ok(meta) if meta.file_type().is_symlink() && !findings.contains(&symlink(&extra)) => {
+                findings.push(symlink(&extra));
+            }
             Ok(meta) if meta.is_file() && !files.contains(&extra) => files.push(extra),
             _ => {}
         }
     }
+    let context = Context {
+        renames: cargo.renames,
+        scanned: files.iter().cloned().collect::<BTreeSet<_>>(),
+        root: Some(root.to_path_buf()),
+    };
     for file in &files {
-        let path = root.join(file);
-        let text = std::fs::read_to_string(&path).map_err(SkillError::io(&path))?;
-        let ast = syn::parse_file(&text).map_err(|err| {
-            let at = err.span().start();
-            SkillError::Refused(format!(
-                "{file}:{}:{}: cannot scan it, it does not parse as Rust: {err}",
-                at.line,
-                at.column + 1
-            ))
-        })?;
-        findings.extend(scan_file(declared, file, &ast));
+        let ast = parse(root, file)?;
+        findings.extend(scan_file_in(declared, &context, file, &ast));
     }
     Ok(findings)
 }
 
+/// Reads and parses one source file, refusing one too large to parse
+/// safely or that is not Rust.
+fn parse(root: &Path, file: &str) -> Result<syn::File, SkillError> {
+    let path = root.join(file);
+    let size = std::fs::metadata(&path)
+        .map_err(SkillError::io(&path))?
+        .len();
+    if size > MAX_SOURCE_BYTES {
+        return Err(SkillError::Refused(format!(
+            "{file}: cannot scan it, it is {size} bytes, over the {MAX_SOURCE_BYTES} a source file may have"
+        )));
+    }
+    let text = std::fs::read_to_string(&path).map_err(SkillError::io(&path))?;
+    syn::parse_file(&text).map_err(|err| {
+        let at = err.span().start();
+        SkillError::Refused(format!(
+            "{file}:{}:{}: cannot scan it, it does not parse as Rust: {err}",
+            at.line,
+            at.column + 1
+        ))
+    })
+}
+
 /// The `.rs` files under `folder` (relative to `root`), sorted; a symlink
-/// is a finding instead.
+/// is a finding instead. `top`: `folder` is the skill's own.
 fn list_rs(
     root: &Path,
     folder: &str,
+    top: bool,
     files: &mut Vec<String>,
     findings: &mut Vec<Finding>,
 ) -> Result<(), SkillError> {
@@ -71,6 +100,9 @@ fn list_rs(
         .collect::<Result<_, _>>()?;
     entries.sort();
     for name in entries {
+        if top && NOT_SCANNED.contains(&name.as_str()) {
+            continue;
+        }
         let relative = format!("{folder}/{name}");
         let full = root.join(&relative);
         let meta = std::fs::symlink_metadata(&full).map_err(SkillError::io(&full))?;
@@ -79,42 +111,12 @@ fn list_rs(
                 findings.push(symlink(&relative));
             }
         } else if meta.is_dir() {
-            list_rs(root, &relative, files, findings)?;
+            list_rs(root, &relative, false, files, findings)?;
         } else if meta.is_file() && name.ends_with(".rs") {
             files.push(relative);
         }
     }
     Ok(())
-}
-
-/// The build script and the library's root, from the skill's `Cargo.toml`
-/// (`build.rs` when it names none), relative to the root.
-fn extra_files(root: &Path, dir: &str) -> Result<Vec<String>, SkillError> {
-    let manifest = root.join(dir).join("Cargo.toml");
-    let table: toml::Table = match std::fs::read_to_string(&manifest) {
-        Ok(text) => toml::from_str(&text).map_err(|err| SkillError::Manifest {
-            path: manifest.clone(),
-            message: err.to_string().trim().to_owned(),
-        })?,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-        Err(err) => return Err(SkillError::io(&manifest)(err)),
-    };
-    let package = table.get("package");
-    let build = match package.and_then(|p| p.get("build")) {
-        Some(toml::Value::String(script)) => Some(script.clone()),
-        Some(toml::Value::Boolean(false)) => None,
-        _ => Some("build.rs".to_owned()),
-    };
-    let lib = table
-        .get("lib")
-        .and_then(|lib| lib.get("path"))
-        .and_then(toml::Value::as_str)
-        .map(str::to_owned);
-    Ok(build
-        .into_iter()
-        .chain(lib)
-        .map(|file| format!("{dir}/{}", file.trim_start_matches("./")))
-        .collect())
 }
 
 /// `path` (as `include!` takes it) from the folder `dir`, both relative to
