@@ -3,18 +3,22 @@
 //! owner sees, before applying it, whether a skill that says "a Telegram
 //! channel" also reads `~/.ssh` or spawns a shell.
 //!
-//! The scan reads the code that links into the owner's binary: every `.rs`
-//! file under the skill's `src/` (and `files/`, for a skill that carries
-//! files to merge) and its build script. Not `tests/` nor `host.rs` (the
-//! test-only host binary): those never link into what the owner runs. It is
-//! a syntactic scan (`syn`), not a proof: it sees the paths, calls, macros
-//! and literals written in the code, with simple `use` resolution, and
-//! leans towards reporting too much for paths and too little for literals.
-//! New dependencies that run code at build time (a build script, a proc
-//! macro) come from `cargo metadata`.
+//! The scan reads the code that links into the owner's binary or runs
+//! when it builds: every `.rs` file in the skill's folder (its `src/`, the
+//! `files/` it merges, its build script and whatever that script or a
+//! `#[path]` pulls in, path dependencies kept in the folder), and a build
+//! script or `[lib] path` its `Cargo.toml` puts elsewhere. Not `tests/` nor
+//! `host.rs` (the test-only host binary): those never link into what the
+//! owner runs. It is a syntactic scan (`syn`), not a proof: it sees the
+//! paths, calls, macros and literals written in the code, with simple
+//! import resolution (`use`, `extern crate`, the skill's Cargo renames),
+//! and leans towards reporting too much for paths and too little for
+//! literals. New dependencies that run code at build time (a build script,
+//! a proc macro) come from `cargo metadata`.
 //!
 //! - [`declared`]: the `[capabilities]` table and what it covers.
-//! - `sources`, `scan`, `resolve`, `literals`: the source scan.
+//! - `sources`, `cargo`, `scan`, `macros`, `resolve`, `crates`,
+//!   `literals`: the source scan.
 //! - `build_time`: the new dependencies' build-time code.
 //! - [`report`]: the report, its human rendering and its JSON.
 
@@ -42,7 +46,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    /// A path through `std::process`/`tokio::process`: it spawns programs.
+    /// A path through `std::process`, `tokio::process`, a crate that runs
+    /// programs or `libc`'s `system`/`fork`/`exec*`: it spawns programs.
     Process,
     /// A path through `std::net`, `tokio::net` or a crate that speaks
     /// HTTP or sockets.
