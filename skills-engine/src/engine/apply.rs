@@ -3,10 +3,9 @@
 
 use git2::{BranchType, Oid};
 
-use super::{ApplyOutcome, Engine, FileChange, Pending, PlannedFile, TRAILER, read, read_optional};
+use super::{ApplyOutcome, Engine, FileChange, Pending, PlannedFile, TRAILER, read};
 use crate::SkillError;
 use crate::manifest::SkillManifest;
-use crate::merge::has_markers;
 use crate::state::{AppliedSkill, STATE_FILE, State};
 
 impl Engine {
@@ -175,23 +174,7 @@ impl Engine {
                 "an update is in progress: `cargo xtask update --continue` finishes it".into(),
             ));
         }
-        let marked: Vec<String> = pending
-            .files
-            .iter()
-            .filter(|f| {
-                read_optional(&self.root.join(f))
-                    .ok()
-                    .flatten()
-                    .is_some_and(|c| has_markers(&c))
-            })
-            .cloned()
-            .collect();
-        if !marked.is_empty() {
-            return Err(SkillError::Refused(format!(
-                "conflict markers remain in: {}",
-                marked.join(", ")
-            )));
-        }
+        self.check_markers(&pending.files)?;
         self.finish(pending, run_test)
     }
 

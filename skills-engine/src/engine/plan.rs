@@ -61,7 +61,7 @@ impl Engine {
         let mut state = State::load(&self.root)?;
         let mut planned = self.plan_adds(&manifest)?;
         planned.extend(self.plan_modifies(&manifest)?);
-        let cargo = self.plan_crates(&manifest, &state, &mut planned)?;
+        let cargo = self.plan_crates(&manifest, &state, &[], &mut planned)?;
         self.plan_register(&manifest, &mut planned)?;
         if !manifest.env.is_empty() {
             planned.push(self.plan_env(&manifest)?);
@@ -142,11 +142,14 @@ impl Engine {
     }
 
     /// The `Cargo.toml` edits (a manifest the skill also modifies is edited
-    /// after its merge); returns what the state records of them.
-    fn plan_crates(
+    /// after its merge); returns what the state records of them. `earlier`:
+    /// what an earlier version of the skill added (an upgrade), recorded
+    /// again where the new version keeps it.
+    pub(super) fn plan_crates(
         &self,
         manifest: &SkillManifest,
         state: &State,
+        earlier: &[CargoAdded],
         planned: &mut Vec<PlannedFile>,
     ) -> Result<Vec<CargoAdded>, SkillError> {
         let mut cargo: Vec<CargoAdded> = Vec::new();
@@ -164,6 +167,7 @@ impl Engine {
                 .iter()
                 .filter(|s| s.name != manifest.name)
                 .flat_map(|s| s.cargo.iter())
+                .chain(earlier)
                 .chain(cargo.iter())
                 .collect();
             let record = record_added(edit, &inserted, &by_skills);

@@ -25,6 +25,14 @@ pub(super) fn update_message(short: &str) -> String {
     format!("Update from upstream {short}\n\n{TRAILER}: update {short}\n")
 }
 
+/// The upstream commit a pending update merges, as its report names it.
+fn merged(pending: &Pending) -> Option<String> {
+    pending
+        .upstream
+        .as_deref()
+        .map(|id| id.chars().take(10).collect())
+}
+
 /// The first ten hex digits of a commit id: branch names and messages.
 fn short(id: Oid) -> String {
     id.to_string()[..10].to_owned()
@@ -193,12 +201,9 @@ impl Engine {
                 pending.cargo = plan.cargo;
                 self.save_pending(&pending)?;
                 return Ok(UpdateReport {
+                    merged: merged(&pending),
                     branch: pending.branch,
                     from: pending.from,
-                    merged: pending
-                        .upstream
-                        .as_deref()
-                        .map(|id| id.chars().take(10).collect()),
                     conflicts: conflicted,
                     upgrading: Some(name),
                     skills: Vec::new(),
@@ -213,9 +218,9 @@ impl Engine {
         let skills = self.report_skills(&pending, &mut notes, run_tests)?;
         self.commit_test_changes()?;
         Ok(UpdateReport {
+            merged: merged(&pending),
             branch: pending.branch,
             from: pending.from,
-            merged: pending.upstream.map(|id| id.chars().take(10).collect()),
             conflicts: Vec::new(),
             upgrading: None,
             skills,
@@ -349,7 +354,7 @@ impl Engine {
     }
 
     /// Refuses while one of `files` still has conflict markers.
-    fn check_markers<'a>(
+    pub(super) fn check_markers<'a>(
         &self,
         files: impl IntoIterator<Item = &'a String>,
     ) -> Result<(), SkillError> {
@@ -393,10 +398,9 @@ impl Engine {
                 err.message()
             ))
         };
-        let named = self.repo.find_remote(upstream).is_ok();
-        let mut remote = match self.repo.find_remote(upstream) {
-            Ok(remote) => remote,
-            Err(_) => self.repo.remote_anonymous(upstream).map_err(cannot)?,
+        let (mut remote, named) = match self.repo.find_remote(upstream) {
+            Ok(remote) => (remote, true),
+            Err(_) => (self.repo.remote_anonymous(upstream).map_err(cannot)?, false),
         };
         // A ref the remote lacks fetches nothing: no stale id may stand in.
         if let Ok(mut stale) = self.repo.find_reference(UPSTREAM_REF) {

@@ -17,10 +17,7 @@ use std::path::Path;
 
 use git2::Oid;
 
-use super::cargo_edit::{add_to_manifest, record_added};
-use super::{
-    Engine, FileChange, PlannedFile, TRAILER, blob_id, read, read_optional, take_planned, utf8,
-};
+use super::{Engine, FileChange, PlannedFile, TRAILER, blob_id, read, read_optional, utf8};
 use crate::SkillError;
 use crate::env_example::{ENV_EXAMPLE, add_block, remove_block};
 use crate::manifest::{SkillManifest, check_relative};
@@ -368,38 +365,11 @@ impl Engine {
         state: &State,
         planned: &mut Vec<PlannedFile>,
     ) -> Result<Vec<CargoAdded>, SkillError> {
-        self.unplan_crates(state, applied, &manifest.crates, planned)?;
-        let others: Vec<&CargoAdded> = state
-            .applied
-            .iter()
-            .filter(|s| s.name != applied.name)
-            .flat_map(|s| s.cargo.iter())
-            .collect();
-        let mut cargo: Vec<CargoAdded> = Vec::new();
         for edit in &manifest.crates {
             self.check_target(&edit.manifest)?;
-            let text = utf8(
-                &edit.manifest,
-                take_planned(planned, &self.root, &edit.manifest)?,
-            )?;
-            let (edited, inserted) =
-                add_to_manifest(&text, edit).map_err(|message| SkillError::Manifest {
-                    path: edit.manifest.clone().into(),
-                    message,
-                })?;
-            let by_skills: Vec<&CargoAdded> = others
-                .iter()
-                .copied()
-                .chain(applied.cargo.iter())
-                .chain(cargo.iter())
-                .collect();
-            let record = record_added(edit, &inserted, &by_skills);
-            if !record.is_empty() {
-                cargo.push(record);
-            }
-            planned.push(self.planned_text(&edit.manifest, FileChange::Manifest, edited)?);
         }
-        Ok(cargo)
+        self.unplan_crates(state, applied, &manifest.crates, planned)?;
+        self.plan_crates(manifest, state, &applied.cargo, planned)
     }
 
     /// Registry lines: the old version's the new one lacks out, the new
@@ -433,10 +403,8 @@ impl Engine {
             return Ok(());
         }
         self.check_target(ENV_EXAMPLE)?;
-        let text = match read_optional(&self.root.join(ENV_EXAMPLE))? {
-            Some(content) => utf8(ENV_EXAMPLE, content)?,
-            None => String::new(),
-        };
+        let before = read_optional(&self.root.join(ENV_EXAMPLE))?;
+        let text = utf8(ENV_EXAMPLE, before.clone().unwrap_or_default())?;
         let mut after = remove_block(&text, &applied.name, &applied.env);
         if !manifest.env.is_empty() {
             after = add_block(&after, &manifest.name, &manifest.env)
@@ -445,27 +413,11 @@ impl Engine {
         planned.push(PlannedFile {
             path: ENV_EXAMPLE.into(),
             change: FileChange::EnvExample,
-            before: read_optional(&self.root.join(ENV_EXAMPLE))?,
+            before,
             after: (!after.is_empty()).then(|| after.into_bytes()),
             conflicted: false,
         });
         Ok(())
-    }
-
-    /// A planned rewrite of a text file, with its content on disk as before.
-    fn planned_text(
-        &self,
-        path: &str,
-        change: FileChange,
-        after: String,
-    ) -> Result<PlannedFile, SkillError> {
-        Ok(PlannedFile {
-            path: path.to_owned(),
-            change,
-            before: read_optional(&self.root.join(path))?,
-            after: Some(after.into_bytes()),
-            conflicted: false,
-        })
     }
 }
 
