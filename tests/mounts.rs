@@ -77,6 +77,18 @@ fn a_read_only_mount_cannot_be_written_even_through_a_nested_mount() {
          touch /workspace/extra/data/nested/deep 2>&1; echo deep=$?; \
          mkdir /workspace/extra/data/nested/dir 2>&1; echo dir=$?",
     );
+    if on_podman() {
+        // In the container's user namespace the kernel refuses to bind a
+        // folder without the mounts inside it (they are locked to it), and
+        // a recursive bind would leave them writable: the grant fails
+        // closed, and nothing runs.
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("/workspace/extra/data"), "{said}");
+        assert!(!data.join("top").exists() && !data.join("nested/deep").exists());
+        assert_eq!(install.containers(), Vec::<String>::new());
+        return;
+    }
     assert!(output.status.success(), "{}", text(&output));
     let seen = stdout(&output);
     assert!(

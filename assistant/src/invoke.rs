@@ -162,7 +162,10 @@ pub struct Host {
     settings: Settings,
     sandbox: Sandbox,
     services: Arc<Services>,
+    /// The agent's uid and gid in the container.
     user: ContainerUser,
+    /// The same on the host: the owner of its folders and socket.
+    host_user: ContainerUser,
     facts: HostFacts,
 }
 
@@ -197,15 +200,18 @@ impl Host {
         registry: &crate::Registry,
     ) -> Result<Self, InvokeError> {
         let user = ContainerUser::for_this_host();
-        if user == ContainerUser::UNPRIVILEGED
-            && let Some(account) = user.host_account()
+        let sandbox = Sandbox::connect(&paths, engine).await?;
+        // Who the agent is on the host: its own uid, or (in a user namespace
+        // of Pincer's range) the uid that one maps to.
+        let host_user = sandbox.profile().host_user(user);
+        if (user == ContainerUser::UNPRIVILEGED || host_user != user)
+            && let Some(account) = host_user.host_account()
         {
             return Err(InvokeError::SharedIdentity {
-                uid: user.spec(),
+                uid: host_user.spec(),
                 account,
             });
         }
-        let sandbox = Sandbox::connect(&paths, engine).await?;
         match crate::folders::fold_names(&paths) {
             Ok(renamed) => {
                 for folder in renamed {
@@ -247,6 +253,7 @@ impl Host {
                 limits,
             }),
             user,
+            host_user,
             facts,
         })
     }
@@ -338,7 +345,7 @@ impl Host {
             &self.paths,
             &MountPlan {
                 group,
-                user: self.user,
+                user: self.host_user,
                 host_socket: &socket_path,
                 project: self.settings.project_dir.as_deref(),
                 extra: &requested,

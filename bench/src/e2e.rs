@@ -157,7 +157,10 @@ pub(crate) async fn bench_host(
             .find(|(name, _)| *name == other)
             .map(|(_, value)| (*value).to_owned()),
     })?;
-    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+    let engine = EngineEndpoint::detect(
+        std::env::var("DOCKER_HOST").ok(),
+        std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+    );
     let host = pincer_assistant::invoke::Host::start(
         paths.clone(),
         settings.clone(),

@@ -74,7 +74,10 @@ fn main() -> anyhow::Result<()> {
 /// A connected sandbox with the agent image, and the spec of a trivial
 /// invocation (`pincer-agent --version`) with a real invocation's mounts.
 pub(crate) async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox, ContainerSpec)> {
-    let engine = EngineEndpoint::from_docker_host(std::env::var("DOCKER_HOST").ok());
+    let engine = EngineEndpoint::detect(
+        std::env::var("DOCKER_HOST").ok(),
+        std::env::var("XDG_RUNTIME_DIR").ok().as_deref(),
+    );
     let sandbox = Sandbox::connect(paths, engine).await?;
     let image = default_image();
     ensure_image(&sandbox, &image, &ImageSources::default(), &|_| {}).await?;
@@ -83,6 +86,7 @@ pub(crate) async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox,
     let socket = paths.run_dir().join("bench.sock");
     std::fs::write(&socket, "")?;
     let user = ContainerUser::for_this_host();
+    let host_user = sandbox.profile().host_user(user);
     let spec = ContainerSpec {
         image,
         // Like the runner, it waits for its stdin (the sandbox checks the
@@ -97,7 +101,7 @@ pub(crate) async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox,
             paths,
             &MountPlan {
                 group: &GroupName::main(),
-                user,
+                user: host_user,
                 host_socket: &socket,
                 project: None,
                 extra: &[],

@@ -31,7 +31,13 @@ pub(crate) async fn doctor(
                 checks.push(Check {
                     check: "engine".into(),
                     ok: true,
-                    detail: format!("version {}, API {}", facts.version, facts.api_version),
+                    detail: format!(
+                        "{} version {}, API {}, at {}",
+                        sandbox.profile().describe(),
+                        facts.version,
+                        facts.api_version,
+                        sandbox.endpoint()
+                    ),
                 });
                 let runtime = settings
                     .runtime

@@ -230,7 +230,7 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = EngineEndpoint::from_docker_host(env("DOCKER_HOST"));
+    let engine = EngineEndpoint::detect(env("DOCKER_HOST"), env("XDG_RUNTIME_DIR").as_deref());
     let result = match cli.command {
         Command::RunOnce {
             group,

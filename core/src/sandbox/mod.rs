@@ -14,6 +14,7 @@
 //! [`ContainerSpec`] and hands back stdout lines.
 #![allow(clippy::disallowed_types)] // the owner of bollard::Docker
 
+mod engine;
 mod image;
 mod lines;
 pub(crate) mod owner;
@@ -33,6 +34,10 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+pub use engine::{
+    EngineEndpoint, EngineKind, EngineProfile, IdRange, SUBORDINATE_NAME, WeakEngine, parse_id_map,
+    socket_candidates,
+};
 pub use image::{ImageFiles, ImageKind, default_image};
 pub use owner::random_hex;
 pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
@@ -53,43 +58,17 @@ const STDERR_TAIL_BYTES: usize = 8 * 1024;
 /// Timeout of each engine request (waiting for a container is not one).
 const ENGINE_TIMEOUT_SECS: u64 = 120;
 
-/// Where the container engine listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineEndpoint(String);
-
-impl EngineEndpoint {
-    /// `DOCKER_HOST` if set (`unix://…`, `tcp://…`, `http://…`), else the local Docker socket.
-    pub fn from_docker_host(docker_host: Option<String>) -> Self {
-        Self(
-            docker_host
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
-        )
-    }
-}
-
-impl EngineEndpoint {
-    /// The engine's socket on this host, if it listens on one.
-    pub fn unix_socket(&self) -> Option<PathBuf> {
-        self.0.strip_prefix("unix://").map(PathBuf::from)
-    }
-}
-
-impl std::fmt::Display for EngineEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// What can go wrong in the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// No engine answered: Pincer refuses to run agents at all.
     #[error(
         "cannot reach the container engine at {endpoint}: {source}\n\
-         hint: start Docker (`sudo systemctl start docker`), or set DOCKER_HOST to a running \
-         engine (Podman: unix:///run/user/$UID/podman/podman.sock); Pincer never runs an agent \
-         outside a container"
+         hint: start Docker (`sudo systemctl start docker`) or Podman (`sudo systemctl start \
+         podman.socket`, or `systemctl --user start podman.socket` for rootless), or set \
+         DOCKER_HOST to a running engine; without DOCKER_HOST Pincer looks for \
+         /var/run/docker.sock, /run/podman/podman.sock, then $XDG_RUNTIME_DIR/podman/podman.sock \
+         and $XDG_RUNTIME_DIR/docker.sock; Pincer never runs an agent outside a container"
     )]
     Unreachable {
         /// Where we looked.
@@ -134,6 +113,10 @@ pub enum SandboxError {
     /// removed before the agent was given anything.
     #[error(transparent)]
     Mounts(#[from] MountCheckError),
+    /// The engine cannot, or did not, enforce the spec's limits or user
+    /// mapping: no agent runs on it.
+    #[error(transparent)]
+    WeakEngine(#[from] WeakEngine),
 }
 
 fn engine(action: &'static str) -> impl FnOnce(EngineError) -> SandboxError {
@@ -210,6 +193,7 @@ pub struct RunExit {
 pub struct Sandbox {
     docker: Docker,
     endpoint: EngineEndpoint,
+    profile: EngineProfile,
     installation: String,
     owners_dir: PathBuf,
     owner: owner::OwnerLock,
@@ -238,13 +222,36 @@ impl Sandbox {
         .map_err(unreachable)?;
         // The engines here speak an older API than bollard's default.
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        let version = docker
+            .version()
+            .await
+            .map_err(engine("asking the engine its version"))?;
+        let info = docker
+            .info()
+            .await
+            .map_err(engine("asking the engine about itself"))?;
+        #[allow(unsafe_code)]
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let euid = unsafe { libc::geteuid() };
+        let range = engine::IdRange::from_files(
+            &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
+            &std::fs::read_to_string("/etc/subgid").unwrap_or_default(),
+        );
+        let profile = EngineProfile::read(&version, &info, euid, range);
+        let weak = profile
+            .missing_controls()
+            .or_else(|| profile.missing_range(crate::mounts::ContainerUser::for_this_host()));
+        if let Some(weak) = weak {
+            return Err(weak.into());
+        }
         let installation = owner::installation_id(&paths.home)?;
         let owners_dir = paths.run_dir().join("owners");
         let owner = owner::OwnerLock::acquire(&owners_dir)?;
-        tracing::debug!(%endpoint, version = ?docker.client_version(), %installation, "connected to the container engine");
+        tracing::debug!(%endpoint, version = ?docker.client_version(), %installation, engine = %profile.describe(), "connected to the container engine");
         Ok(Self {
             docker,
             endpoint,
+            profile,
             installation,
             owners_dir,
             owner,
@@ -288,6 +295,11 @@ impl Sandbox {
     /// The engine endpoint.
     pub fn endpoint(&self) -> &EngineEndpoint {
         &self.endpoint
+    }
+
+    /// Which engine this is and how it maps the container's users.
+    pub fn profile(&self) -> &EngineProfile {
+        &self.profile
     }
 
     /// The labels a container of this process carries.
@@ -343,10 +355,11 @@ impl Sandbox {
         deadlines: Deadlines,
         on_line: &mut LineHandler<'_>,
     ) -> Result<RunExit, SandboxError> {
+        self.profile.check_runtime(spec.runtime.as_deref())?;
         let timeout = deadlines.total;
         let mut labels = self.ownership_labels();
         labels.extend(spec.labels.clone());
-        let body = spec.to_create_body(labels);
+        let body = spec.to_create_body(labels, self.profile.userns_mode(spec.user));
         // The creation runs on a task of its own, which takes charge of the
         // container the moment it exists: if this invocation is cancelled
         // (dropped) while the engine is still creating it, the task finishes
@@ -405,14 +418,14 @@ impl Sandbox {
             .await
             .map_err(engine("starting the container"))?;
         // The runner waits for its stdin: nothing of the agent has run yet.
-        let pid = self
+        let inspected = self
             .docker
             .inspect_container(id, None)
             .await
-            .map_err(engine("inspecting the started container"))?
-            .state
-            .and_then(|state| state.pid)
-            .unwrap_or(0);
+            .map_err(engine("inspecting the started container"))?;
+        engine::check_created(spec, inspected.host_config.as_ref(), &self.profile)?;
+        let pid = inspected.state.and_then(|state| state.pid).unwrap_or(0);
+        engine::check_uid_map(pid, spec.user, &self.profile)?;
         verify::check(pid, &spec.mounts)?;
 
         let feed = async {
@@ -475,22 +488,39 @@ impl Sandbox {
     }
 }
 
+/// How long a removal the engine calls busy is tried again.
+const REMOVAL_RETRY: Duration = Duration::from_secs(10);
+
 async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError> {
     let options = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
         .build();
-    match docker.remove_container(id, Some(options)).await {
-        Ok(()) => Ok(()),
-        // Already gone, or already being removed: either way it will not stay.
-        Err(EngineError::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        }) => Ok(()),
-        Err(source) => Err(SandboxError::Engine {
-            action: "removing the container",
-            source,
-        }),
+    let deadline = tokio::time::Instant::now() + REMOVAL_RETRY;
+    loop {
+        match docker.remove_container(id, Some(options.clone())).await {
+            Ok(()) => return Ok(()),
+            // Already gone, or already being removed: either way it will not stay.
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => return Ok(()),
+            // Podman's cleanup of a container that just exited can still hold
+            // its mounts ("device or resource busy"): it lets go within moments.
+            Err(EngineError::DockerResponseServerError {
+                status_code: 500,
+                ref message,
+            }) if message.contains("busy") && tokio::time::Instant::now() < deadline => {
+                tracing::debug!(container = %id, "the engine is still busy with the container: {message}");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            Err(source) => {
+                return Err(SandboxError::Engine {
+                    action: "removing the container",
+                    source,
+                });
+            }
+        }
     }
 }
 

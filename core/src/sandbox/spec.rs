@@ -29,6 +29,15 @@ pub struct Resources {
     pub tmp_bytes: u64,
     /// Most bytes of container log the engine keeps.
     pub log_bytes: u64,
+    /// Open files per process (`RLIMIT_NOFILE`).
+    pub nofile: u64,
+    /// `RLIMIT_NPROC`. The kernel counts it per uid and user namespace: on
+    /// Docker every agent runs as one uid in the host's namespace, so this
+    /// is a ceiling over all agents at once and must not be low enough for
+    /// one group to use it up for another; `pids` is the per-container
+    /// limit (the cgroup's). In a Podman container's own namespace it
+    /// counts that container alone.
+    pub nproc: u64,
 }
 
 impl Default for Resources {
@@ -39,6 +48,8 @@ impl Default for Resources {
             pids: 256,
             tmp_bytes: 64 * 1024 * 1024,
             log_bytes: 1024 * 1024,
+            nofile: 4096,
+            nproc: 4096,
         }
     }
 }
@@ -93,8 +104,14 @@ impl ContainerSpec {
         )
     }
 
-    /// The engine's create body: the hardened spec plus this container's parts.
-    pub fn to_create_body(&self, labels: HashMap<String, String>) -> ContainerCreateBody {
+    /// The engine's create body: the hardened spec plus this container's
+    /// parts, and the user namespace the engine gives it (see
+    /// [`super::EngineProfile::userns_mode`]).
+    pub fn to_create_body(
+        &self,
+        labels: HashMap<String, String>,
+        userns_mode: Option<String>,
+    ) -> ContainerCreateBody {
         let host_config = HostConfig {
             // Identity and privileges.
             cap_drop: Some(vec!["ALL".into()]),
@@ -110,6 +127,11 @@ impl ContainerSpec {
             memory_swap: Some(self.resources.memory_bytes),
             nano_cpus: Some(self.resources.nano_cpus),
             pids_limit: Some(self.resources.pids),
+            // Set, not inherited: an engine's defaults may exceed the host's
+            // hard limits (Podman's are refused on some hosts), and a core
+            // dump would land in the group's folder.
+            ulimits: Some(super::engine::ulimits(self)),
+            userns_mode,
             tmpfs: Some(HashMap::from([("/tmp".to_owned(), self.tmp_options())])),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".into()),
@@ -177,15 +199,20 @@ impl ContainerSpec {
             "no_new_privileges": true,
             "privileged": false,
             "init": true,
+            "ulimits": {"nofile": self.resources.nofile, "nproc": self.resources.nproc, "core": 0},
             "runtime": self.runtime,
             "env": CONTAINER_ENV,
             "labels": self.labels,
         })
     }
 
-    /// The same container as `docker run` flags: the benchmark's baseline runs
-    /// exactly this through the CLI.
-    pub fn docker_run_args(&self, labels: &HashMap<String, String>) -> Vec<String> {
+    /// The same container as `docker run` (or `podman run`) flags: the
+    /// benchmark's baseline runs exactly this through the CLI.
+    pub fn docker_run_args(
+        &self,
+        labels: &HashMap<String, String>,
+        userns_mode: Option<&str>,
+    ) -> Vec<String> {
         let mut args: Vec<String> = [
             "run",
             "--rm",
@@ -230,6 +257,13 @@ impl ContainerSpec {
             format!("max-size={}", self.resources.log_bytes),
         );
         push("--workdir", self.working_dir.clone());
+        for limit in super::engine::ulimits(self) {
+            let (name, value) = (limit.name.unwrap_or_default(), limit.hard.unwrap_or(0));
+            push("--ulimit", format!("{name}={value}:{value}"));
+        }
+        if let Some(mode) = userns_mode {
+            push("--userns", mode.to_owned());
+        }
         for env in CONTAINER_ENV {
             push("--env", (*env).to_owned());
         }

@@ -227,3 +227,39 @@ pub fn ensure_image() {
 pub fn store(install: &Installation) -> pincer_store::Store {
     pincer_store::Store::open(&install.home().join("pincer.db")).unwrap()
 }
+
+/// Whether the engine the tests reach (`DOCKER_HOST`) is Podman: where its
+/// inspection reports the same container in its own words.
+pub fn on_podman() -> bool {
+    static PODMAN: OnceLock<bool> = OnceLock::new();
+    *PODMAN.get_or_init(|| {
+        let output = Command::new("docker")
+            .args([
+                "version",
+                "--format",
+                "{{range .Server.Components}}{{.Name}} {{end}}",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "docker version failed: {output:?}");
+        String::from_utf8_lossy(&output.stdout).contains("Podman")
+    })
+}
+
+/// The OCI runtime a container was created with. Docker's inspection names
+/// it; Podman's Docker-compatible one says `oci`, so ask Podman's own.
+pub fn runtime_of(id: &str) -> String {
+    if !on_podman() {
+        return inspect(id)["HostConfig"]["Runtime"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let url = std::env::var("DOCKER_HOST").unwrap();
+    let output = Command::new("podman")
+        .args(["--url", &url, "inspect", "--format", "{{.OCIRuntime}}", id])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "podman inspect failed: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

@@ -18,11 +18,13 @@
 )]
 
 mod daemon;
+mod inspect;
 mod install;
 mod model;
 mod servers;
 
 pub use daemon::*;
+pub use inspect::*;
 pub use install::*;
 pub use model::*;
 pub use servers::*;
