@@ -203,7 +203,7 @@ fn a_created_container_has_every_hardening_item() {
         [
             ("core".to_owned(), 0, 0),
             ("nofile".to_owned(), 4096, 4096),
-            ("nproc".to_owned(), 4096, 4096)
+            ("nproc".to_owned(), 32_768, 32_768)
         ]
     );
     assert_eq!(host["Init"], true);
@@ -537,6 +537,22 @@ fn the_runtime_setting_reaches_the_engine_and_a_missing_runtime_is_a_clear_error
         "{}",
         text(&output)
     );
+    if on_podman() {
+        // Podman's API would run a registered runtime's container under
+        // its default one: refused by name, before anything is created.
+        let output = install
+            .pincer(&model.url())
+            .env("PINCER_RUNTIME", "runsc")
+            .args(["run-once", "hello"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.contains("`runsc` was asked, and the container would run under `runc`"),
+            "{said}"
+        );
+    }
     assert_eq!(install.containers(), Vec::<String>::new());
     assert_eq!(model.requests().len(), 1, "the second run reached no model");
 }

@@ -44,6 +44,8 @@ pub(crate) async fn doctor(
                     .clone()
                     .unwrap_or_else(|| facts.default_runtime.clone());
                 let registered = facts.runtimes.contains_key(&runtime);
+                // Registered is not enough where the engine would not pass it.
+                let passed = sandbox.profile().check_runtime(Some(&runtime));
                 let known = facts
                     .runtimes
                     .keys()
@@ -52,11 +54,13 @@ pub(crate) async fn doctor(
                     .join(", ");
                 checks.push(Check {
                     check: "runtime".into(),
-                    ok: registered,
-                    detail: if registered {
-                        format!("{runtime} is registered (registered: {known})")
-                    } else {
-                        format!("{runtime} is not registered with the engine (registered: {known})")
+                    ok: registered && passed.is_ok(),
+                    detail: match (registered, passed) {
+                        (false, _) => format!(
+                            "{runtime} is not registered with the engine (registered: {known})"
+                        ),
+                        (true, Err(refused)) => refused.to_string(),
+                        (true, Ok(())) => format!("{runtime} is registered (registered: {known})"),
                     },
                 });
                 let image = sandbox.image_exists(&settings.image).await.unwrap_or(false);

@@ -22,7 +22,7 @@
 //!   refused when Pincer connects ([`EngineProfile::missing_controls`]), and a
 //!   created container whose limits or user mapping are not what was asked
 //!   is removed before the agent is given anything ([`check_created`],
-//!   [`check_uid_map`]): some engines drop a limit with only a warning
+//!   [`check_id_maps`]): some engines drop a limit with only a warning
 //!   (rootless on cgroup v1), and Podman's own report of its controls is not
 //!   to be trusted there.
 #![allow(clippy::disallowed_types)] // reads back the HostConfig a container was created with
@@ -72,11 +72,12 @@ impl EngineEndpoint {
         if docker_host.as_deref().is_some_and(|h| !h.is_empty()) {
             return Self::from_docker_host(docker_host);
         }
-        #[allow(unsafe_code)]
-        // SAFETY: geteuid cannot fail and touches no memory.
-        let uid = unsafe { libc::geteuid() };
+        let (uid, _) = effective_ids();
+        // Root takes only the system's sockets: a per-user runtime folder
+        // (an inherited XDG_RUNTIME_DIR) is that user's to plant one in.
         let found = socket_candidates(uid, xdg_runtime_dir)
             .into_iter()
+            .take(if uid == 0 { 2 } else { usize::MAX })
             .find(|path| is_socket(path));
         match found {
             Some(path) => Self(format!("unix://{}", path.display())),
@@ -157,6 +158,117 @@ impl IdRange {
     }
 }
 
+impl IdRange {
+    /// What else claims ids of this range: another line of the subordinate
+    /// id files (another user's, or Podman's `containers`), or an account or
+    /// group of the `passwd` and `group` files.
+    pub fn conflicts(&self, subuid: &str, subgid: &str, passwd: &str, group: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for (file, text, start) in [
+            ("/etc/subuid", subuid, self.uid),
+            ("/etc/subgid", subgid, self.gid),
+        ] {
+            let end = u64::from(start) + u64::from(self.count);
+            for line in text.lines().map(str::trim) {
+                let mut fields = line.split(':');
+                let (Some(name), Some(Ok(other)), Some(Ok(count))) = (
+                    fields.next(),
+                    fields.next().map(str::parse::<u64>),
+                    fields.next().map(str::parse::<u64>),
+                ) else {
+                    continue;
+                };
+                if name != SUBORDINATE_NAME && other < end && u64::from(start) < other + count {
+                    found.push(format!("{file} gives `{name}` ids of it"));
+                }
+            }
+        }
+        for (file, text, start) in [
+            ("/etc/passwd", passwd, self.uid),
+            ("/etc/group", group, self.gid),
+        ] {
+            let end = u64::from(start) + u64::from(self.count);
+            for line in text.lines() {
+                let mut fields = line.split(':');
+                let (Some(name), Some(Ok(id))) =
+                    (fields.next(), fields.nth(1).map(str::parse::<u64>))
+                else {
+                    continue;
+                };
+                if (u64::from(start)..end).contains(&id) {
+                    found.push(format!("{file} has `{name}` with id {id} in it"));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// Reads a system file whose absence means "nothing in it".
+fn read_system_file(path: &str) -> Result<String, WeakEngine> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(err) => Err(WeakEngine {
+            what: format!("cannot read {path}: {err}"),
+            hint: "Pincer reads it to place its containers' users".into(),
+        }),
+    }
+}
+
+/// The profile of the engine that answered `version` and `info`, or why no
+/// agent may run on it: a control it lacks, or (rootful Podman) no
+/// `pincer` range, one too small, or one that another user, Podman's own
+/// containers or an account has ids of.
+pub(super) fn profile_of(
+    version: &SystemVersion,
+    info: &SystemInfo,
+) -> Result<EngineProfile, WeakEngine> {
+    let (euid, _) = effective_ids();
+    let subuid = read_system_file("/etc/subuid")?;
+    let subgid = read_system_file("/etc/subgid")?;
+    let profile = EngineProfile::read(version, info, euid, IdRange::from_files(&subuid, &subgid));
+    let user = ContainerUser::for_this_host();
+    if let Some(weak) = profile
+        .missing_controls()
+        .or_else(|| profile.missing_range(user))
+    {
+        return Err(weak);
+    }
+    let Some(range) = profile.range else {
+        return Ok(profile);
+    };
+    let mut conflicts = range.conflicts(
+        &subuid,
+        &subgid,
+        &read_system_file("/etc/passwd")?,
+        &read_system_file("/etc/group")?,
+    );
+    // The ids that matter most, asked of every user database (LDAP too).
+    let root = ContainerUser {
+        uid: range.uid,
+        gid: range.gid,
+    };
+    for ids in [root, profile.host_user(user)] {
+        if let Some(account) = ids.host_account() {
+            conflicts.push(format!("the {account} has id {} of it", ids.spec()));
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(profile);
+    }
+    Err(WeakEngine {
+        what: format!(
+            "the `{SUBORDINATE_NAME}` range of /etc/subuid and /etc/subgid is not Pincer's alone: {}",
+            conflicts.join("; ")
+        ),
+        hint: format!(
+            "give `{SUBORDINATE_NAME}` ids no account, group or other subordinate range has \
+             (e.g. `{SUBORDINATE_NAME}:2000000:65536` in both files, if that is free)"
+        ),
+    })
+}
+
 /// The first `name:start:count` line of a subordinate id file.
 fn subordinate(text: &str, name: &str) -> Option<(u32, u32)> {
     text.lines().find_map(|line| {
@@ -173,8 +285,8 @@ impl EngineProfile {
     /// among the version's components. Rootless Docker says so in its
     /// security options; Podman's Docker-compatible `/info` does not, so a
     /// Podman reached by a host process that is not root is taken as that
-    /// user's rootless Podman (a rootful one refuses `keep-id` at create,
-    /// which fails closed).
+    /// user's rootless Podman. Taken wrongly either way, the container's
+    /// maps are not what is expected, and [`check_id_maps`] refuses it.
     pub fn read(
         version: &SystemVersion,
         info: &SystemInfo,
@@ -356,7 +468,8 @@ fn way_out(rootless: bool) -> &'static str {
     if rootless {
         "a rootless engine on cgroup v1 cannot limit containers: boot with cgroup v2 \
          (systemd.unified_cgroup_hierarchy=1) and delegate the memory, pids and cpu \
-         controllers to your user, or use the rootful engine (DOCKER_HOST=unix:///run/podman/podman.sock)"
+         controllers to your user, or run Pincer as root with the rootful engine \
+         (DOCKER_HOST=unix:///run/podman/podman.sock)"
     } else {
         "enable the memory, pids and cpu cgroup controllers (and swap accounting: \
          swapaccount=1 on cgroup v1), or move to cgroup v2"
@@ -368,10 +481,13 @@ pub(super) fn ulimits(spec: &ContainerSpec) -> Vec<ResourcesUlimits> {
     let r = &spec.resources;
     [("nofile", r.nofile), ("nproc", r.nproc), ("core", 0)]
         .into_iter()
-        .map(|(name, limit)| ResourcesUlimits {
-            name: Some(name.into()),
-            soft: Some(limit as i64),
-            hard: Some(limit as i64),
+        .map(|(name, limit)| {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            ResourcesUlimits {
+                name: Some(name.into()),
+                soft: Some(limit),
+                hard: Some(limit),
+            }
         })
         .collect()
 }
@@ -389,9 +505,9 @@ pub(super) fn check_created(
     let r = &spec.resources;
     let cpu = match (got.nano_cpus, got.cpu_quota, got.cpu_period) {
         (Some(nano), _, _) if nano > 0 => Some(nano),
-        (_, Some(quota), Some(period)) if quota > 0 && period > 0 => {
-            Some(quota * 1_000_000_000 / period)
-        }
+        (_, Some(quota), Some(period)) if quota > 0 && period > 0 => quota
+            .checked_mul(1_000_000_000)
+            .map(|billions| billions / period),
         _ => None,
     };
     let mut lost = Vec::new();
@@ -433,11 +549,9 @@ pub(super) fn check_created(
     })
 }
 
-/// Checks the user mapping of the started container's init (host process
-/// `pid`) against the profile: on Podman the container's root must be some
-/// host uid other than root, and the agent's uid must map to its
-/// [`EngineProfile::host_user`] (rootful) or to the owner (rootless, `keep-id`).
-pub(super) fn check_uid_map(
+/// Checks the user and group mappings of the started container's init
+/// (host process `pid`) against the profile, on engines that map users.
+pub(super) fn check_id_maps(
     pid: i64,
     user: ContainerUser,
     profile: &EngineProfile,
@@ -446,44 +560,105 @@ pub(super) fn check_uid_map(
         return Ok(());
     }
     let refuse = |what: String| WeakEngine {
-        what,
+        what: format!("{what}; it was removed and nothing ran"),
         hint: "use an engine that maps the container's users as `pincer doctor` describes".into(),
     };
-    let text = std::fs::read_to_string(format!("/proc/{pid}/uid_map"))
-        .map_err(|err| refuse(format!("cannot read the container's user mapping: {err}")))?;
-    let map = parse_id_map(&text);
-    let host_of = |inside: u32| {
-        map.iter().find_map(|&(start, host, count)| {
-            (inside >= start && inside - start < count).then(|| host.saturating_add(inside - start))
-        })
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{name}"))
+            .map_err(|err| refuse(format!("cannot read the container's {name}: {err}")))
     };
-    match host_of(0) {
-        Some(0) | None => {
-            return Err(refuse(format!(
-                "the container has no user namespace of its own (uid_map: {}); it was removed \
-                 and nothing ran",
-                text.split_whitespace().collect::<Vec<_>>().join(" ")
-            )));
+    let expected = match profile.range {
+        Some(range) if !profile.rootless => Expected {
+            root: Some(ContainerUser {
+                uid: range.uid,
+                gid: range.gid,
+            }),
+            agent: profile.host_user(user),
+        },
+        _ => {
+            let (uid, gid) = effective_ids();
+            Expected {
+                root: None,
+                agent: ContainerUser { uid, gid },
+            }
         }
-        Some(_) => {}
-    }
-    let expected = if profile.rootless {
-        #[allow(unsafe_code)]
-        // SAFETY: geteuid cannot fail and touches no memory.
-        let me = unsafe { libc::geteuid() };
-        Some(me)
-    } else {
-        Some(profile.host_user(user).uid)
     };
-    if host_of(user.uid) != expected {
-        return Err(refuse(format!(
-            "the agent's uid {} maps to host uid {:?}, not {:?}; it was removed and nothing ran",
+    judge_id_maps(&read("uid_map")?, &read("gid_map")?, user, expected).map_err(refuse)
+}
+
+/// The host ids a container's root and agent must have.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected {
+    /// `None`: any but the host's root.
+    pub root: Option<ContainerUser>,
+    pub agent: ContainerUser,
+}
+
+/// The decision of [`check_id_maps`] on the maps' texts: the container's
+/// root is never the host's, and is what was expected; the agent's uid and
+/// gid map to what was expected.
+pub(super) fn judge_id_maps(
+    uid_map: &str,
+    gid_map: &str,
+    user: ContainerUser,
+    expected: Expected,
+) -> Result<(), String> {
+    for (kind, text, inside, agent, root) in [
+        (
+            "uid",
+            uid_map,
             user.uid,
-            host_of(user.uid),
-            expected
-        )));
+            expected.agent.uid,
+            expected.root.map(|r| r.uid),
+        ),
+        (
+            "gid",
+            gid_map,
+            user.gid,
+            expected.agent.gid,
+            expected.root.map(|r| r.gid),
+        ),
+    ] {
+        let map = parse_id_map(text);
+        let host_of = |id: u32| {
+            map.iter().find_map(|&(start, host, count)| {
+                (id >= start && id - start < count).then(|| host.saturating_add(id - start))
+            })
+        };
+        let shown = || text.split_whitespace().collect::<Vec<_>>().join(" ");
+        match (host_of(0), root) {
+            (None | Some(0), _) => {
+                return Err(format!(
+                    "the container has no user namespace of its own ({kind}_map: {})",
+                    shown()
+                ));
+            }
+            (Some(found), Some(root)) if found != root => {
+                return Err(format!(
+                    "the container's root {kind} is host {kind} {found}, not {root} ({kind}_map: {})",
+                    shown()
+                ));
+            }
+            _ => {}
+        }
+        if host_of(inside) != Some(agent) {
+            return Err(format!(
+                "the agent's {kind} {inside} maps to host {kind} {}, not {agent} ({kind}_map: {})",
+                host_of(inside).map_or("none".into(), |id| id.to_string()),
+                shown()
+            ));
+        }
     }
     Ok(())
+}
+
+/// This process's effective uid and gid.
+pub(super) fn effective_ids() -> (u32, u32) {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid and getegid cannot fail and touch no memory.
+    unsafe {
+        (libc::geteuid(), libc::getegid())
+    }
 }
 
 /// `/proc/<pid>/uid_map`: (first id inside, first id outside, count) per line.

@@ -230,20 +230,7 @@ impl Sandbox {
             .info()
             .await
             .map_err(engine("asking the engine about itself"))?;
-        #[allow(unsafe_code)]
-        // SAFETY: geteuid cannot fail and touches no memory.
-        let euid = unsafe { libc::geteuid() };
-        let range = engine::IdRange::from_files(
-            &std::fs::read_to_string("/etc/subuid").unwrap_or_default(),
-            &std::fs::read_to_string("/etc/subgid").unwrap_or_default(),
-        );
-        let profile = EngineProfile::read(&version, &info, euid, range);
-        let weak = profile
-            .missing_controls()
-            .or_else(|| profile.missing_range(crate::mounts::ContainerUser::for_this_host()));
-        if let Some(weak) = weak {
-            return Err(weak.into());
-        }
+        let profile = engine::profile_of(&version, &info)?;
         let installation = owner::installation_id(&paths.home)?;
         let owners_dir = paths.run_dir().join("owners");
         let owner = owner::OwnerLock::acquire(&owners_dir)?;
@@ -339,7 +326,7 @@ impl Sandbox {
             }
             let Some(id) = container.id else { continue };
             tracing::info!(container = %id, owner, "removing an orphaned agent container");
-            remove_container(&self.docker, &id).await?;
+            remove_container(&self.docker, &id, true).await?;
             removed += 1;
         }
         Ok(removed)
@@ -380,7 +367,12 @@ impl Sandbox {
             self.attach_and_wait(&created.id, spec, stdin, deadlines, on_line),
         )
         .await;
-        let removal = guard.remove().await;
+        let removal = guard.remove(!matches!(outcome, Ok(Ok(_)))).await;
+        if let (Err(err), Err(_) | Ok(Err(_))) = (&removal, &outcome) {
+            // The run's own error is what the caller hears; this one must
+            // not vanish with it.
+            tracing::error!(container = %created.id, "{err}");
+        }
         let (exit_code, stderr_tail) = match outcome {
             Err(_elapsed) => return Err(SandboxError::TimedOut(timeout)),
             Ok(result) => result?,
@@ -417,16 +409,7 @@ impl Sandbox {
             .start_container(id, None)
             .await
             .map_err(engine("starting the container"))?;
-        // The runner waits for its stdin: nothing of the agent has run yet.
-        let inspected = self
-            .docker
-            .inspect_container(id, None)
-            .await
-            .map_err(engine("inspecting the started container"))?;
-        engine::check_created(spec, inspected.host_config.as_ref(), &self.profile)?;
-        let pid = inspected.state.and_then(|state| state.pid).unwrap_or(0);
-        engine::check_uid_map(pid, spec.user, &self.profile)?;
-        verify::check(pid, &spec.mounts)?;
+        self.check_started(id, spec).await?;
 
         let feed = async {
             attached.input.write_all(stdin).await?;
@@ -491,7 +474,35 @@ impl Sandbox {
 /// How long a removal the engine calls busy is tried again.
 const REMOVAL_RETRY: Duration = Duration::from_secs(10);
 
-async fn remove_container(docker: &Docker, id: &str) -> Result<(), SandboxError> {
+impl Sandbox {
+    /// What the started container got, checked before the agent gets its
+    /// stdin (the runner waits for it: nothing of the agent has run yet):
+    /// its limits as the engine reports them, its user mapping and its
+    /// mounts as the kernel shows them.
+    async fn check_started(&self, id: &str, spec: &ContainerSpec) -> Result<(), SandboxError> {
+        let inspected = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(engine("inspecting the started container"))?;
+        engine::check_created(spec, inspected.host_config.as_ref(), &self.profile)?;
+        let pid = inspected.state.and_then(|state| state.pid).unwrap_or(0);
+        engine::check_id_maps(pid, spec.user, &self.profile)?;
+        verify::check(pid, &spec.mounts)?;
+        Ok(())
+    }
+}
+
+/// Removes a container; `running` when it may still run (a timeout, a
+/// refusal, a dropped run): it is killed first, since a forced removal on
+/// Podman stops it with SIGTERM and waits out its stop timeout (10 s).
+async fn remove_container(docker: &Docker, id: &str, running: bool) -> Result<(), SandboxError> {
+    if running {
+        // Not running any more, or already gone: the removal below says so.
+        let _ = docker
+            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+            .await;
+    }
     let options = RemoveContainerOptionsBuilder::default()
         .force(true)
         .v(true)
@@ -539,9 +550,9 @@ impl ContainerGuard {
         }
     }
 
-    async fn remove(mut self) -> Result<(), SandboxError> {
+    async fn remove(mut self, running: bool) -> Result<(), SandboxError> {
         match self.id.take() {
-            Some(id) => remove_container(&self.docker, &id).await,
+            Some(id) => remove_container(&self.docker, &id, running).await,
             None => Ok(()),
         }
     }
@@ -558,7 +569,7 @@ impl Drop for ContainerGuard {
                 .enable_all()
                 .build();
             match runtime {
-                Ok(runtime) => runtime.block_on(remove_container(&docker, &id)),
+                Ok(runtime) => runtime.block_on(remove_container(&docker, &id, true)),
                 Err(err) => {
                     tracing::error!(container = %id, "cannot remove the container: {err}");
                     Ok(())

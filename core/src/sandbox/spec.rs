@@ -31,12 +31,12 @@ pub struct Resources {
     pub log_bytes: u64,
     /// Open files per process (`RLIMIT_NOFILE`).
     pub nofile: u64,
-    /// `RLIMIT_NPROC`. The kernel counts it per uid and user namespace: on
-    /// Docker every agent runs as one uid in the host's namespace, so this
-    /// is a ceiling over all agents at once and must not be low enough for
-    /// one group to use it up for another; `pids` is the per-container
-    /// limit (the cgroup's). In a Podman container's own namespace it
-    /// counts that container alone.
+    /// `RLIMIT_NPROC`. The kernel counts a uid's tasks (threads too), not
+    /// a container's: every agent on Docker shares uid 65530, and an agent
+    /// that runs as the owner (a non-root host, rootless `keep-id`) shares
+    /// the count with the owner's whole session. So it is a ceiling, high
+    /// enough that no group uses it up for another or for the owner's
+    /// desktop; `pids` (the cgroup's) is the per-container limit.
     pub nproc: u64,
 }
 
@@ -49,7 +49,7 @@ impl Default for Resources {
             tmp_bytes: 64 * 1024 * 1024,
             log_bytes: 1024 * 1024,
             nofile: 4096,
-            nproc: 4096,
+            nproc: 32_768,
         }
     }
 }

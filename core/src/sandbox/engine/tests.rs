@@ -264,3 +264,103 @@ fn on_podman_only_the_default_runtime_can_be_had() {
     let docker = EngineProfile::read(&version(&["Engine"]), &info(true), 0, None);
     docker.check_runtime(Some("runsc")).unwrap();
 }
+
+#[test]
+fn a_range_someone_else_has_ids_of_is_named() {
+    let range = IdRange {
+        uid: 2_000_000,
+        gid: 3_000_000,
+        count: 65_536,
+    };
+    let mine = "pincer:2000000:65536\ncontainers:200000:1000000\n";
+    let clean = range.conflicts(
+        mine,
+        "pincer:3000000:65536\n",
+        "root:x:0:0::/root:/bin/sh\n",
+        "root:x:0:\n",
+    );
+    assert_eq!(clean, Vec::<String>::new());
+    let found = range.conflicts(
+        "pincer:2000000:65536\ncontainers:1990000:20000\n",
+        "alice:3065535:10\n",
+        "svc:x:2000100:2000100::/:/bin/false\n",
+        "grp:x:3000001:\n",
+    );
+    assert_eq!(
+        found,
+        [
+            "/etc/subuid gives `containers` ids of it",
+            "/etc/subgid gives `alice` ids of it",
+            "/etc/passwd has `svc` with id 2000100 in it",
+            "/etc/group has `grp` with id 3000001 in it",
+        ]
+    );
+    // A line that ends where the range starts is beside it, not in it.
+    assert!(
+        range
+            .conflicts("bob:1934464:65536\n", "", "", "")
+            .is_empty()
+    );
+}
+
+#[test]
+fn maps_other_than_decided_are_refused() {
+    let user = ContainerUser::UNPRIVILEGED;
+    let rootful = Expected {
+        root: Some(ContainerUser {
+            uid: 2_000_000,
+            gid: 3_000_000,
+        }),
+        agent: ContainerUser {
+            uid: 2_065_530,
+            gid: 3_065_530,
+        },
+    };
+    let (uids, gids) = ("0 2000000 65531\n", "0 3000000 65531\n");
+    judge_id_maps(uids, gids, user, rootful).unwrap();
+    // No namespace of its own: the host's identity map.
+    let err = judge_id_maps("0 0 4294967295\n", gids, user, rootful).unwrap_err();
+    assert!(
+        err.contains("no user namespace of its own (uid_map: 0 0 4294967295)"),
+        "{err}"
+    );
+    // An empty map (the kernel's before one is written) is no namespace either.
+    let err = judge_id_maps(uids, "", user, rootful).unwrap_err();
+    assert!(
+        err.contains("no user namespace of its own (gid_map: )"),
+        "{err}"
+    );
+    // Root elsewhere than the range.
+    let err = judge_id_maps("0 1000 65531\n", gids, user, rootful).unwrap_err();
+    assert!(
+        err.contains("root uid is host uid 1000, not 2000000"),
+        "{err}"
+    );
+    // The agent not where its folders' owner is (a map that stops short).
+    let err = judge_id_maps("0 2000000 1000\n", gids, user, rootful).unwrap_err();
+    assert!(
+        err.contains("agent's uid 65530 maps to host uid none, not 2065530"),
+        "{err}"
+    );
+    let err = judge_id_maps(uids, "0 3000000 65530\n65530 42 1\n", user, rootful).unwrap_err();
+    assert!(
+        err.contains("agent's gid 65530 maps to host gid 42, not 3065530"),
+        "{err}"
+    );
+    // Rootless: root is any uid but the host's; the agent is the owner.
+    let owner = ContainerUser {
+        uid: 1000,
+        gid: 1000,
+    };
+    let rootless = Expected {
+        root: None,
+        agent: owner,
+    };
+    let keep_id = "0 100000 1000\n1000 1000 1\n1001 101000 64535\n";
+    judge_id_maps(keep_id, keep_id, owner, rootless).unwrap();
+    let err = judge_id_maps("0 100000 65536\n", keep_id, owner, rootless).unwrap_err();
+    assert!(
+        err.contains("agent's uid 1000 maps to host uid 101000, not 1000"),
+        "{err}"
+    );
+}
