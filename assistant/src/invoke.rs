@@ -422,9 +422,10 @@ impl Host {
         }
         self.after(group, &invocation_id);
         let exit = match exit {
-            Err(SandboxError::Mounts(err)) => {
-                // The spawn above named what was checked; this says it was not what the
-                // engine bound, and that nothing ran.
+            Err(err @ (SandboxError::Mounts(_) | SandboxError::WeakEngine(_))) => {
+                // The spawn above named what was asked; this says the engine
+                // gave something else (mounts, limits, user mapping, runtime),
+                // and that nothing ran.
                 self.services.store.audit_or_log(AuditRecord {
                     group: Some(group.as_str()),
                     kind: "spawn",
@@ -434,7 +435,7 @@ impl Host {
                     reason: Some(&err.to_string()),
                     ..Default::default()
                 });
-                return Err(SandboxError::Mounts(err).into());
+                return Err(err.into());
             }
             Err(err) => {
                 // Why the container was ended (a deadline, a limit, the
