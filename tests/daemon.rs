@@ -535,3 +535,159 @@ fn a_non_main_group_wakes_on_its_trigger_and_sees_what_was_said_before() {
     );
     assert_eq!(daemon.terminate(), Some(0));
 }
+
+/// A child process killed when the test lets go of it, panicking or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn status_shows_a_working_group_a_queued_one_its_container_and_logs_follow() {
+    let install = Installation::new();
+    install.add_group("family");
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        if request.json()["messages"]
+            .to_string()
+            .contains("tool_result")
+        {
+            (200, message("finished"))
+        } else {
+            tool_use(
+                "bash",
+                json!({"command": "sleep 300", "timeout_ms": 600000}),
+            )(request)
+        }
+    }));
+    let status = || {
+        let output = install
+            .pincer(&model.url())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("not JSON: {}", text(&output)));
+        (output.status.code(), report)
+    };
+    let (code, stopped) = status();
+    assert_eq!(code, Some(1), "no daemon: {stopped}");
+    assert_eq!(stopped["daemon"]["state"], "stopped");
+
+    // One container at a time: main's agent works, family's message waits.
+    let daemon = DaemonProcess::start(&install, &model.url(), &[("PINCER_MAX_CONCURRENT", "1")]);
+    let mut follow = KillOnDrop(
+        install
+            .pincer(&model.url())
+            .args(["logs", "--follow", "--group", "main"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let followed = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = follow.0.stdout.take().unwrap();
+    let seen = Arc::clone(&followed);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    let mut control = daemon.control();
+    control.request(json!({"op": "watch"}));
+    let main_id = control.send("main", "work for a long time");
+    loop {
+        if control.next_event()["event"] == "working" {
+            break;
+        }
+    }
+    let family_id = control.send("family", "@pincer are you there?");
+    assert!(wait_for(Duration::from_secs(30), || !install
+        .containers()
+        .is_empty()));
+    // The log, followed as it is written: main's agent asked the model.
+    assert!(
+        wait_for(Duration::from_secs(30), || followed
+            .lock()
+            .unwrap()
+            .contains("model request")),
+        "logs -f showed: {}",
+        followed.lock().unwrap()
+    );
+
+    let (code, report) = status();
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["daemon"]["state"], "running", "{report}");
+    assert_eq!(
+        report["daemon"]["status"]["pid"],
+        json!(daemon.child.id()),
+        "{report}"
+    );
+    assert_eq!(report["daemon"]["status"]["max_concurrent"], 1);
+    let group = |name: &str| {
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["group"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no group {name}: {report}"))
+    };
+    let (main, family) = (group("main"), group("family"));
+    assert_eq!(main["working"]["messages"], json!([main_id]), "{report}");
+    assert_eq!(main["queued"], 0, "{report}");
+    assert_eq!(family["working"], serde_json::Value::Null, "{report}");
+    assert_eq!(family["queued"], 1, "{report}");
+    assert!(
+        main["tokens"].as_u64().unwrap() > 0,
+        "today's tokens: {report}"
+    );
+    let containers = report["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{report}");
+    assert_eq!(containers[0]["group"], "main");
+    assert_eq!(containers[0]["state"], "running");
+
+    // The human form says the same.
+    let human = install.pincer(&model.url()).arg("status").output().unwrap();
+    let said = String::from_utf8_lossy(&human.stdout);
+    assert!(said.starts_with("daemon      running since"), "{said}");
+    assert!(said.contains("\nfamily "), "{said}");
+
+    // Main's lines only.
+    drop(follow);
+    assert!(
+        followed
+            .lock()
+            .unwrap()
+            .lines()
+            .all(|line| line.contains("group=main")),
+        "{}",
+        followed.lock().unwrap()
+    );
+
+    let mut canceller = daemon.control();
+    canceller.request(json!({"op": "cancel", "group": "main"}));
+    let _ = control.reply_to(main_id);
+    // Main's turn over, family's agent takes the one place.
+    assert!(wait_for(Duration::from_secs(60), || {
+        let (_, report) = status();
+        report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"] == "family" && g["working"].is_object() && g["queued"] == 0)
+    }));
+    canceller.request(json!({"op": "cancel", "group": "family"}));
+    let _ = control.reply_to(family_id);
+    assert_eq!(daemon.terminate(), Some(0));
+    assert_eq!(install.containers(), Vec::<String>::new());
+}

@@ -38,7 +38,7 @@ impl Terminal {
                 None => command.env_remove(key),
             };
         }
-        command.env("RUST_LOG", "warn");
+        // The installation logs at debug: none of it may reach the conversation.
         // The same shell and terminal wherever the test runs (CI may set
         // neither; with no TERM the "working…" line is rightly not drawn).
         command.env("SHELL", "/bin/sh").env("TERM", "xterm");
@@ -95,7 +95,9 @@ fn pincer_chat_in_a_terminal_starts_its_own_daemon_answers_and_cancels() {
     let install = Installation::new();
     let model = ScriptedModel::always(Box::new(|request: &Recorded| {
         let prompt = last_prompt(request);
-        if prompt.contains("slow")
+        if prompt.contains("show your work") {
+            show_your_work(request)
+        } else if prompt.contains("slow")
             && !request.json()["messages"]
                 .to_string()
                 .contains("tool_result")
@@ -130,6 +132,38 @@ fn pincer_chat_in_a_terminal_starts_its_own_daemon_answers_and_cancels() {
     terminal.type_keys(b"still there?\r");
     terminal.expect("pincer> echo: still there?");
 
+    // The agent shows its work: each tool as it finishes, a failure with
+    // its reason, the model's note; the answer's Markdown styled.
+    terminal.type_keys(b"show your work\r");
+    terminal.expect("\x1b[1mdone");
+    let full = terminal.screen.lock().unwrap().clone();
+    let screen = &full[full.rfind("show your work").unwrap()..];
+    let at = |text: &str| {
+        screen
+            .find(text)
+            .unwrap_or_else(|| panic!("the screen never showed {text:?}:\n{screen}"))
+    };
+    assert!(at("… Let me check.") < at("bash: ls /workspace/group"));
+    let refused = "web_fetch: https://example.org/ — failed: example.org is not in this group's egress allowlist";
+    assert!(at("bash: ls /workspace/group") < at(refused));
+    assert!(at(refused) < at("pincer> "));
+    assert!(at("pincer> ") < at("• one"), "{screen}");
+    assert!(!screen.contains("**done**"), "{screen}");
+    assert!(
+        !full.contains("\x1b]52"),
+        "the agent's escape reached the terminal"
+    );
+    assert!(screen.contains("# \\x1b]52;c;cHduZWQ=\\x07"), "{screen}");
+    for level in [" INFO ", " DEBUG ", "model request"] {
+        assert!(
+            !full.contains(level),
+            "a log line in the conversation: {full}"
+        );
+    }
+    // The log went to its file instead.
+    let log = std::fs::read_to_string(install.home().join("logs/pincer.log")).unwrap();
+    assert!(log.contains("model request"), "{log}");
+
     // What reaches the main chat unasked (here a reminder that is due) shows
     // up on the screen too.
     store(&install)
@@ -157,6 +191,51 @@ fn pincer_chat_in_a_terminal_starts_its_own_daemon_answers_and_cancels() {
         "its daemon stopped with it"
     );
     assert_eq!(install.containers(), Vec::<String>::new());
+}
+
+/// Two tools (the second refused: main has no egress rule), then an answer in Markdown.
+fn show_your_work(request: &Recorded) -> (u16, serde_json::Value) {
+    match request.all_tool_results().len() {
+        // The command carries OSC 52 (write the clipboard): the owner's
+        // terminal must see it as text.
+        0 => tool_use(
+            "bash",
+            json!({"command": "ls /workspace/group # \u{1b}]52;c;cHduZWQ=\u{7}"}),
+        )(request),
+        1 => tool_use("web_fetch", json!({"url": "https://example.org/"}))(request),
+        _ => (200, message("**done**\n\n- one\n- two")),
+    }
+}
+
+#[test]
+fn pincer_chat_on_a_pipe_prints_the_markdown_as_written_and_the_work_plainly() {
+    use std::io::Write;
+    let install = Installation::new();
+    let model = ScriptedModel::always(Box::new(show_your_work));
+    let mut chat = install
+        .pincer(&model.url())
+        .arg("chat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The line, then the end of input: the answer comes before it leaves.
+    chat.stdin
+        .take()
+        .unwrap()
+        .write_all(b"show your work\n")
+        .unwrap();
+    let output = chat.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let said = String::from_utf8_lossy(&output.stdout);
+    let work = said.find("bash: ls /workspace/group").unwrap_or(usize::MAX);
+    let answer = said
+        .find("pincer> **done**\n\n- one\n- two")
+        .unwrap_or(usize::MAX);
+    assert!(work < answer && answer < usize::MAX, "{said}");
+    assert!(!said.contains('\x1b'), "no styles on a pipe: {said:?}");
+    assert!(said.contains("# \\x1b]52;c;cHduZWQ=\\x07"), "{said}");
 }
 
 #[test]

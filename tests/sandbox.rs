@@ -606,12 +606,137 @@ fn doctor_reports_the_engine_the_runtime_and_the_image() {
     );
     let (code, checks) = doctor(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
     assert_eq!(code, Some(1));
-    assert_eq!(checks.len(), 1);
-    assert_eq!(checks[0]["check"], "engine");
+    // Without an engine its later checks cannot run; the others still do.
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["engine", "config", "model", "allowlist", "disk", "daemon"]
+    );
+    assert_eq!(checks[0]["ok"], false);
     assert!(
         checks[0]["detail"]
             .as_str()
             .unwrap()
             .contains("start Docker")
+    );
+}
+
+#[test]
+fn doctor_names_a_missing_key_a_refused_one_a_broken_allowlist_config_and_socket() {
+    let install = Installation::new();
+    // The endpoint accepts the installation's key only, as the real API does.
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        if request.header("x-api-key") == Some(TEST_KEY) {
+            (200, message("pong"))
+        } else {
+            api_error(401, "invalid x-api-key")(request)
+        }
+    }));
+    let doctor = |env: &[(&str, &str)], remove: &[&str]| {
+        let mut command = install.pincer(&model.url());
+        command.args(["doctor", "--json"]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        for key in remove {
+            command.env_remove(key);
+        }
+        let output = command.output().unwrap();
+        let checks: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        (output.status.code(), checks)
+    };
+    let find = |checks: &[Value], name: &str| {
+        checks
+            .iter()
+            .find(|c| c["check"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {checks:?}"))
+    };
+    let detail = |check: &Value| check["detail"].as_str().unwrap().to_owned();
+
+    let (_, checks) = doctor(&[], &[]);
+    let model_check = find(&checks, "model");
+    assert_eq!(model_check["ok"], true, "{checks:?}");
+    assert!(
+        detail(&model_check).contains("accepted the key"),
+        "{model_check}"
+    );
+    for name in ["config", "allowlist", "disk", "daemon"] {
+        assert_eq!(find(&checks, name)["ok"], true, "{checks:?}");
+    }
+    let asked = model.requests().len();
+    assert_eq!(asked, 1, "one small request");
+    assert_eq!(model.requests()[0].json()["max_tokens"], 1);
+
+    let (code, checks) = doctor(&[], &["ANTHROPIC_API_KEY", "PINCER_MODEL_KEY"]);
+    assert_eq!(code, Some(1));
+    let missing = find(&checks, "model");
+    assert_eq!(missing["ok"], false);
+    assert!(
+        detail(&missing).contains("no model key: set ANTHROPIC_API_KEY"),
+        "{missing}"
+    );
+    assert_eq!(model.requests().len(), asked, "no key, no request");
+
+    let (code, checks) = doctor(&[("ANTHROPIC_API_KEY", "sk-wrong")], &[]);
+    assert_eq!(code, Some(1));
+    let refused = find(&checks, "model");
+    assert_eq!(refused["ok"], false);
+    assert!(
+        detail(&refused).contains("refused the key (401: invalid x-api-key)"),
+        "{refused}"
+    );
+
+    let (code, checks) = doctor(&[("PINCER_MODEL_URL", "http://127.0.0.1:1")], &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        detail(&find(&checks, "model")).contains("is unreachable"),
+        "{checks:?}"
+    );
+
+    install.allow(r#"{"allowed_roots": [{"path": "relative/path"}]}"#);
+    let (code, checks) = doctor(&[], &[]);
+    assert_eq!(code, Some(1));
+    let allowlist = find(&checks, "allowlist");
+    assert_eq!(allowlist["ok"], false);
+    assert!(
+        detail(&allowlist).contains("mount-allowlist.json"),
+        "{allowlist}"
+    );
+    std::fs::remove_file(install.config_dir().join("mount-allowlist.json")).unwrap();
+
+    std::fs::write(
+        install.config_dir().join("config.toml"),
+        "max_concurrent = \"many\"",
+    )
+    .unwrap();
+    let (code, checks) = doctor(&[], &[]);
+    assert_eq!(code, Some(1));
+    let config = find(&checks, "config");
+    assert_eq!(config["ok"], false);
+    assert!(detail(&config).contains("config.toml"), "{config}");
+    assert_eq!(
+        find(&checks, "model")["ok"],
+        false,
+        "not checked without a configuration"
+    );
+    std::fs::remove_file(install.config_dir().join("config.toml")).unwrap();
+
+    // A socket left by a daemon that died.
+    std::fs::create_dir_all(install.home()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(install.home().join("pincer.sock")).unwrap());
+    let (code, checks) = doctor(&[], &[]);
+    assert_eq!(code, Some(1));
+    let daemon = find(&checks, "daemon");
+    assert_eq!(daemon["ok"], false);
+    assert!(
+        detail(&daemon).contains("left from one that died"),
+        "{daemon}"
     );
 }

@@ -184,6 +184,10 @@ fn host_file_operations_under_agent_folders_go_through_beneath() {
             "the empty covers under run/shadow",
         ),
         ("cli/src/lib.rs", "creates PINCER_HOME itself"),
+        (
+            "cli/src/logging.rs",
+            "rotates the log under logs/, never mounted",
+        ),
     ];
     const CALLS: &[&str] = &[
         "fs::rename",

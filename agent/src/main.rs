@@ -163,6 +163,21 @@ fn compact_if_needed(
     Ok(compacted)
 }
 
+/// How much of a failed tool's output the owner's screen gets.
+const ERROR_LINE_CHARS: usize = 160;
+
+/// The first line of a failed tool's output; a host tool's JSON answer
+/// gives its `error`.
+fn first_line(text: &str, chars: usize) -> String {
+    let parsed = serde_json::from_str::<Value>(text).ok();
+    let text = parsed
+        .as_ref()
+        .and_then(|v| v["error"].as_str())
+        .unwrap_or(text);
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.trim().chars().take(chars).collect()
+}
+
 fn run(invocation: &Invocation) -> Outcome {
     let client = model::ModelClient::new(
         PathBuf::from(HOST_SOCKET_PATH),
@@ -243,6 +258,9 @@ fn run(invocation: &Invocation) -> Outcome {
                 name,
                 is_error: output.is_error,
                 output_bytes: output.text.len(),
+                error: output
+                    .is_error
+                    .then(|| first_line(&output.text, ERROR_LINE_CHARS)),
             });
             results.push(json!({
                 "type": "tool_result",

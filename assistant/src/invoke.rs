@@ -155,6 +155,11 @@ pub struct Reply {
     pub tool_calls: u32,
 }
 
+/// The label naming an agent container's group (`pincer status` reads it back).
+pub const GROUP_LABEL: &str = "pincer.group";
+/// The label naming the invocation a container runs.
+pub const INVOCATION_LABEL: &str = "pincer.invocation";
+
 /// The host: a sandbox and an upstream, ready to run invocations.
 #[derive(Debug)]
 pub struct Host {
@@ -361,8 +366,8 @@ impl Host {
             mounts,
             resources: Resources::default(),
             labels: BTreeMap::from([
-                ("pincer.group".to_owned(), group.to_string()),
-                ("pincer.invocation".to_owned(), invocation_id.clone()),
+                (GROUP_LABEL.to_owned(), group.to_string()),
+                (INVOCATION_LABEL.to_owned(), invocation_id.clone()),
             ]),
             working_dir: mounts::GROUP_TARGET.into(),
             runtime: self.settings.runtime.clone(),

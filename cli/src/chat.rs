@@ -7,7 +7,7 @@ use pincer_assistant::daemon::ControlClient;
 use pincer_assistant::escape;
 use pincer_core::sandbox::EngineEndpoint;
 
-use crate::report;
+use crate::{markdown, report};
 
 pub(crate) async fn chat_command(
     paths: Paths,
@@ -39,6 +39,7 @@ pub(crate) async fn chat_command(
     }
     let mut client = client.context("the daemon did not come up")?;
 
+    let styled = markdown::styled();
     let history = home.join("chat_history");
     let mut editor = rustyline::DefaultEditor::new()?;
     let _ = editor.load_history(&history);
@@ -51,6 +52,7 @@ pub(crate) async fn chat_command(
         watcher,
         std::sync::Arc::clone(&asked),
         printer,
+        styled,
     ));
     println!("pincer chat — your main group. Ctrl-C cancels a running answer, Ctrl-D leaves.");
     loop {
@@ -71,17 +73,23 @@ pub(crate) async fn chat_command(
         }
         let _ = editor.add_history_entry(text);
         let progress = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} working… {elapsed}")
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} working… {elapsed} {msg}")
         {
             progress.set_style(style);
         }
         progress.enable_steady_tick(Duration::from_millis(120));
         let started = Instant::now();
-        let ask = client.ask_telling("main", text, |id| {
-            if let Ok(mut asked) = asked.lock() {
-                asked.insert(id);
-            }
-        });
+        let ask = client.ask_telling(
+            "main",
+            text,
+            |id| {
+                if let Ok(mut asked) = asked.lock() {
+                    asked.insert(id);
+                }
+            },
+            |event| show_activity(&progress, event, styled),
+        );
         tokio::pin!(ask);
         let answer = loop {
             tokio::select! {
@@ -99,7 +107,7 @@ pub(crate) async fn chat_command(
             Ok((reply, _)) => {
                 println!(
                     "pincer> {}\n({:.1}s)",
-                    escape::text(&reply),
+                    markdown::render(&reply, styled),
                     started.elapsed().as_secs_f64()
                 )
             }
@@ -125,6 +133,7 @@ pub(crate) async fn print_unasked(
     mut watcher: ControlClient,
     asked: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>,
     mut printer: Option<impl rustyline::ExternalPrinter>,
+    styled: bool,
 ) {
     if watcher
         .request(&serde_json::json!({"op": "watch"}))
@@ -161,7 +170,7 @@ pub(crate) async fn print_unasked(
             Some("delivered") => event["text"].as_str().unwrap_or_default().to_owned(),
             _ => continue,
         };
-        let line = format!("pincer (unasked)> {}\n", escape::text(&text));
+        let line = format!("pincer (unasked)> {}\n", markdown::render(&text, styled));
         match printer.as_mut() {
             Some(printer) => {
                 let _ = printer.print(line);
@@ -169,4 +178,36 @@ pub(crate) async fn print_unasked(
             None => print!("{line}"),
         }
     }
+}
+
+/// What the main agent does while the owner waits: the tool that runs now
+/// beside the spinner, each finished tool (and why it failed) and each note
+/// the model wrote as a dim line above it. The agent wrote all of it: escaped.
+fn show_activity(progress: &indicatif::ProgressBar, event: &serde_json::Value, styled: bool) {
+    if event["group"] != "main" {
+        return;
+    }
+    let field = |name: &str| escape::line(event[name].as_str().unwrap_or_default()).into_owned();
+    let (dim, reset) = if styled {
+        ("\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
+    let notice = match event["event"].as_str() {
+        Some("tool_started") => {
+            progress.set_message(format!("· {}: {}", field("name"), field("detail")));
+            return;
+        }
+        Some("tool_finished") => {
+            progress.set_message("");
+            let failed = match event["error"].as_str() {
+                Some(error) => format!(" — failed: {}", escape::line(error)),
+                None => String::new(),
+            };
+            format!("  {}: {}{failed}", field("name"), field("detail"))
+        }
+        Some("note") => format!("  … {}", field("text")),
+        _ => return,
+    };
+    progress.suspend(|| println!("{dim}{notice}{reset}"));
 }

@@ -2,8 +2,9 @@
 //! assistant. The `pincer` binary calls [`main`] with the skills it links; a
 //! skill's test host calls it with that skill alone.
 //!
-//! Human output on stdout, `--json` where scripts read it, logs on stderr
-//! through `tracing` (`RUST_LOG`). Exit codes: 0 success, 1 the work failed,
+//! Human output on stdout, `--json` where scripts read it, logs through
+//! `tracing` (`RUST_LOG`): on stderr, and for `serve` and `chat` in
+//! `$PINCER_HOME/logs/`. Exit codes: 0 success, 1 the work failed,
 //! 2 a usage or configuration error.
 
 mod audit;
@@ -13,11 +14,15 @@ mod doctor;
 mod egress;
 mod groups;
 mod image;
+mod logging;
+mod logs;
+mod markdown;
 mod mounts;
 mod run_once;
 mod send;
 mod serve;
 mod session;
+mod status;
 mod tasks;
 mod usage;
 
@@ -108,10 +113,31 @@ enum Command {
     },
     /// Remove agent containers left behind by a host that died.
     Cleanup,
-    /// Check the installation: the engine, the runtime, the agent image.
-    /// Exit 0 when every check passes, 1 otherwise.
+    /// Check the installation: the engine, the runtime, the agent image, the
+    /// model key and endpoint, the configuration and mount allowlist, disk
+    /// space, the daemon's socket. Exit 0 when every check passes, 1 otherwise.
     Doctor {
         /// One JSON object per check.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Is it running, and what is it doing: the daemon, each group's queue,
+    /// work, last answer, next task and tokens today, the containers.
+    /// Exit 0 when the daemon answers, 1 when it does not.
+    Status {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The log of `serve` and `chat` ($PINCER_HOME/logs/), oldest first.
+    Logs {
+        /// Keep printing lines as they are written.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this group's lines.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// The lines as written (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -167,6 +193,9 @@ pub(crate) fn skill_env(var: &str) -> Option<String> {
     }
 }
 
+/// Where the model key is read from, for messages that say where to set it.
+pub(crate) const MODEL_KEY_VARIABLES: &str = "ANTHROPIC_API_KEY (or PINCER_MODEL_KEY)";
+
 /// The model key: `PINCER_MODEL_KEY` (any provider), else `ANTHROPIC_API_KEY`.
 pub(crate) fn model_key() -> Option<String> {
     env("PINCER_MODEL_KEY")
@@ -177,16 +206,15 @@ pub(crate) fn model_key() -> Option<String> {
 /// Runs the `pincer` command line with the skills `register` links (the
 /// binary's one registry file); a skill's test host calls it with its own.
 pub fn main(register: fn(&mut Registry)) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("pincer=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    raise_descriptor_limit();
     let cli = Cli::parse();
+    let logging = match cli.command {
+        Command::Serve => logging::Logging::Service,
+        Command::Chat => logging::Logging::Conversation,
+        _ => logging::Logging::Stderr,
+    };
+    let home = Paths::from_env(env).ok().map(|paths| paths.home);
+    logging::init(logging, home.as_deref());
+    raise_descriptor_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -219,18 +247,26 @@ pub(crate) fn report(err: &anyhow::Error) {
 }
 
 async fn run(cli: Cli, registry: &Registry) -> ExitCode {
-    let (paths, settings) = match Paths::from_env(env)
-        .map_err(pincer_assistant::config::ConfigError::from)
-        .and_then(|p| Ok((Settings::load(&p.config_dir, env)?, p)))
-        .map(|(s, p)| (p, s))
-    {
-        Ok(config) => config,
+    let paths = match Paths::from_env(env) {
+        Ok(paths) => paths,
+        Err(err) => {
+            report(&pincer_assistant::config::ConfigError::from(err).into());
+            return ExitCode::from(2);
+        }
+    };
+    let engine = EngineEndpoint::detect(env("DOCKER_HOST"), env("XDG_RUNTIME_DIR").as_deref());
+    let settings = Settings::load(&paths.config_dir, env);
+    // A configuration that does not load is one of the doctor's findings.
+    if let Command::Doctor { json } = cli.command {
+        return doctor::doctor(&paths, settings, engine, json, registry).await;
+    }
+    let settings = match settings {
+        Ok(settings) => settings,
         Err(err) => {
             report(&err.into());
             return ExitCode::from(2);
         }
     };
-    let engine = EngineEndpoint::detect(env("DOCKER_HOST"), env("XDG_RUNTIME_DIR").as_deref());
     let result = match cli.command {
         Command::RunOnce {
             group,
@@ -261,8 +297,14 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
         } => image::build_image(&paths, &settings, engine, full, tag).await,
         Command::Cleanup => cleanup::cleanup(&paths, engine).await,
         Command::Doctor { json } => {
-            return doctor::doctor(&paths, &settings, engine, json, registry).await;
+            return doctor::doctor(&paths, Ok(settings), engine, json, registry).await;
         }
+        Command::Status { json } => return status::status_command(&paths, engine, json).await,
+        Command::Logs {
+            follow,
+            group,
+            json,
+        } => logs::logs_command(&paths, follow, group, json).await,
         Command::Groups { command } => groups::groups_command(&paths, command),
         Command::Tasks { command } => tasks::tasks_command(&paths, command),
         Command::Session {

@@ -111,6 +111,9 @@ pub enum Event {
         is_error: bool,
         /// Size of the output given back to the model.
         output_bytes: usize,
+        /// A failed tool's reason, one short line (for the owner's screen).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
     /// Text the model wrote along the way (before the final answer).
     Message {

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod gateway_check;
 mod gateway_model;
 pub mod hostapi;
+pub mod probe;
 mod response;
 mod services;
 mod upstream;

@@ -21,6 +21,7 @@ use pincer_core::group::MAIN_GROUP;
 mod audit;
 mod groups;
 mod messages;
+mod overview;
 pub mod scheduler;
 mod schema;
 mod tasks;
@@ -29,6 +30,7 @@ mod usage;
 pub use audit::{AuditEntry, AuditLimits, AuditRecord};
 pub use groups::{Group, validate_chat_id};
 pub use messages::{Accepted, Inbound, InboundState, Outgoing, matches_trigger};
+pub use overview::GroupOverview;
 pub use tasks::{Task, TaskRun};
 pub use usage::{Usage, UsageDay};
 

@@ -5,8 +5,9 @@
 //! JSON lines. Requests: `{"op":"send","group":G,"text":T}` (→
 //! `{"event":"accepted","id":N,"group":G}`), `{"op":"watch"}` (→ every
 //! [`DaemonEvent`] from then on), `{"op":"cancel","group":G}` (→
-//! `{"event":"cancelled","group":G,"was_running":B}`), `{"op":"ping"}` (→
-//! `{"event":"pong"}`). Errors: `{"event":"error","error":…}`. Only the
+//! `{"event":"cancelled","group":G,"was_running":B}`), `{"op":"status"}` (→
+//! `{"event":"status","daemon":`[`DaemonStatus`](super::DaemonStatus)`}`),
+//! `{"op":"ping"}` (→ `{"event":"pong"}`). Errors: `{"event":"error","error":…}`. Only the
 //! owner's user can connect (the socket is 0600, its folder 0700).
 
 use std::os::unix::fs::PermissionsExt;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::{Daemon, DaemonError};
 use crate::channel::{BoxFuture, Channel, ChannelError, Inbox};
@@ -25,6 +26,47 @@ use crate::channel::{BoxFuture, Channel, ChannelError, Inbox};
 /// Where the control socket is.
 pub fn control_socket(home: &Path) -> PathBuf {
     home.join("pincer.sock")
+}
+
+/// Whether a daemon serves a home, as a client can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// It answers on the control socket.
+    Answering,
+    /// No daemon: a socket file is left from one that died (the next
+    /// daemon replaces it).
+    StaleSocket(PathBuf),
+    /// A process holds the daemon's lock but nothing answers on the socket.
+    Unanswering { lock: PathBuf, socket: PathBuf },
+    /// No daemon, nothing left over.
+    Absent,
+}
+
+/// Asks the control socket under `paths`' home, then the daemon's lock.
+pub async fn presence(paths: &crate::config::Paths) -> Presence {
+    let socket = control_socket(&paths.home);
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut client = ControlClient::connect(&paths.home).await.ok()?;
+        client.request(&json!({"op": "ping"})).await.ok()?;
+        client.next().await.ok().flatten()
+    })
+    .await;
+    if matches!(answered, Ok(Some(ref pong)) if pong["event"] == "pong") {
+        return Presence::Answering;
+    }
+    let lock = paths.run_dir().join("daemon.lock");
+    // Taking the lock for a moment says whether someone holds it.
+    let held = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&lock)
+        .is_ok_and(|file| file.try_lock().is_err());
+    if held {
+        Presence::Unanswering { lock, socket }
+    } else if socket.exists() {
+        Presence::StaleSocket(socket)
+    } else {
+        Presence::Absent
+    }
 }
 
 /// The longest request line.
@@ -67,6 +109,7 @@ enum Request {
     Send { group: String, text: String },
     Watch,
     Cancel { group: String },
+    Status,
     Ping,
 }
 
@@ -160,6 +203,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         let reply = match serde_json::from_str::<Request>(&line) {
             Err(err) => json!({"event": "error", "error": format!("invalid request: {err}")}),
             Ok(Request::Ping) => json!({"event": "pong"}),
+            Ok(Request::Status) => json!({"event": "status", "daemon": daemon.status()}),
             Ok(Request::Send { group, text }) => match daemon.store.group(&group) {
                 Ok(Some(found)) => match daemon.accept_message(&found.chat_id, "owner", &text) {
                     Ok(accepted) => json!({
@@ -184,9 +228,18 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
                 let mut events = daemon.subscribe();
                 let out = out.clone();
                 tokio::spawn(async move {
-                    while let Ok(event) = events.recv().await {
-                        let Ok(value) = serde_json::to_value(&event) else {
-                            continue;
+                    loop {
+                        // A watcher that fell behind is told what it missed and
+                        // goes on: ending its stream would leave it waiting forever.
+                        let value = match events.recv().await {
+                            Ok(event) => match serde_json::to_value(&event) {
+                                Ok(value) => value,
+                                Err(_) => continue,
+                            },
+                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                json!({"event": "lagged", "missed": missed})
+                            }
+                            Err(broadcast::error::RecvError::Closed) => return,
                         };
                         if out.send(value).await.is_err() {
                             return;
@@ -243,16 +296,18 @@ impl ControlClient {
     /// not wake a non-main group (no trigger) is stored as context and
     /// answered by nobody now: that is an error, not a wait forever.
     pub async fn ask(&mut self, group: &str, text: &str) -> std::io::Result<(String, bool)> {
-        self.ask_telling(group, text, |_| {}).await
+        self.ask_telling(group, text, |_| {}, |_| {}).await
     }
 
     /// [`Self::ask`], telling `accepted` the message's id as soon as the
-    /// daemon has stored it.
+    /// daemon has stored it, and `meanwhile` every other event until the
+    /// reply (the agents' tool activity among them).
     pub async fn ask_telling(
         &mut self,
         group: &str,
         text: &str,
         mut accepted: impl FnMut(i64),
+        mut meanwhile: impl FnMut(&Value),
     ) -> std::io::Result<(String, bool)> {
         self.request(&json!({"op": "watch"})).await?;
         self.request(&json!({"op": "send", "group": group, "text": text}))
@@ -285,8 +340,9 @@ impl ControlClient {
                             event["failed"].as_bool().unwrap_or(false),
                         ));
                     }
+                    meanwhile(&event);
                 }
-                _ => {}
+                _ => meanwhile(&event),
             }
         }
         Err(std::io::Error::other("the daemon hung up"))

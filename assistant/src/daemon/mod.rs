@@ -18,8 +18,10 @@
 //! The daemon knows nothing about how a container runs (that is
 //! [`crate::invoke`]) nor about any chat service (those are channels).
 
+mod activity;
 mod batch;
 mod control;
+mod status;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -29,7 +31,9 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 
-pub use control::{ControlClient, control_socket};
+pub use activity::summary;
+pub use control::{ControlClient, Presence, control_socket, presence};
+pub use status::{DaemonStatus, Working};
 
 use crate::channel::{Channel, ChannelError, Inbox};
 use crate::config::Settings;
@@ -65,6 +69,21 @@ pub enum DaemonEvent {
         /// Whether the agent failed.
         failed: bool,
     },
+    /// A group's agent started a tool: `detail` is the call in a few words.
+    ToolStarted {
+        group: String,
+        name: String,
+        detail: String,
+    },
+    /// The tool finished; `error` says why it failed, if it did.
+    ToolFinished {
+        group: String,
+        name: String,
+        detail: String,
+        error: Option<String>,
+    },
+    /// A line the model wrote along the way, before its answer.
+    Note { group: String, text: String },
     /// A stored outgoing message (a reply, or one an agent sent) was handed
     /// to the channels of its chat.
     Delivered {
@@ -89,6 +108,8 @@ pub struct Daemon {
     permits: Arc<Semaphore>,
     wakers: Mutex<HashMap<String, Arc<Notify>>>,
     cancels: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    working: status::WorkingNow,
+    started: status::Started,
     events: broadcast::Sender<DaemonEvent>,
     stopping: watch::Sender<bool>,
     workers: Mutex<JoinSet<()>>,
@@ -133,6 +154,8 @@ impl Daemon {
             channels,
             wakers: Mutex::new(HashMap::new()),
             cancels: Mutex::new(HashMap::new()),
+            working: status::WorkingNow::default(),
+            started: status::Started::now(),
             events,
             stopping,
             workers: Mutex::new(JoinSet::new()),
@@ -281,6 +304,7 @@ impl Daemon {
     async fn handle_batch(&self, group: &str, batch: Vec<Inbound>) {
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
         let chat = batch.last().map(|m| m.chat_id.clone()).unwrap_or_default();
+        let _working = self.working.start(group, ids.clone());
         let _ = self.events.send(DaemonEvent::Working {
             group: group.to_owned(),
             messages: ids.clone(),
@@ -296,10 +320,11 @@ impl Daemon {
             Err(err) => Err(err.to_string()),
             Ok(name) => {
                 let mut attempt = 0;
-                let mut ignore_events = |_: &pincer_protocol::Event| {};
+                let mut activity = activity::Activity::new(self.events.clone(), group);
+                let mut on_event = |event: &pincer_protocol::Event| activity.on_event(event);
                 loop {
                     let outcome = tokio::select! {
-                        outcome = self.host.invoke(&name, &prompt, &[], &mut ignore_events) => Some(outcome),
+                        outcome = self.host.invoke(&name, &prompt, &[], &mut on_event) => Some(outcome),
                         _ = &mut cancelled => None,
                     };
                     match outcome {

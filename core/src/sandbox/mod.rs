@@ -18,6 +18,7 @@ mod engine;
 mod image;
 mod lines;
 pub(crate) mod owner;
+mod running;
 mod spec;
 mod verify;
 
@@ -40,6 +41,7 @@ pub use engine::{
 };
 pub use image::{ImageFiles, ImageKind, default_image};
 pub use owner::random_hex;
+pub use running::RunningContainer;
 pub use spec::{CONTAINER_ENV, CONTAINER_HOSTNAME, ContainerSpec, Resources};
 pub use verify::MountCheckError;
 
