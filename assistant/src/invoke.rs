@@ -205,18 +205,19 @@ impl Host {
         registry: &crate::Registry,
     ) -> Result<Self, InvokeError> {
         let user = ContainerUser::for_this_host();
-        let sandbox = Sandbox::connect(&paths, engine).await?;
-        // Who the agent is on the host: its own uid, or (in a user namespace
-        // of Pincer's range) the uid that one maps to.
-        let host_user = sandbox.profile().host_user(user);
-        if (user == ContainerUser::UNPRIVILEGED || host_user != user)
-            && let Some(account) = host_user.host_account()
+        if user == ContainerUser::UNPRIVILEGED
+            && let Some(account) = user.host_account()
         {
             return Err(InvokeError::SharedIdentity {
-                uid: host_user.spec(),
+                uid: user.spec(),
                 account,
             });
         }
+        // Who the agent is on the host: its own uid, or (in a user namespace
+        // of Pincer's range) the uid that one maps to, whose accounts the
+        // sandbox refused at connect.
+        let sandbox = Sandbox::connect(&paths, engine).await?;
+        let host_user = sandbox.profile().host_user(user);
         match crate::folders::fold_names(&paths) {
             Ok(renamed) => {
                 for folder in renamed {

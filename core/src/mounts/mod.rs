@@ -119,14 +119,16 @@ impl ContainerUser {
     /// The host's own user when it is not root (so that files the agent
     /// writes belong to the owner), else [`Self::UNPRIVILEGED`].
     pub fn for_this_host() -> Self {
+        let me = Self::effective();
+        if me.uid == 0 { Self::UNPRIVILEGED } else { me }
+    }
+
+    /// This process's own effective uid and gid.
+    pub fn effective() -> Self {
         #[allow(unsafe_code)]
         // SAFETY: geteuid and getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-        if uid == 0 {
-            Self::UNPRIVILEGED
-        } else {
-            Self { uid, gid }
-        }
+        Self { uid, gid }
     }
 
     /// The host account or group that has this uid or gid, as `"user NAME"`

@@ -36,10 +36,10 @@ use crate::mounts::ContainerUser;
 
 mod ids;
 
+pub(super) use ids::check_id_maps;
 #[cfg(test)]
 use ids::{Expected, judge_id_maps};
 pub use ids::{IdRange, SUBORDINATE_NAME, parse_id_map};
-pub(super) use ids::{check_id_maps, effective_ids};
 
 /// Where the container engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +47,16 @@ pub struct EngineEndpoint(pub(super) String);
 
 /// The sockets looked for when `DOCKER_HOST` is not set, in order: the
 /// system's Docker, the system's Podman, then the user's own (rootless).
+/// Root gets only the system's: a per-user runtime folder (an inherited
+/// XDG_RUNTIME_DIR) is that user's to plant a socket in.
 pub fn socket_candidates(uid: u32, xdg_runtime_dir: Option<&str>) -> Vec<PathBuf> {
     let mut candidates = vec![
         PathBuf::from("/var/run/docker.sock"),
         PathBuf::from("/run/podman/podman.sock"),
     ];
+    if uid == 0 {
+        return candidates;
+    }
     let runtime = xdg_runtime_dir
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
@@ -79,12 +84,8 @@ impl EngineEndpoint {
         if docker_host.as_deref().is_some_and(|h| !h.is_empty()) {
             return Self::from_docker_host(docker_host);
         }
-        let (uid, _) = effective_ids();
-        // Root takes only the system's sockets: a per-user runtime folder
-        // (an inherited XDG_RUNTIME_DIR) is that user's to plant one in.
-        let found = socket_candidates(uid, xdg_runtime_dir)
+        let found = socket_candidates(ContainerUser::effective().uid, xdg_runtime_dir)
             .into_iter()
-            .take(if uid == 0 { 2 } else { usize::MAX })
             .find(|path| is_socket(path));
         match found {
             Some(path) => Self(format!("unix://{}", path.display())),
@@ -159,7 +160,7 @@ pub(super) fn profile_of(
     version: &SystemVersion,
     info: &SystemInfo,
 ) -> Result<EngineProfile, WeakEngine> {
-    let (euid, _) = effective_ids();
+    let euid = ContainerUser::effective().uid;
     let subuid = read_system_file("/etc/subuid")?;
     let subgid = read_system_file("/etc/subgid")?;
     let profile = EngineProfile::read(version, info, euid, IdRange::from_files(&subuid, &subgid));

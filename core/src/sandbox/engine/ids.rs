@@ -29,9 +29,7 @@ impl IdRange {
             count: uids.min(gids),
         })
     }
-}
 
-impl IdRange {
     /// What else claims ids of this range: another line of the subordinate
     /// id files (another user's, or Podman's `containers`), or an account or
     /// group of the `passwd` and `group` files.
@@ -42,15 +40,8 @@ impl IdRange {
             ("/etc/subgid", subgid, self.gid),
         ] {
             let end = u64::from(start) + u64::from(self.count);
-            for line in text.lines().map(str::trim) {
-                let mut fields = line.split(':');
-                let (Some(name), Some(Ok(other)), Some(Ok(count))) = (
-                    fields.next(),
-                    fields.next().map(str::parse::<u64>),
-                    fields.next().map(str::parse::<u64>),
-                ) else {
-                    continue;
-                };
+            for (name, other, count) in subordinate_lines(text) {
+                let (other, count) = (u64::from(other), u64::from(count));
                 if name != SUBORDINATE_NAME && other < end && u64::from(start) < other + count {
                     found.push(format!("{file} gives `{name}` ids of it"));
                 }
@@ -79,12 +70,21 @@ impl IdRange {
 
 /// The first `name:start:count` line of a subordinate id file.
 fn subordinate(text: &str, name: &str) -> Option<(u32, u32)> {
-    text.lines().find_map(|line| {
+    subordinate_lines(text)
+        .find_map(|(line_name, start, count)| (line_name == name).then_some((start, count)))
+}
+
+/// The `name:start:count` lines of a subordinate id file, skipping any
+/// other line.
+fn subordinate_lines(text: &str) -> impl Iterator<Item = (&str, u32, u32)> {
+    text.lines().filter_map(|line| {
         let mut fields = line.trim().split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+        let name = fields.next()?;
+        Some((
+            name,
+            fields.next()?.parse().ok()?,
+            fields.next()?.parse().ok()?,
+        ))
     })
 }
 
@@ -114,13 +114,10 @@ pub(in crate::sandbox) fn check_id_maps(
             }),
             agent: profile.host_user(user),
         },
-        _ => {
-            let (uid, gid) = effective_ids();
-            Expected {
-                root: None,
-                agent: ContainerUser { uid, gid },
-            }
-        }
+        _ => Expected {
+            root: None,
+            agent: ContainerUser::effective(),
+        },
     };
     judge_id_maps(&read("uid_map")?, &read("gid_map")?, user, expected).map_err(refuse)
 }
@@ -189,15 +186,6 @@ pub(super) fn judge_id_maps(
         }
     }
     Ok(())
-}
-
-/// This process's effective uid and gid.
-pub(in crate::sandbox) fn effective_ids() -> (u32, u32) {
-    #[allow(unsafe_code)]
-    // SAFETY: geteuid and getegid cannot fail and touch no memory.
-    unsafe {
-        (libc::geteuid(), libc::getegid())
-    }
 }
 
 /// `/proc/<pid>/uid_map`: (first id inside, first id outside, count) per line.

@@ -194,6 +194,8 @@ fn the_candidates_start_with_the_systems_engines_then_the_users() {
     assert_eq!(found[2], PathBuf::from("/run/user/1000/podman/podman.sock"));
     let found = socket_candidates(1000, Some("/tmp/xdg"));
     assert_eq!(found[3], PathBuf::from("/tmp/xdg/docker.sock"));
+    // Root looks only at the system's sockets, whatever its environment says.
+    assert_eq!(socket_candidates(0, Some("/tmp/xdg")), found[..2]);
     assert_eq!(
         EngineEndpoint::detect(Some("tcp://10.0.0.1:2375".into()), None).to_string(),
         "tcp://10.0.0.1:2375"
