@@ -199,12 +199,16 @@ fn show_activity(progress: &indicatif::ProgressBar, event: &serde_json::Value, s
             return;
         }
         Some("tool_finished") => {
-            progress.set_message("");
+            // The runner hands the result to the model next.
+            progress.set_message("· waiting on the model");
             let failed = match event["error"].as_str() {
                 Some(error) => format!(" — failed: {}", escape::line(error)),
                 None => String::new(),
             };
-            format!("  {}: {}{failed}", field("name"), field("detail"))
+            match field("detail") {
+                detail if detail.is_empty() => format!("  {}{failed}", field("name")),
+                detail => format!("  {}: {detail}{failed}", field("name")),
+            }
         }
         Some("note") => format!("  … {}", field("text")),
         _ => return,

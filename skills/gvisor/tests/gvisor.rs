@@ -27,8 +27,10 @@ fn runsc_registered() -> bool {
 fn doctor_reports_whether_runsc_is_registered() {
     support::use_host(env!("CARGO_BIN_EXE_pincer-skill-gvisor-host"));
     let install = Installation::new();
+    // The doctor also asks the model endpoint whether it takes the key.
+    let model = ScriptedModel::always(say("pong"));
     let output = install
-        .pincer("http://127.0.0.1:1")
+        .pincer(&model.url())
         .env("PINCER_RUNTIME", "runsc")
         .args(["doctor", "--json"])
         .output()
