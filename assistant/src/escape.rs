@@ -22,14 +22,22 @@ pub fn text(text: &str) -> Cow<'_, str> {
     escape(text, true)
 }
 
+/// The bidirectional controls: not control characters, but they reorder
+/// what follows on the line (`bash: ls ` then U+202E then `txt.exe` can show as something
+/// else entirely), so they are shown, not obeyed, too.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn escape(text: &str, keep_layout: bool) -> Cow<'_, str> {
     let kept = |c: char| keep_layout && (c == '\n' || c == '\t');
-    if !text.chars().any(|c| c.is_control() && !kept(c)) {
+    let shown = |c: char| (c.is_control() && !kept(c)) || is_bidi_control(c);
+    if !text.chars().any(shown) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if c.is_control() && !kept(c) {
+        if shown(c) {
             let code = u32::from(c);
             let _ = match code {
                 0..=0xff => write!(out, "\\x{code:02x}"),
@@ -56,5 +64,7 @@ mod tests {
         assert_eq!(line("a\nb\tc\x7f"), "a\\x0ab\\x09c\\x7f");
         assert_eq!(text("a\nb\tc\x1b"), "a\nb\tc\\x1b");
         assert_eq!(text("é ü 中"), "é ü 中");
+        assert_eq!(line("ls \u{202e}txt.exe"), "ls \\u{202e}txt.exe");
+        assert_eq!(text("a\u{2066}b\u{2069}"), "a\\u{2066}b\\u{2069}");
     }
 }

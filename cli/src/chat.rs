@@ -16,7 +16,7 @@ pub(crate) async fn chat_command(
     secrets: Vec<String>,
     registry: &Registry,
 ) -> anyhow::Result<()> {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     // A running daemon, or one of our own in this process.
     let home = paths.home.clone();
@@ -72,49 +72,9 @@ pub(crate) async fn chat_command(
             continue;
         }
         let _ = editor.add_history_entry(text);
-        let progress = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} working… {elapsed} {msg}")
-        {
-            progress.set_style(style);
-        }
-        progress.enable_steady_tick(Duration::from_millis(120));
-        let started = Instant::now();
-        let ask = client.ask_telling(
-            "main",
-            text,
-            |id| {
-                if let Ok(mut asked) = asked.lock() {
-                    asked.insert(id);
-                }
-            },
-            |event| show_activity(&progress, event, styled),
-        );
-        tokio::pin!(ask);
-        let answer = loop {
-            tokio::select! {
-                answer = &mut ask => break answer,
-                _ = tokio::signal::ctrl_c() => {
-                    // Cancel the running invocation (its container is killed); keep waiting for its reply.
-                    if let Ok(mut canceller) = ControlClient::connect(&home).await {
-                        let _ = canceller.request(&serde_json::json!({"op": "cancel", "group": "main"})).await;
-                    }
-                }
-            }
-        };
-        progress.finish_and_clear();
-        match answer {
-            Ok((reply, _)) => {
-                println!(
-                    "pincer> {}\n({:.1}s)",
-                    markdown::render(&reply, styled),
-                    started.elapsed().as_secs_f64()
-                )
-            }
-            Err(err) => {
-                report(&anyhow::anyhow!("{err}"));
-                break;
-            }
+        if let Err(err) = ask(&mut client, &home, text, &asked, styled).await {
+            report(&anyhow::anyhow!("{err}"));
+            break;
         }
     }
     let _ = editor.save_history(&history);
@@ -123,6 +83,56 @@ pub(crate) async fn chat_command(
         let _ = stop.send(());
         task.await??;
     }
+    Ok(())
+}
+
+/// Asks the main group `text`, showing the agent's work meanwhile; Ctrl-C
+/// cancels the running invocation and waits for its (cancelled) reply.
+async fn ask(
+    client: &mut ControlClient,
+    home: &std::path::Path,
+    text: &str,
+    asked: &std::sync::Mutex<std::collections::HashSet<i64>>,
+    styled: bool,
+) -> std::io::Result<()> {
+    use std::time::{Duration, Instant};
+
+    let progress = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} working… {elapsed} {msg}")
+    {
+        progress.set_style(style);
+    }
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let started = Instant::now();
+    let ask = client.ask_telling(
+        "main",
+        text,
+        |id| {
+            if let Ok(mut asked) = asked.lock() {
+                asked.insert(id);
+            }
+        },
+        |event| show_activity(&progress, event, styled),
+    );
+    tokio::pin!(ask);
+    let answer = loop {
+        tokio::select! {
+            answer = &mut ask => break answer,
+            _ = tokio::signal::ctrl_c() => {
+                // Cancel the running invocation (its container is killed); keep waiting for its reply.
+                if let Ok(mut canceller) = ControlClient::connect(home).await {
+                    let _ = canceller.request(&serde_json::json!({"op": "cancel", "group": "main"})).await;
+                }
+            }
+        }
+    };
+    progress.finish_and_clear();
+    let (reply, _) = answer?;
+    println!(
+        "pincer> {}\n({:.1}s)",
+        markdown::render(&reply, styled),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -122,7 +122,7 @@ enum Command {
         json: bool,
     },
     /// Is it running, and what is it doing: the daemon, each group's queue,
-    /// work, last answer, next task and tokens today, the containers.
+    /// work, last answer, next task and tokens today (UTC), the containers.
     /// Exit 0 when the daemon answers, 1 when it does not.
     Status {
         /// One JSON object.
@@ -256,18 +256,34 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
     };
     let engine = EngineEndpoint::detect(env("DOCKER_HOST"), env("XDG_RUNTIME_DIR").as_deref());
     let settings = Settings::load(&paths.config_dir, env);
-    // A configuration that does not load is one of the doctor's findings.
-    if let Command::Doctor { json } = cli.command {
-        return doctor::doctor(&paths, settings, engine, json, registry).await;
+    // These answer "what is wrong": a configuration that does not load is
+    // one of the doctor's findings, and no reason to hide the status or logs.
+    match cli.command {
+        Command::Doctor { json } => doctor::doctor(&paths, settings, engine, json, registry).await,
+        Command::Status { json } => status::status_command(&paths, engine, json).await,
+        Command::Logs {
+            follow,
+            group,
+            json,
+        } => exit_code(logs::logs_command(&paths, follow, group, json).await),
+        command => match settings {
+            Ok(settings) => with_settings(command, paths, settings, engine, registry).await,
+            Err(err) => {
+                report(&err.into());
+                ExitCode::from(2)
+            }
+        },
     }
-    let settings = match settings {
-        Ok(settings) => settings,
-        Err(err) => {
-            report(&err.into());
-            return ExitCode::from(2);
-        }
-    };
-    let result = match cli.command {
+}
+
+async fn with_settings(
+    command: Command,
+    paths: Paths,
+    mut settings: Settings,
+    engine: EngineEndpoint,
+    registry: &Registry,
+) -> ExitCode {
+    let result = match command {
         Command::RunOnce {
             group,
             json,
@@ -275,16 +291,12 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
             mounts,
             prompt,
         } => {
-            let mut settings = settings;
             if let Some(timeout) = timeout {
                 settings.timeout = timeout;
             }
-            let secrets = match pincer_assistant::config::other_secrets(&paths.config_dir, env) {
+            let secrets = match owner_secrets(&paths) {
                 Ok(secrets) => secrets,
-                Err(err) => {
-                    report(&err.into());
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             return run_once::run_once(
                 paths, settings, engine, group, json, &mounts, secrets, &prompt, registry,
@@ -296,6 +308,7 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
             command: ImageCommand::Build { full, tag },
         } => image::build_image(&paths, &settings, engine, full, tag).await,
         Command::Cleanup => cleanup::cleanup(&paths, engine).await,
+        // Answered before the settings were needed: the same calls all the same.
         Command::Doctor { json } => {
             return doctor::doctor(&paths, Ok(settings), engine, json, registry).await;
         }
@@ -312,26 +325,15 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
         } => session::session_reset(&paths, &group),
         Command::Send { group, text } => return send::send_command(&paths, &group, &text).await,
         Command::Serve | Command::Chat => {
-            let secrets = match pincer_assistant::config::other_secrets(&paths.config_dir, env) {
+            let secrets = match owner_secrets(&paths) {
                 Ok(secrets) => secrets,
-                Err(err) => {
-                    report(&err.into());
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            let chat = matches!(cli.command, Command::Chat);
-            let result = if chat {
+            if matches!(command, Command::Chat) {
                 chat::chat_command(paths, settings, engine, secrets, registry).await
             } else {
                 serve::serve_command(paths, settings, engine, secrets, registry).await
-            };
-            return match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    report(&err);
-                    ExitCode::from(1)
-                }
-            };
+            }
         }
         Command::Egress { command } => return egress::egress_command(&paths, command).await,
         Command::Audit {
@@ -346,6 +348,18 @@ async fn run(cli: Cli, registry: &Registry) -> ExitCode {
         } => audit::audit_command(&paths, group, since, json),
         Command::Usage { group, since, json } => usage::usage_command(&paths, group, &since, json),
     };
+    exit_code(result)
+}
+
+/// The owner's other secrets (`secrets.json`); a file that does not load is a configuration error.
+fn owner_secrets(paths: &Paths) -> Result<Vec<String>, ExitCode> {
+    pincer_assistant::config::other_secrets(&paths.config_dir, env).map_err(|err| {
+        report(&err.into());
+        ExitCode::from(2)
+    })
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -23,6 +23,8 @@ use pincer_assistant::escape;
 pub(crate) const LOG_FILE: &str = "pincer.log";
 /// A log file is rotated past this size.
 const ROTATE_BYTES: u64 = 10 * 1024 * 1024;
+/// Held while a process rotates the log.
+const ROTATE_LOCK: &str = "rotate.lock";
 /// Rotated files kept: `pincer.log.1` (the newest) to `pincer.log.4`.
 pub(crate) const KEPT: u32 = 4;
 
@@ -106,7 +108,7 @@ struct NoticeWriter;
 impl Write for NoticeWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let line = escape::line(text.trim_end());
+        let line = escape::line(text.trim());
         std::io::stderr().write_all(format!("  ! {line}\n").as_bytes())?;
         Ok(buf.len())
     }
@@ -117,10 +119,11 @@ impl Write for NoticeWriter {
 }
 
 /// The log file, rotated when it outgrows [`ROTATE_BYTES`]. Each event is
-/// one write (the fmt layer formats a whole line first), under the lock.
+/// one write (the fmt layer formats a whole line first), under the lock;
+/// `O_APPEND` keeps the lines of two processes whole.
 pub(crate) struct LogFile {
     dir: PathBuf,
-    state: Mutex<(File, u64)>,
+    file: Mutex<File>,
 }
 
 impl LogFile {
@@ -130,33 +133,63 @@ impl LogFile {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let file = append(&dir.join(LOG_FILE))?;
-        let size = file.metadata()?.len();
         Ok(Self {
             dir: dir.to_owned(),
-            state: Mutex::new((file, size)),
+            file: Mutex::new(append(&dir.join(LOG_FILE))?),
         })
     }
 
     fn write_line(&self, buf: &[u8]) -> std::io::Result<()> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.1 > 0 && state.1 + buf.len() as u64 > ROTATE_BYTES {
-            rotate(&self.dir)?;
-            *state = (append(&self.dir.join(LOG_FILE))?, 0);
+        let path = self.dir.join(LOG_FILE);
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        // Another process (`serve` beside a `chat`) may write and rotate the
+        // same log: the size is the file's, and the file the path's now.
+        if identity_of_path(&path) != identity_of(&file) {
+            *file = append(&path)?;
         }
-        state.0.write_all(buf)?;
-        state.1 += buf.len() as u64;
+        let size = file.metadata()?.len();
+        if size > 0 && size + buf.len() as u64 > ROTATE_BYTES {
+            self.rotate(&path, buf.len() as u64)?;
+            *file = append(&path)?;
+        }
+        file.write_all(buf)
+    }
+
+    /// Rotates under a lock shared by every process writing here, unless
+    /// another one just did.
+    fn rotate(&self, path: &Path, adding: u64) -> std::io::Result<()> {
+        let lock = append(&self.dir.join(ROTATE_LOCK))?;
+        lock.lock()?;
+        let size = std::fs::symlink_metadata(path).map_or(0, |m| m.len());
+        if size > 0 && size + adding > ROTATE_BYTES {
+            rotate(&self.dir)?;
+        }
         Ok(())
     }
 }
 
+/// Opens for appending, never through a link (the folder is the owner's;
+/// no agent can write it, but a log is no reason to follow one).
 fn append(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
+}
+
+fn identity_of(file: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn identity_of_path(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// `pincer.log` becomes `pincer.log.1`, each older one moves up, the oldest goes.
@@ -196,6 +229,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn two_writers_rotate_once_and_lose_no_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (serve, chat) = (
+            LogFile::open(dir.path()).unwrap(),
+            LogFile::open(dir.path()).unwrap(),
+        );
+        let mut line = vec![b'x'; 1024 * 1024 - 1];
+        line.push(b'\n');
+        for i in 0..15 {
+            let writer = if i % 2 == 0 { &serve } else { &chat };
+            writer.make_writer().write_all(&line).unwrap();
+        }
+        let sizes: Vec<u64> = ["pincer.log", "pincer.log.1"]
+            .iter()
+            .map(|n| std::fs::metadata(dir.path().join(n)).unwrap().len())
+            .collect();
+        // Ten lines filled the first file, five the second: one rotation, none lost.
+        assert_eq!(sizes, [5 * line.len() as u64, 10 * line.len() as u64]);
+        assert!(!dir.path().join("pincer.log.2").exists());
+    }
+
+    #[test]
     fn the_log_rotates_by_size_and_keeps_a_few() {
         let dir = tempfile::tempdir().unwrap();
         let log = LogFile::open(dir.path()).unwrap();
@@ -215,10 +270,11 @@ mod tests {
                 "pincer.log.1",
                 "pincer.log.2",
                 "pincer.log.3",
-                "pincer.log.4"
+                "pincer.log.4",
+                ROTATE_LOCK
             ]
         );
-        for name in names {
+        for name in names.iter().filter(|n| n.starts_with(LOG_FILE)) {
             let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
             assert!(size <= ROTATE_BYTES, "{size}");
         }

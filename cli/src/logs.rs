@@ -27,35 +27,53 @@ pub(crate) async fn logs_command(
     let dir = logs_dir(&paths.home);
     let show = |line: &str| show_line(line, group.as_deref(), json);
     let current = dir.join(LOG_FILE);
-    let mut files: Vec<PathBuf> = (1..=KEPT)
+    let rotated: Vec<PathBuf> = (1..=KEPT)
         .rev()
         .map(|n| dir.join(format!("{LOG_FILE}.{n}")))
         .filter(|p| p.exists())
         .collect();
-    if !current.exists() && files.is_empty() && !follow {
+    if !current.exists() && rotated.is_empty() && !follow {
         println!(
             "no log yet at {} (`pincer serve` and `pincer chat` write it)",
             current.display()
         );
         return Ok(());
     }
-    files.push(current.clone());
-    let mut position = (0, None);
-    for file in &files {
-        position = read_from(file, 0, &show)?;
-    }
-    if !follow {
-        return Ok(());
-    }
-    loop {
-        tokio::time::sleep(FOLLOW_EVERY).await;
-        let (mut offset, identity) = position;
-        let now = file_identity(&current);
-        // Rotated or recreated: the new file is read from its start.
-        if now != identity {
-            offset = 0;
+    for path in &rotated {
+        if let Some(file) = open(path)? {
+            read_lines(&file, 0, &show)?;
         }
-        position = read_from(&current, offset, &show)?;
+    }
+    // The file being written is held open: after a rotation, the lines
+    // written to it last are read from it before the new one is taken up.
+    let mut reading = open(&current)?.map(|file| (file, 0));
+    loop {
+        if let Some((file, offset)) = &mut reading {
+            *offset = read_lines(file, *offset, &show)?;
+        }
+        if !follow {
+            return Ok(());
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let replaced = match (&reading, file_identity(&current)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some((file, _)), Some(now)) => identity(file) != Some(now),
+        };
+        if replaced {
+            if let Some((file, offset)) = &mut reading {
+                *offset = read_lines(file, *offset, &show)?;
+            }
+            reading = open(&current)?.map(|file| (file, 0));
+        }
+    }
+}
+
+fn open(path: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    match std::fs::File::open(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
@@ -64,18 +82,14 @@ fn file_identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
-/// Shows each whole line of `path` from `offset`; where it stopped, and the file's identity.
-fn read_from(
-    path: &Path,
-    offset: u64,
-    show: &dyn Fn(&str),
-) -> anyhow::Result<(u64, Option<(u64, u64)>)> {
-    let identity = file_identity(path);
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok((0, None)),
-        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
-    };
+fn identity(file: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Shows each whole line of `file` from `offset`; returns where it stopped
+/// (a line still being written is read whole next time).
+fn read_lines(file: &std::fs::File, offset: u64, show: &dyn Fn(&str)) -> anyhow::Result<u64> {
     let mut reader = std::io::BufReader::new(file);
     reader.seek(std::io::SeekFrom::Start(offset))?;
     let mut offset = offset;
@@ -83,14 +97,12 @@ fn read_from(
     loop {
         line.clear();
         let read = reader.read_until(b'\n', &mut line)?;
-        // A line still being written is read whole next time.
         if read == 0 || !line.ends_with(b"\n") {
-            break;
+            return Ok(offset);
         }
         offset += read as u64;
         show(String::from_utf8_lossy(&line).trim_end());
     }
-    Ok((offset, identity))
 }
 
 fn show_line(line: &str, group: Option<&str>, json: bool) {
@@ -154,10 +166,11 @@ mod tests {
         std::fs::write(&path, "one\ntwo\nthr").unwrap();
         let seen = std::cell::RefCell::new(Vec::new());
         let show = |line: &str| seen.borrow_mut().push(line.to_owned());
-        let (offset, _) = read_from(&path, 0, &show).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let offset = read_lines(&file, 0, &show).unwrap();
         assert_eq!(offset, 8);
         std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        read_from(&path, offset, &show).unwrap();
+        read_lines(&file, offset, &show).unwrap();
         assert_eq!(*seen.borrow(), ["one", "two", "three"]);
     }
 }

@@ -24,9 +24,17 @@ pub(crate) fn styled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// Past this size an answer is shown as written: styling is for reading,
+/// and a huge one would cost more than it gives.
+const STYLED_BYTES: usize = 256 * 1024;
+/// The deepest nesting of quotes and of lists drawn; deeper ones are drawn
+/// at this depth (each level repeats on every line: an agent nesting a
+/// thousand deep must not make the screen a thousand times its answer).
+const DRAWN_DEPTH: usize = 6;
+
 /// `text` for the owner's screen: styled when `styled`, else as written (escaped).
 pub(crate) fn render(text: &str, styled: bool) -> String {
-    if !styled {
+    if !styled || text.len() > STYLED_BYTES {
         return escape::text(text).into_owned();
     }
     let mut out = Renderer::default();
@@ -45,8 +53,9 @@ struct Renderer {
     lists: Vec<Option<u64>>,
     quotes: usize,
     in_code_block: bool,
-    /// A link's address, shown after its text when it differs from it.
-    links: Vec<String>,
+    /// Open links: the address, and the text so far (the address is shown
+    /// after the text when it differs from it).
+    links: Vec<(String, String)>,
     /// A block ended: the next one starts after a blank line.
     block_ended: bool,
     /// An item's marker was just written.
@@ -64,14 +73,17 @@ impl Renderer {
                     self.text.push_str(CODE);
                     self.text.push_str("    ");
                     self.text
-                        .push_str(&escape::line(line.trim_end_matches('\n')));
+                        .push_str(&escape::text(line.trim_end_matches('\n')));
                     self.text.push_str(RESET);
                     self.text.push('\n');
                 }
             }
             Event::Text(text) => {
                 self.item_opened = false;
-                self.text.push_str(&escape::line(&text));
+                if let Some((_, shown)) = self.links.last_mut() {
+                    shown.push_str(&text);
+                }
+                self.text.push_str(&escape::text(&text).replace('\n', " "));
             }
             Event::Code(code) => {
                 self.text.push_str(CODE);
@@ -159,7 +171,7 @@ impl Renderer {
             Tag::Strong => self.push_style(BOLD),
             Tag::Strikethrough => self.push_style(STRIKE),
             Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => {
-                self.links.push(dest_url.into_string());
+                self.links.push((dest_url.into_string(), String::new()));
                 self.push_style(UNDERLINE);
             }
             _ => {}
@@ -196,8 +208,9 @@ impl Renderer {
             TagEnd::Link | TagEnd::Image => {
                 self.styles.pop();
                 self.restyle();
-                if let Some(url) = self.links.pop()
-                    && !self.text.ends_with(url.as_str())
+                if let Some((url, shown)) = self.links.pop()
+                    && shown != url
+                    && Some(shown.as_str()) != url.strip_prefix("mailto:")
                 {
                     self.text.push_str(&format!(" ({})", escape::line(&url)));
                 }
@@ -211,11 +224,14 @@ impl Renderer {
         self.text.push_str(style);
     }
 
-    /// Ends every style and opens again the ones still in force.
+    /// Ends every style and opens again the ones still in force (each once,
+    /// however deep the emphasis is nested).
     fn restyle(&mut self) {
         self.text.push_str(RESET);
-        for style in &self.styles {
-            self.text.push_str(style);
+        for style in [BOLD, ITALIC, UNDERLINE, STRIKE] {
+            if self.styles.contains(&style) {
+                self.text.push_str(style);
+            }
         }
     }
 
@@ -258,15 +274,16 @@ impl Renderer {
     }
 
     fn indent_quotes(&mut self) {
-        for _ in 0..self.quotes {
+        if self.quotes > 0 {
             self.text.push_str(DIM);
-            self.text.push_str("│ ");
-            self.text.push_str(RESET);
+            self.text
+                .push_str(&"│ ".repeat(self.quotes.min(DRAWN_DEPTH)));
+            self.restyle();
         }
     }
 
     fn indent_lists(&mut self, but: usize) {
-        let depth = self.lists.len().saturating_sub(but);
+        let depth = self.lists.len().min(DRAWN_DEPTH).saturating_sub(but);
         self.text.push_str(&"  ".repeat(depth));
     }
 }
@@ -323,6 +340,37 @@ mod tests {
         assert!(!out.contains("\x1b[2J"), "{out:?}");
         assert!(!out.contains("\x1b]52"), "{out:?}");
         assert!(out.contains("\\x1b[2J"), "{out:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_drawn_at_a_bounded_depth() {
+        // What is drawn grows with the answer, not with its depth times its
+        // lines (before the cap: 2,000 quotes deep times 2,000 lines, 48 MB).
+        let quotes = ">".repeat(2000) + " a" + &"\nb".repeat(2000);
+        let emphasis = "*".repeat(3000) + "x" + &"*".repeat(3000);
+        let lists = "- ".repeat(1000) + "x" + &"\nx".repeat(2000);
+        for text in [quotes, emphasis, lists] {
+            let out = render(&text, true);
+            assert!(
+                out.len() < 40 * text.len(),
+                "{} bytes from {}",
+                out.len(),
+                text.len()
+            );
+        }
+        let huge = "**x** ".repeat(STYLED_BYTES);
+        assert_eq!(render(&huge, true), huge, "past the limit, as written");
+    }
+
+    #[test]
+    fn autolinks_are_not_repeated_and_tabs_stay_tabs() {
+        let out = plain(&render(
+            "<https://example.org> and [x](https://x.org)",
+            true,
+        ));
+        assert_eq!(out, "https://example.org and x (https://x.org)");
+        let out = plain(&render("```\n\tindented\n```", true));
+        assert_eq!(out, "    \tindented");
     }
 
     #[test]

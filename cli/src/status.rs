@@ -22,7 +22,9 @@ pub(crate) async fn status_command(paths: &Paths, engine: EngineEndpoint, json: 
         Presence::Answering => daemon_status(paths).await,
         _ => None,
     };
-    let today = format!("{}T00:00:00Z", &pincer_store::time::now()[..10]);
+    // Today as `pincer usage` counts days: in UTC.
+    let now = pincer_store::time::now();
+    let today = format!("{}T00:00:00Z", now.get(..10).unwrap_or_default());
     let groups = match open_store(paths).and_then(|s| Ok(s.group_overview(&today)?)) {
         Ok(groups) => Ok(groups),
         Err(err) => Err(format!("{err:#}")),
@@ -77,15 +79,25 @@ pub(crate) async fn status_command(paths: &Paths, engine: EngineEndpoint, json: 
     }
 }
 
+/// The daemon's own account; `None` from one that cannot give it (an older
+/// version answers with an error) or does not within a few seconds.
 async fn daemon_status(paths: &Paths) -> Option<Value> {
-    let mut client = ControlClient::connect(&paths.home).await.ok()?;
-    client.request(&json!({"op": "status"})).await.ok()?;
-    while let Ok(Some(event)) = client.next().await {
-        if event["event"] == "status" {
-            return Some(event["daemon"].clone());
+    let asked = async {
+        let mut client = ControlClient::connect(&paths.home).await.ok()?;
+        client.request(&json!({"op": "status"})).await.ok()?;
+        while let Ok(Some(event)) = client.next().await {
+            match event["event"].as_str() {
+                Some("status") => return Some(event["daemon"].clone()),
+                Some("error") => return None,
+                _ => {}
+            }
         }
-    }
-    None
+        None
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), asked)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn print_human(report: &Value, found: &Presence) {

@@ -86,23 +86,23 @@ impl Upstream {
         .await;
         let (status, body) = match answered {
             Err(_) => return Probe::Unreachable(format!("no answer in {PROBE_TIMEOUT:?}")),
-            Ok(Err(err)) => return Probe::Unreachable(error_chain(&err)),
+            Ok(Err(err)) => {
+                return Probe::Unreachable(
+                    error_chain(&err).replace(self.key.expose(), "<the key>"),
+                );
+            }
             Ok(Ok(answer)) => answer,
         };
         let (status, body) = match &self.provider {
             Some(provider) => provider.response(status, &body),
             None => (status, body.to_vec()),
         };
+        // An endpoint (or a proxy before it) may echo what it was sent.
+        let message = message_of(&body).replace(self.key.expose(), "<the key>");
         match status {
             200..=299 => Probe::Accepted { status },
-            401 | 403 => Probe::Refused {
-                status,
-                message: message_of(&body),
-            },
-            _ => Probe::Failed {
-                status,
-                message: message_of(&body),
-            },
+            401 | 403 => Probe::Refused { status, message },
+            _ => Probe::Failed { status, message },
         }
     }
 }

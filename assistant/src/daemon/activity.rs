@@ -91,7 +91,7 @@ impl Activity {
 
 /// A tool call in a few words: the field that says what it does (the
 /// command, the path, the address), else its input as compact JSON.
-pub fn summary(name: &str, input: &Value) -> String {
+fn summary(name: &str, input: &Value) -> String {
     let field = match name {
         "bash" => "command",
         "web_fetch" => "url",

@@ -69,6 +69,10 @@ pub async fn presence(paths: &crate::config::Paths) -> Presence {
     }
 }
 
+/// How often, and how far apart, a starting daemon tries the lock.
+const LOCK_TRIES: u32 = 10;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The longest request line.
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The pause after a failed accept.
@@ -145,8 +149,15 @@ pub(super) fn serve(daemon: Arc<Daemon>) -> Result<Served, DaemonError> {
         .write(true)
         .open(&lock_path)
         .map_err(|err| fail(format!("{}: {err}", lock_path.display())))?;
-    if lock.try_lock().is_err() {
-        return Err(fail("another pincer daemon is already serving here".into()));
+    // `pincer status` and `doctor` take the lock for an instant to see
+    // whether someone holds it: a few tries tell them from a daemon.
+    let mut tries = 0;
+    while lock.try_lock().is_err() {
+        tries += 1;
+        if tries == LOCK_TRIES {
+            return Err(fail("another pincer daemon is already serving here".into()));
+        }
+        std::thread::sleep(LOCK_RETRY);
     }
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(|err| fail(err.to_string()))?;
@@ -225,27 +236,10 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
             Ok(Request::Watch) if watching => json!({"event": "watching"}),
             Ok(Request::Watch) => {
                 watching = true;
-                let mut events = daemon.subscribe();
-                let out = out.clone();
-                tokio::spawn(async move {
-                    loop {
-                        // A watcher that fell behind is told what it missed and
-                        // goes on: ending its stream would leave it waiting forever.
-                        let value = match events.recv().await {
-                            Ok(event) => match serde_json::to_value(&event) {
-                                Ok(value) => value,
-                                Err(_) => continue,
-                            },
-                            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                json!({"event": "lagged", "missed": missed})
-                            }
-                            Err(broadcast::error::RecvError::Closed) => return,
-                        };
-                        if out.send(value).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                // Replies and the agents' activity come on two channels, so
+                // that no amount of activity pushes a reply out of a queue.
+                tokio::spawn(forward(daemon.subscribe(), out.clone()));
+                tokio::spawn(forward(daemon.subscribe_activity(), out.clone()));
                 json!({"event": "watching"})
             }
         };
@@ -255,6 +249,26 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
     }
     drop(out);
     let _ = writer_task.await;
+}
+
+/// Passes a channel's events to a watcher. One that fell behind is told
+/// what it missed and goes on: ending its stream would leave it waiting forever.
+async fn forward(mut events: broadcast::Receiver<super::DaemonEvent>, out: mpsc::Sender<Value>) {
+    loop {
+        let value = match events.recv().await {
+            Ok(event) => match serde_json::to_value(&event) {
+                Ok(value) => value,
+                Err(_) => continue,
+            },
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                json!({"event": "lagged", "missed": missed})
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if out.send(value).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// A client of the control socket (`pincer chat`, `pincer send`).

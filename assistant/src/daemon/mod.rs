@@ -31,7 +31,6 @@ use serde::Serialize;
 use tokio::sync::{Notify, Semaphore, broadcast, oneshot, watch};
 use tokio::task::JoinSet;
 
-pub use activity::summary;
 pub use control::{ControlClient, Presence, control_socket, presence};
 pub use status::{DaemonStatus, Working};
 
@@ -111,6 +110,8 @@ pub struct Daemon {
     working: status::WorkingNow,
     started: status::Started,
     events: broadcast::Sender<DaemonEvent>,
+    /// The agents' tool activity: its own channel, so it cannot crowd out replies.
+    activity: broadcast::Sender<DaemonEvent>,
     stopping: watch::Sender<bool>,
     workers: Mutex<JoinSet<()>>,
     clock: Arc<dyn Clock>,
@@ -144,6 +145,7 @@ impl Daemon {
             .chain(channels)
             .collect();
         let (events, _) = broadcast::channel(1024);
+        let (activity, _) = broadcast::channel(1024);
         let (stopping, _) = watch::channel(false);
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -157,6 +159,7 @@ impl Daemon {
             working: status::WorkingNow::default(),
             started: status::Started::now(),
             events,
+            activity,
             stopping,
             workers: Mutex::new(JoinSet::new()),
             clock,
@@ -169,9 +172,14 @@ impl Daemon {
         &self.store
     }
 
-    /// Subscribes to what the daemon does.
+    /// Subscribes to what the daemon does: batches started, replies, deliveries.
     pub fn subscribe(&self) -> broadcast::Receiver<DaemonEvent> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to what the agents do: their tools and notes.
+    pub fn subscribe_activity(&self) -> broadcast::Receiver<DaemonEvent> {
+        self.activity.subscribe()
     }
 
     /// Runs until `stop` resolves, then shuts down gracefully: no new work,
@@ -304,7 +312,7 @@ impl Daemon {
     async fn handle_batch(&self, group: &str, batch: Vec<Inbound>) {
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
         let chat = batch.last().map(|m| m.chat_id.clone()).unwrap_or_default();
-        let _working = self.working.start(group, ids.clone());
+        let working = self.working.start(group, ids.clone());
         let _ = self.events.send(DaemonEvent::Working {
             group: group.to_owned(),
             messages: ids.clone(),
@@ -320,7 +328,7 @@ impl Daemon {
             Err(err) => Err(err.to_string()),
             Ok(name) => {
                 let mut attempt = 0;
-                let mut activity = activity::Activity::new(self.events.clone(), group);
+                let mut activity = activity::Activity::new(self.activity.clone(), group);
                 let mut on_event = |event: &pincer_protocol::Event| activity.on_event(event);
                 loop {
                     let outcome = tokio::select! {
@@ -356,7 +364,10 @@ impl Daemon {
             Ok(text) => (text, false),
             Err(reason) => (format!("(the assistant could not answer: {reason})"), true),
         };
-        match self.store.answer_batch(&ids, &chat, group, &text, failed) {
+        let answered = self.store.answer_batch(&ids, &chat, group, &text, failed);
+        // Answered (or to be claimed again): no longer working, whatever delivery takes.
+        drop(working);
+        match answered {
             Ok(reply_id) => {
                 let _ = self.events.send(DaemonEvent::Reply {
                     group: group.to_owned(),

@@ -43,7 +43,7 @@ pub(super) fn config(paths: &Paths, settings: &Result<Settings, ConfigError>) ->
                     "{source}: model {} ({}) at {}, at most {} containers at once, {}s per answer, runtime {runtime}",
                     settings.model,
                     settings.model_provider,
-                    settings.model_url,
+                    shown_url(&settings.model_url),
                     settings.max_concurrent,
                     settings.timeout.as_secs()
                 ),
@@ -86,7 +86,7 @@ pub(super) async fn model(settings: Option<&Settings>, registry: &Registry) -> C
             );
         }
     };
-    let at = &settings.model_url;
+    let at = &shown_url(&settings.model_url);
     match upstream.probe(&settings.model).await {
         Probe::Accepted { status } => check(
             "model",
@@ -233,5 +233,34 @@ pub(super) async fn daemon(paths: &Paths) -> Check {
                 lock.display()
             ),
         ),
+    }
+}
+
+/// The model URL without what could be a credential: a user and password,
+/// a query (`?key=…`). Shown as written if it is not a URL.
+fn shown_url(url: &str) -> String {
+    match url.parse::<hyper::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.host()) {
+            (Some(scheme), Some(host)) => {
+                let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{scheme}://{host}{port}{}", uri.path())
+            }
+            _ => url.to_owned(),
+        },
+        Err(_) => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_is_shown_without_its_credentials() {
+        assert_eq!(
+            shown_url("https://u:secret@api.example.org:8443/v1?key=k"),
+            "https://api.example.org:8443/v1"
+        );
+        assert_eq!(shown_url("http://127.0.0.1:9/"), "http://127.0.0.1:9/");
     }
 }
