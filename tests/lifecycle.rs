@@ -22,7 +22,6 @@ struct Terminal {
 
 impl Terminal {
     fn chat(install: &Installation, model_url: &str) -> Self {
-        use std::io::Read;
         let pincer = install.pincer(model_url);
         let mut command = std::process::Command::new("script");
         command.args([
@@ -48,20 +47,7 @@ impl Terminal {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let screen = Arc::new(std::sync::Mutex::new(String::new()));
-        let mut stdout = child.stdout.take().unwrap();
-        let seen = Arc::clone(&screen);
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
-            }
-        });
+        let screen = gather(child.stdout.take().unwrap());
         let stdin = child.stdin.take().unwrap();
         Self {
             child,

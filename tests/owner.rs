@@ -7,7 +7,6 @@
 
 use pincer_test_support as support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -64,21 +63,7 @@ fn status_shows_a_working_group_a_queued_one_its_container_and_logs_follow() {
             .spawn()
             .unwrap(),
     );
-    let followed = Arc::new(std::sync::Mutex::new(String::new()));
-    let mut stdout = follow.0.stdout.take().unwrap();
-    let seen = Arc::clone(&followed);
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            seen.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buffer[..n]));
-        }
-    });
+    let followed = gather(follow.0.stdout.take().unwrap());
     let mut control = daemon.control();
     control.request(json!({"op": "watch"}));
     let main_id = control.send("main", "work for a long time");
@@ -191,20 +176,7 @@ fn doctor_names_a_missing_key_a_refused_one_a_broken_allowlist_config_and_socket
         }
     }));
     let doctor = |env: &[(&str, &str)], remove: &[&str]| {
-        let mut command = install.pincer(&model.url());
-        command.args(["doctor", "--json"]);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        for key in remove {
-            command.env_remove(key);
-        }
-        let output = command.output().unwrap();
-        let checks: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        (output.status.code(), checks)
+        support::doctor(install.pincer(&model.url()), env, remove)
     };
     let find = |checks: &[Value], name: &str| {
         checks

@@ -560,19 +560,8 @@ fn the_runtime_setting_reaches_the_engine_and_a_missing_runtime_is_a_clear_error
 #[test]
 fn doctor_reports_the_engine_the_runtime_and_the_image() {
     let install = Installation::new();
-    let doctor = |env: &[(&str, &str)]| {
-        let mut command = install.pincer("http://127.0.0.1:1");
-        command.args(["doctor", "--json"]);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let output = command.output().unwrap();
-        let checks: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        (output.status.code(), checks)
-    };
+    let doctor =
+        |env: &[(&str, &str)]| support::doctor(install.pincer("http://127.0.0.1:1"), env, &[]);
     let (code, checks) = doctor(&[]);
     let names: Vec<&str> = checks
         .iter()

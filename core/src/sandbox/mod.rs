@@ -29,9 +29,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as EngineError;
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::{AttachContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
@@ -302,26 +300,9 @@ impl Sandbox {
     /// Removes this installation's containers whose owner process is gone.
     /// Containers of other installations, and of live owners, are left alone.
     pub async fn remove_orphans(&self) -> Result<usize, SandboxError> {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{LABEL_INSTALLATION}={}", self.installation)],
-        )]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(engine("listing containers"))?;
         let mut removed = 0;
-        for container in containers {
+        for container in self.own_containers().await? {
             let labels = container.labels.unwrap_or_default();
-            // The engine filtered on this label already; check again rather than trust it.
-            if labels.get(LABEL_INSTALLATION) != Some(&self.installation) {
-                continue;
-            }
             let owner = labels.get(LABEL_OWNER).map(String::as_str).unwrap_or("");
             if owner == self.owner.token() || !owner::owner_is_gone(&self.owners_dir, owner) {
                 continue;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::ListContainersOptionsBuilder;
 
 use super::{LABEL_INSTALLATION, Sandbox, SandboxError, engine};
@@ -21,8 +22,8 @@ pub struct RunningContainer {
 }
 
 impl Sandbox {
-    /// Every container of this installation, running or not, oldest first.
-    pub async fn containers(&self) -> Result<Vec<RunningContainer>, SandboxError> {
+    /// The engine's list of this installation's containers, running or not.
+    pub(super) async fn own_containers(&self) -> Result<Vec<ContainerSummary>, SandboxError> {
         let filters = HashMap::from([(
             "label".to_owned(),
             vec![format!("{LABEL_INSTALLATION}={}", self.installation)],
@@ -36,6 +37,19 @@ impl Sandbox {
             .list_containers(Some(options))
             .await
             .map_err(engine("listing containers"))?;
+        // The engine filtered on the label already; checked again rather than trusted.
+        Ok(listed
+            .into_iter()
+            .filter(|c| {
+                c.labels.as_ref().and_then(|l| l.get(LABEL_INSTALLATION))
+                    == Some(&self.installation)
+            })
+            .collect())
+    }
+
+    /// Every container of this installation, running or not, oldest first.
+    pub async fn containers(&self) -> Result<Vec<RunningContainer>, SandboxError> {
+        let listed = self.own_containers().await?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -43,10 +57,6 @@ impl Sandbox {
             .into_iter()
             .filter_map(|container| {
                 let labels = container.labels.unwrap_or_default();
-                // The engine filtered on this label already; check again rather than trust it.
-                if labels.get(LABEL_INSTALLATION) != Some(&self.installation) {
-                    return None;
-                }
                 let created = container
                     .created
                     .and_then(|c| u64::try_from(c).ok())

@@ -127,6 +127,46 @@ pub fn text(output: &Output) -> String {
     )
 }
 
+/// What `reader` (a child's stdout) writes, gathered by a thread as it comes.
+pub fn gather(mut reader: impl Read + Send + 'static) -> Arc<std::sync::Mutex<String>> {
+    let gathered = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen = Arc::clone(&gathered);
+    thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    });
+    gathered
+}
+
+/// `pincer doctor --json` with `env` set and `remove` unset: its exit code
+/// and its checks.
+pub fn doctor(
+    mut command: std::process::Command,
+    env: &[(&str, &str)],
+    remove: &[&str],
+) -> (Option<i32>, Vec<Value>) {
+    command.args(["doctor", "--json"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    for key in remove {
+        command.env_remove(key);
+    }
+    let output = command.output().unwrap();
+    let checks = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (output.status.code(), checks)
+}
+
 /// Polls `condition` every 50 ms until it holds or `limit` passes.
 pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
