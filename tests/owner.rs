@@ -155,9 +155,17 @@ fn status_shows_a_working_group_a_queued_one_its_container_and_logs_follow() {
             .unwrap()
             .iter()
             .any(|g| g["group"] == "family" && g["working"].is_object() && g["queued"] == 0)
+            && report["containers"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["group"] == "family" && c["state"] == "running")
+            })
     }));
     canceller.request(json!({"op": "cancel", "group": "family"}));
     let _ = control.reply_to(family_id);
+    // A cancelled container is removed in the background.
+    assert!(wait_for(Duration::from_secs(30), || install
+        .containers()
+        .is_empty()));
     assert_eq!(daemon.terminate(), Some(0));
     assert_eq!(install.containers(), Vec::<String>::new());
 }
