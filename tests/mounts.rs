@@ -135,7 +135,7 @@ fn non_main_gets_read_only_where_main_gets_read_write() {
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    install.allow(r#"{"allowed_roots": [{"path": "~/projects", "allow_read_write": true}]}"#);
+    install.allow(r#"{"allowed_roots": [{"path": "~/projects", "allow_read_write": true, "writes": "direct"}]}"#);
     let write = "(echo hi > /workspace/extra/shared/note-$$) 2>&1 && echo WROTE || echo REFUSED";
 
     let (main, _) = run_bash(&install, "main", &["host=~/projects/shared,rw"], write);

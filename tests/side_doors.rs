@@ -48,7 +48,9 @@ async fn a_mount_source_swapped_for_a_link_is_never_what_another_group_gets() {
     std::fs::write(share.join("docs/marker"), "DOCS\n").unwrap();
     std::fs::write(vault.join("marker"), "CANARY\n").unwrap();
     open_up(&share);
-    install.allow(r#"{"allowed_roots": [{"path": "~/share", "allow_read_write": true}]}"#);
+    install.allow(
+        r#"{"allowed_roots": [{"path": "~/share", "allow_read_write": true, "writes": "direct"}]}"#,
+    );
     groups_cmd(&install, &["mount", "family", "host=~/share/docs"]);
     let docs = share.join("docs").canonicalize().unwrap();
     let docs_meta = std::fs::metadata(&docs).unwrap();
@@ -314,7 +316,9 @@ fn secrets_are_shadowed_in_every_folder_even_where_an_agent_moved_them() {
     for dir in ["", "app", "node_modules"] {
         open_up(&code.join(dir));
     }
-    install.allow(r#"{"allowed_roots": [{"path": "~/code", "allow_read_write": true}]}"#);
+    install.allow(
+        r#"{"allowed_roots": [{"path": "~/code", "allow_read_write": true, "writes": "direct"}]}"#,
+    );
     let bash = |command: &str| {
         let model = ScriptedModel::always(bash_then_echo(command));
         let output = install

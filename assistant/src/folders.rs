@@ -26,7 +26,11 @@ pub enum FolderError {
 /// counted up to just past `stop_above`; a folder not there yet takes none.
 pub fn usage(paths: &Paths, group: &GroupName, stop_above: u64) -> Result<u64, FolderError> {
     let mut total = 0u64;
-    for dir in [paths.group_dir(group), paths.session_dir(group)] {
+    for dir in [
+        paths.group_dir(group),
+        paths.session_dir(group),
+        paths.staging_dir(group),
+    ] {
         if let Some(folder) = Folder::open_if_there(&dir)? {
             total = total.saturating_add(folder.disk_usage(stop_above.saturating_sub(total))?);
         }

@@ -25,12 +25,14 @@ use pincer_core::mounts::{
 use pincer_core::sandbox::{
     ContainerSpec, EngineEndpoint, OutputLine, Resources, Sandbox, SandboxError,
 };
+use pincer_core::staging::StageLimits;
 use pincer_socket::egress::{Egress, EgressError, LeakGuard};
 use pincer_socket::gateway::{ApiKey, Caller, Gateway, GatewayError, Services, Upstream};
 use pincer_store::{AuditRecord, Store, StoreError};
 
 pub mod output;
 mod quota;
+pub mod staged;
 
 use output::RunnerOutput;
 
@@ -347,7 +349,12 @@ impl Host {
             })
             .collect();
         requested.extend_from_slice(extra_mounts);
-        let mounts::InvocationMounts { mounts, left_out } = mounts::invocation_mounts(
+        let staging = self.paths.staging_dir(group).join(&invocation_id);
+        let mounts::InvocationMounts {
+            mounts,
+            left_out,
+            staged,
+        } = mounts::invocation_mounts(
             &self.paths,
             &MountPlan {
                 group,
@@ -357,8 +364,15 @@ impl Host {
                 extra: &requested,
                 policy: &policy,
                 home: self.paths.user_home.as_deref(),
+                staging: &staging,
+                stage_limits: StageLimits::with_bytes(limits.staged_copy_bytes),
             },
-        )?;
+        )
+        .inspect_err(|_| {
+            // Copies made before the refusal; the folder is this invocation's alone.
+            let _ = std::fs::remove_dir_all(&staging);
+        })?;
+        let mut staged = staged::StagedCopies::new(staged, staging);
         self.tell_left_out(group, &left_out);
         let spec = ContainerSpec {
             image: self.settings.image.clone(),
@@ -426,6 +440,7 @@ impl Host {
         if output.junk > 0 {
             tracing::warn!(invocation = %invocation_id, "the runner wrote {} lines that were not events", output.junk);
         }
+        self.record_changes(group, &invocation_id, &mut staged, &policy);
         self.after(group, &invocation_id);
         let exit = match exit {
             Err(err @ (SandboxError::Mounts(_) | SandboxError::WeakEngine(_))) => {

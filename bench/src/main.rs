@@ -110,6 +110,8 @@ pub(crate) async fn trivial_container(paths: &Paths) -> anyhow::Result<(Sandbox,
                     sandbox.endpoint(),
                 ))?,
                 home: None,
+                staging: &paths.home.join("staging"),
+                stage_limits: pincer_core::staging::StageLimits::with_bytes(0),
             },
         )?
         .mounts,

@@ -8,6 +8,7 @@
 //! 2 a usage or configuration error.
 
 mod audit;
+mod changes;
 mod chat;
 mod cleanup;
 mod doctor;
@@ -41,6 +42,7 @@ use pincer_core::sandbox::EngineEndpoint;
 use pincer_store::Store;
 
 use crate::audit::AuditCommand;
+use crate::changes::ChangesCommand;
 use crate::egress::EgressCommand;
 use crate::groups::GroupsCommand;
 use crate::image::ImageCommand;
@@ -138,6 +140,21 @@ enum Command {
         #[arg(long)]
         group: Option<GroupName>,
         /// The lines as written (JSON).
+        #[arg(long)]
+        json: bool,
+    },
+    /// What agents wrote to staged grants, waiting for you: list them (the
+    /// waiting ones), show one, accept or reject it, whole or in part.
+    Changes {
+        #[command(subcommand)]
+        command: Option<ChangesCommand>,
+        /// Only this group's change sets.
+        #[arg(long)]
+        group: Option<GroupName>,
+        /// Decided ones too.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per change set.
         #[arg(long)]
         json: bool,
     },
@@ -319,6 +336,12 @@ async fn with_settings(
             json,
         } => logs::logs_command(&paths, follow, group, json).await,
         Command::Groups { command } => groups::groups_command(&paths, command),
+        Command::Changes {
+            command,
+            group,
+            all,
+            json,
+        } => return changes::changes_command(&paths, command, group, all, json),
         Command::Tasks { command } => tasks::tasks_command(&paths, command),
         Command::Session {
             command: SessionCommand::Reset { group },

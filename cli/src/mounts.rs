@@ -135,6 +135,7 @@ pub(crate) fn mounts_command(
                             "host_path": mount.source(),
                             "container_path": mount.target(),
                             "read_only": mount.read_only(),
+                            "staged": mount.staged(),
                             "shadowed": shadowed,
                         })
                     );
@@ -180,10 +181,14 @@ pub(crate) fn print_policy(policy: &MountPolicy) {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(does not exist: allows nothing)".into());
-        let mode = if root.allow_read_write {
-            "read-write"
-        } else {
-            "read-only"
+        let mode = match (root.allow_read_write, root.writes) {
+            (false, _) => "read-only",
+            (true, pincer_core::mounts::Writes::Staged) => {
+                "read-write, staged: changes wait for `pincer changes accept`"
+            }
+            (true, pincer_core::mounts::Writes::Direct) => {
+                "read-write, direct: writes land at once"
+            }
         };
         let note = root
             .description

@@ -184,6 +184,17 @@ impl From<FileType> for Kind {
     }
 }
 
+/// What [`Folder::stat`] saw at a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// File, folder, link or other.
+    pub kind: Kind,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its permission bits (`0o7777`).
+    pub mode: u32,
+}
+
 /// An open directory; every path given to its methods is relative to it and
 /// stays inside it.
 #[derive(Debug)]
@@ -417,6 +428,123 @@ impl Folder {
     pub fn set_mode(&self, mode: u32) -> Result<(), BeneathError> {
         rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
             .map_err(|err| BeneathError::new("change the mode of", &self.path, err))
+    }
+
+    /// What is at `name` (a single component), without following a link:
+    /// its kind, length and permission bits; `None` when nothing is.
+    pub fn stat(&self, name: &OsStr) -> Result<Option<Stat>, BeneathError> {
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(Stat {
+                kind: FileType::from_raw_mode(stat.st_mode).into(),
+                len: stat.st_size as u64,
+                mode: stat.st_mode & 0o7777,
+            })),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(err) => Err(BeneathError::new("inspect", &self.path.join(name), err)),
+        }
+    }
+
+    /// Opens the regular file `name` (a single component) for reading; a
+    /// link, a folder, a fifo or a device there is an error, and opening it
+    /// never blocks (a fifo is refused before anything waits on it).
+    pub fn open_file(&self, name: &OsStr) -> Result<std::fs::File, BeneathError> {
+        let path = self.path.join(name);
+        let fd = rustix::fs::openat2(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+            beneath(),
+        )
+        .map_err(|err| BeneathError::new("open", &path, err))?;
+        let stat =
+            rustix::fs::fstat(&fd).map_err(|err| BeneathError::new("inspect", &path, err))?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(BeneathError::new(
+                "read",
+                &path,
+                std::io::Error::other("it is not a regular file"),
+            ));
+        }
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Writes `name` (a single component) from `content` with permission
+    /// bits `mode` (and `owner`, when given): into a fresh file beside it,
+    /// then renamed over what was there (a file or a link, never followed),
+    /// so a reader sees the old file or the new one, never half of one.
+    pub fn write_file(
+        &self,
+        name: &OsStr,
+        content: &mut dyn std::io::Read,
+        mode: u32,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), BeneathError> {
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let path = self.path.join(name);
+        let temporary = format!(
+            ".pincer-write-{}-{}",
+            std::process::id(),
+            WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let fail = |action, err: std::io::Error| BeneathError::new(action, &path, err);
+        let fd = rustix::fs::openat(
+            &self.fd,
+            temporary.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(|err| fail("create", err.into()))?;
+        let mut file = std::fs::File::from(fd);
+        // The umask must not decide the bits the caller asked for.
+        let moded = rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777))
+            .map_err(std::io::Error::from);
+        let owned = moded.and_then(|()| match owner {
+            Some((uid, gid)) => rustix::fs::fchown(
+                &file,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(std::io::Error::from),
+            None => Ok(()),
+        });
+        let written = owned
+            .and_then(|()| std::io::copy(content, &mut file))
+            .and_then(|_| file.sync_all())
+            .map_err(|err| fail("write", err));
+        let renamed = written.and_then(|()| {
+            rustix::fs::renameat(&self.fd, temporary.as_str(), &self.fd, name)
+                .map_err(|err| fail("replace", err.into()))
+        });
+        if renamed.is_err() {
+            let _ = rustix::fs::unlinkat(&self.fd, temporary.as_str(), AtFlags::empty());
+        }
+        renamed
+    }
+
+    /// Removes the file or link `name` (a single component; never a folder).
+    pub fn remove_file(&self, name: &OsStr) -> Result<(), BeneathError> {
+        rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())
+            .map_err(|err| BeneathError::new("remove", &self.path.join(name), err))
+    }
+
+    /// Removes the folder `name` if it is empty; `false` when it is not (or
+    /// is gone).
+    pub fn remove_dir_if_empty(&self, name: &OsStr) -> Result<bool, BeneathError> {
+        match rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR) {
+            Ok(()) => Ok(true),
+            Err(
+                rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST | rustix::io::Errno::NOENT,
+            ) => Ok(false),
+            Err(err) => Err(BeneathError::new("remove", &self.path.join(name), err)),
+        }
+    }
+
+    /// Makes `name` (a single component) a link whose text is `target`; the
+    /// link is never followed here.
+    pub fn make_link(&self, name: &OsStr, target: &Path) -> Result<(), BeneathError> {
+        rustix::fs::symlinkat(target, &self.fd, name)
+            .map_err(|err| BeneathError::new("create the link", &self.path.join(name), err))
     }
 }
 

@@ -13,3 +13,4 @@ pub mod group;
 pub mod mounts;
 pub mod paths;
 pub mod sandbox;
+pub mod staging;

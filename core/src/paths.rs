@@ -88,6 +88,12 @@ impl Paths {
         self.sessions_dir().join(group.as_str())
     }
 
+    /// The group's staged copies of read-write grants, one folder per
+    /// invocation and grant, kept until the owner decides on their changes.
+    pub fn staging_dir(&self, group: &GroupName) -> PathBuf {
+        self.home.join("staging").join(group.as_str())
+    }
+
     /// The SQLite database.
     pub fn database(&self) -> PathBuf {
         self.home.join("pincer.db")

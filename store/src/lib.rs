@@ -19,6 +19,7 @@ use rusqlite::{Connection, params};
 use pincer_core::group::MAIN_GROUP;
 
 mod audit;
+mod changes;
 mod groups;
 mod messages;
 mod overview;
@@ -28,6 +29,7 @@ mod tasks;
 pub mod time;
 mod usage;
 pub use audit::{AuditEntry, AuditLimits, AuditRecord};
+pub use changes::{ChangeSet, Decision, Entry, NewChangeSet};
 pub use groups::{Group, validate_chat_id};
 pub use messages::{Accepted, Inbound, InboundState, Outgoing, matches_trigger};
 pub use overview::GroupOverview;

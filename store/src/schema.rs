@@ -143,4 +143,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
         WHEN OLD.at >= coalesce((SELECT max(before) FROM audit_pruned), '')
         BEGIN SELECT RAISE(ABORT, 'the audit table is append-only (the owner prunes old rows with pincer audit prune)'); END;",
+    // 9: what agents wrote to staged grants, waiting for the owner: one row
+    // a grant and invocation; its entries (JSON) each carry the owner's
+    // decision once made.
+    "CREATE TABLE change_sets (
+        id INTEGER PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        invocation TEXT NOT NULL,
+        real_path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'decided')),
+        entries TEXT NOT NULL
+    );
+    CREATE INDEX change_sets_by_status ON change_sets (status, group_name);",
 ];

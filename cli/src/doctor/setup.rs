@@ -7,7 +7,7 @@ use pincer_assistant::config::{CONFIG_FILE, ConfigError, Paths, Settings};
 use pincer_assistant::daemon::{Presence, presence};
 use pincer_assistant::invoke::host_facts;
 use pincer_assistant::registry::Check;
-use pincer_core::mounts::MountPolicy;
+use pincer_core::mounts::{MountPolicy, Writes};
 use pincer_core::sandbox::EngineEndpoint;
 use pincer_socket::gateway::{ApiKey, Upstream};
 use pincer_socket::probe::Probe;
@@ -136,7 +136,13 @@ pub(super) fn allowlist(paths: &Paths, engine: &EngineEndpoint) -> Check {
                 .allowed_roots
                 .iter()
                 .map(|root| {
-                    let mode = if root.allow_read_write { "rw" } else { "ro" };
+                    // How writes are staged is said where the owner looks:
+                    // a copy per invocation, never a silent direct mount.
+                    let mode = match (root.allow_read_write, root.writes) {
+                        (false, _) => "ro",
+                        (true, Writes::Staged) => "rw staged: writes go to a copy per invocation",
+                        (true, Writes::Direct) => "rw direct: writes land at once",
+                    };
                     match &root.real_path {
                         Some(_) => format!("{} ({mode})", root.path),
                         None => format!("{} (missing: allows nothing)", root.path),

@@ -37,8 +37,9 @@ use bollard::models::{Mount, MountBindOptions, MountType};
 use crate::beneath::{BeneathError, Folder, Identity, identity_of};
 use crate::group::GroupName;
 use crate::paths::Paths;
+use crate::staging::{self, Manifest, StageLimits, StagingError};
 
-pub use policy::{Denial, HostFacts, MountPolicy, MountRequest, PolicyError};
+pub use policy::{Denial, HostFacts, MountPolicy, MountRequest, PolicyError, Writes};
 pub use shadow::{SCAN_LIMIT, Secret, scan as scan_secrets};
 
 /// Where the group's own folder appears in the container.
@@ -85,6 +86,9 @@ pub enum MountError {
         /// The limit.
         limit: usize,
     },
+    /// A read-write grant could not be copied for staging.
+    #[error("cannot stage a copy: {0}")]
+    Staging(StagingError),
     /// A folder to mount nests deeper than can be scanned for secret files.
     #[error("{path} nests folders too deep to scan for secret files: mount a narrower folder")]
     TooDeepToScan {
@@ -209,6 +213,9 @@ pub struct ValidatedMount {
     identity: Identity,
     /// For a cover: the folder its target lies in, as the scan saw it.
     within: Option<Identity>,
+    /// A read-write grant whose writes go to a staged copy: `source` is
+    /// the real folder until [`invocation_mounts`] swaps in the copy.
+    staged: bool,
 }
 
 impl ValidatedMount {
@@ -230,6 +237,11 @@ impl ValidatedMount {
     /// The device and inode the container must see at [`Self::target`].
     pub fn identity(&self) -> Identity {
         self.identity
+    }
+
+    /// Whether its writes are staged for the owner's review.
+    pub fn staged(&self) -> bool {
+        self.staged
     }
 
     /// For a cover, the device and inode the container must see at the
@@ -272,6 +284,11 @@ pub struct MountPlan<'a> {
     pub policy: &'a MountPolicy,
     /// The owner's home, for `~` in requests.
     pub home: Option<&'a Path>,
+    /// Where this invocation's staged copies go (one folder per grant,
+    /// created here), and how large each may be.
+    pub staging: &'a Path,
+    /// The limits of each staged copy.
+    pub stage_limits: StageLimits,
 }
 
 /// One invocation's mounts, and the grants left out of it.
@@ -283,6 +300,30 @@ pub struct InvocationMounts {
     /// the caller tells the owner (a message each, naming the folder and the
     /// remedy).
     pub left_out: Vec<String>,
+    /// The read-write grants the agent writes to copies of, for the
+    /// caller to compare when the container is gone.
+    pub staged: Vec<StagedGrant>,
+}
+
+/// A grant the agent sees as a copy.
+#[derive(Debug)]
+pub struct StagedGrant {
+    /// The real folder.
+    pub real: PathBuf,
+    /// Where the agent saw it.
+    pub target: String,
+    /// The folder holding the copy (`tree/` in it) and nothing the agent
+    /// can reach besides.
+    pub folder: PathBuf,
+    /// What was copied.
+    pub manifest: Manifest,
+}
+
+impl StagedGrant {
+    /// The copy the agent wrote to.
+    pub fn tree(&self) -> PathBuf {
+        self.folder.join("tree")
+    }
 }
 
 /// The mounts of one invocation. Any refused extra mount fails the whole
@@ -338,13 +379,28 @@ pub fn invocation_mounts(
             target: PROJECT_TARGET.into(),
             read_only: true,
             within: None,
+            staged: false,
         };
         if let Some(covers) = covered(&shadows, &project, plan.policy, &mut left_out)? {
             mounts.push(project);
             mounts.extend(covers);
         }
     }
-    for mount in extra {
+    let mut staged = Vec::new();
+    for mut mount in extra {
+        if mount.staged {
+            match stage_copy(&mount, plan, staged.len())? {
+                Ok(grant) => {
+                    mount.identity = identity_of(&grant.tree())?;
+                    mount.source = resolve(&grant.tree())?;
+                    staged.push(grant);
+                }
+                Err(note) => {
+                    left_out.push(note);
+                    continue;
+                }
+            }
+        }
         let covers = if mount.source.is_dir() {
             match covered(&shadows, &mount, plan.policy, &mut left_out)? {
                 Some(covers) => covers,
@@ -364,8 +420,54 @@ pub fn invocation_mounts(
         target: pincer_protocol::HOST_SOCKET_PATH.into(),
         read_only: true,
         within: None,
+        staged: false,
     });
-    Ok(InvocationMounts { mounts, left_out })
+    Ok(InvocationMounts {
+        mounts,
+        left_out,
+        staged,
+    })
+}
+
+/// The staged copy of `mount`'s folder, the `index`th of the invocation;
+/// `Err(note)` when it is too large or deep to copy (the grant is left
+/// out, never mounted directly instead).
+fn stage_copy(
+    mount: &ValidatedMount,
+    plan: &MountPlan<'_>,
+    index: usize,
+) -> Result<Result<StagedGrant, String>, MountError> {
+    let folder = plan.staging.join(index.to_string());
+    Folder::create(&folder, 0o700)?;
+    let tree = folder.join("tree");
+    let secret = |path: &str| {
+        plan.policy
+            .blocked_name_in(&Path::new("/").join(path))
+            .is_some()
+    };
+    match staging::stage(
+        &mount.source,
+        mount.identity,
+        &tree,
+        (plan.user.uid, plan.user.gid),
+        &secret,
+        plan.stage_limits,
+    ) {
+        Ok(manifest) => Ok(Ok(StagedGrant {
+            real: mount.source.clone(),
+            target: mount.target.clone(),
+            folder,
+            manifest,
+        })),
+        Err(err @ (StagingError::TooLarge { .. } | StagingError::TooDeep { .. })) => {
+            staging::discard(&folder).map_err(MountError::Staging)?;
+            Ok(Err(format!("{} was left out: {err}", mount.target)))
+        }
+        Err(err) => {
+            let _ = staging::discard(&folder);
+            Err(MountError::Staging(err))
+        }
+    }
 }
 
 /// The invocation's socket belongs to the container's user alone (mode
@@ -431,6 +533,7 @@ fn private_dir_for(
         read_only,
         identity: folder.identity()?,
         within: None,
+        staged: false,
     })
 }
 

@@ -90,7 +90,21 @@ struct RootEntry {
     #[serde(default)]
     allow_read_write: bool,
     #[serde(default)]
+    writes: Writes,
+    #[serde(default)]
     description: Option<String>,
+}
+
+/// Where a read-write grant's writes go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Writes {
+    /// To a copy the host made; the owner accepts them into the folder
+    /// ([`crate::staging`]). What a grant gets unless it says otherwise.
+    #[default]
+    Staged,
+    /// Straight into the folder, as they happen: the owner's explicit choice.
+    Direct,
 }
 
 fn yes() -> bool {
@@ -119,6 +133,8 @@ pub struct AllowedRoot {
     pub real_path: Option<PathBuf>,
     /// Whether read-write mounts may come from it.
     pub allow_read_write: bool,
+    /// Where their writes go.
+    pub writes: Writes,
     /// The owner's note.
     pub description: Option<String>,
 }
@@ -236,6 +252,7 @@ impl MountPolicy {
                     path: root.path,
                     real_path,
                     allow_read_write: root.allow_read_write,
+                    writes: root.writes,
                     description: root.description,
                 }
             })
@@ -372,6 +389,7 @@ impl MountPolicy {
             read_only: !read_write,
             identity,
             within: None,
+            staged: read_write && root.writes == Writes::Staged,
         })
     }
 

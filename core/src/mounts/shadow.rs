@@ -110,6 +110,7 @@ impl Shadows {
             read_only: true,
             identity,
             within: Some(secret.parent),
+            staged: false,
         }
     }
 }

@@ -19,6 +19,7 @@ fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {
         read_only: true,
         identity,
         within: None,
+        staged: false,
     }
     .to_engine_mount();
     assert_eq!(ro.read_only, Some(true));
@@ -29,6 +30,7 @@ fn read_only_binds_are_non_recursive_and_writable_ones_are_not() {
         read_only: false,
         identity,
         within: None,
+        staged: false,
     }
     .to_engine_mount();
     assert_eq!(rw.read_only, Some(false));
@@ -49,6 +51,8 @@ fn plan<'a>(
         extra: &[],
         policy,
         home: None,
+        staging: socket,
+        stage_limits: crate::staging::StageLimits::with_bytes(1 << 20),
     }
 }
 
@@ -304,4 +308,64 @@ fn a_wide_folder_is_scanned_and_one_nested_too_deep_is_left_out() {
         "{:?}",
         mounts.left_out
     );
+}
+
+#[test]
+fn a_staged_grant_mounts_a_copy_and_one_too_large_to_copy_is_left_out() {
+    let root = tempfile::tempdir().unwrap();
+    let paths = Paths::under(root.path());
+    let socket = root.path().join("sock");
+    std::fs::write(&socket, "").unwrap();
+    let (site, big) = (root.path().join("site"), root.path().join("big"));
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(site.join("index.html"), "home").unwrap();
+    std::fs::write(site.join(".env"), "SECRET").unwrap();
+    std::fs::write(big.join("blob"), vec![0u8; 4096]).unwrap();
+    let facts = HostFacts {
+        home: None,
+        config_dir: root.path().join("config"),
+        data_dir: root.path().join("home"),
+        engine_sockets: Vec::new(),
+    };
+    let allow = format!(
+        r#"{{"allowed_roots": [{{"path": "{}", "allow_read_write": true}}]}}"#,
+        root.path().display()
+    );
+    let policy = MountPolicy::parse(&allow, Path::new("allowlist.json"), &facts).unwrap();
+    let request = |path: &Path| MountRequest {
+        host_path: path.display().to_string(),
+        container_name: None,
+        read_write: true,
+    };
+    let extra = [request(&site), request(&big)];
+    let staging = root.path().join("staging/inv");
+    let main = GroupName::main();
+    let mounts = invocation_mounts(
+        &paths,
+        &MountPlan {
+            extra: &extra,
+            staging: &staging,
+            stage_limits: crate::staging::StageLimits::with_bytes(1024),
+            ..plan(&main, &socket, None, &policy)
+        },
+    )
+    .unwrap();
+    let site_mount = mounts
+        .mounts
+        .iter()
+        .find(|m| m.target() == "/workspace/extra/site")
+        .unwrap();
+    assert!(!site_mount.read_only() && site_mount.staged());
+    assert_eq!(site_mount.source(), staging.canonicalize().unwrap().join("0/tree"));
+    assert!(site_mount.source().join("index.html").is_file());
+    assert!(!site_mount.source().join(".env").exists());
+    assert_eq!(mounts.staged.len(), 1);
+    assert_eq!(mounts.staged[0].real, site.canonicalize().unwrap());
+    assert!(mounts.mounts.iter().all(|m| m.source() != site.canonicalize().unwrap()));
+    // Too large to copy: left out, never mounted directly instead.
+    assert!(mounts.mounts.iter().all(|m| m.target() != "/workspace/extra/big"));
+    assert_eq!(mounts.left_out.len(), 1);
+    assert!(mounts.left_out[0].contains("staged_copy_bytes"), "{:?}", mounts.left_out);
+    assert!(!staging.join("1").exists());
 }

@@ -57,6 +57,12 @@ pub struct Limits {
     /// makes room (0: no quota).
     #[serde(deserialize_with = "bytes")]
     pub group_folder_bytes: u64,
+    /// The most file content one staged read-write grant is copied with;
+    /// a larger folder is left out of the invocation (said so), never
+    /// mounted directly instead. What the agent then writes there counts
+    /// toward its group's folders.
+    #[serde(deserialize_with = "bytes")]
+    pub staged_copy_bytes: u64,
 }
 
 impl Default for Limits {
@@ -74,6 +80,7 @@ impl Default for Limits {
             junk_lines: 1000,
             stdin_timeout: Duration::from_secs(30),
             group_folder_bytes: GIB,
+            staged_copy_bytes: 256 * MIB,
         }
     }
 }

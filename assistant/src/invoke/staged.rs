@@ -1,0 +1,165 @@
+//! After an invocation: what its agent wrote to staged grants becomes a
+//! change set for the owner, and a copy without changes goes.
+
+use std::path::PathBuf;
+
+use pincer_core::beneath::Folder;
+use pincer_core::group::GroupName;
+use pincer_core::mounts::{MountPolicy, StagedGrant};
+use pincer_core::staging::{self, Change, ChangeKind};
+use pincer_store::{AuditRecord, NewChangeSet};
+
+use super::Host;
+
+/// The file beside a staged copy that says what was copied.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// An invocation's staged copies; removed when dropped unless they were
+/// compared (a failure before the container ran leaves nothing behind).
+pub(super) struct StagedCopies {
+    grants: Vec<StagedGrant>,
+    folder: PathBuf,
+}
+
+impl StagedCopies {
+    pub(super) fn new(grants: Vec<StagedGrant>, folder: PathBuf) -> Self {
+        Self { grants, folder }
+    }
+
+    fn take(&mut self) -> Vec<StagedGrant> {
+        std::mem::take(&mut self.grants)
+    }
+}
+
+impl Drop for StagedCopies {
+    fn drop(&mut self) {
+        for grant in &self.grants {
+            let _ = staging::discard(&grant.folder);
+        }
+        // Empty once every copy went (or none was made).
+        if let (Some(parent), Some(name)) = (self.folder.parent(), self.folder.file_name())
+            && let Ok(Some(parent)) = Folder::open_if_there(parent)
+        {
+            let _ = parent.remove_dir_if_empty(name);
+        }
+    }
+}
+
+impl Host {
+    /// Compares each staged copy with what was copied: a copy with changes
+    /// is kept, recorded as a change set and told to the main chat; one
+    /// without is removed. A copy that cannot be compared is kept where it
+    /// is and the owner told so (nothing of it reaches the real folder).
+    pub(super) fn record_changes(
+        &self,
+        group: &GroupName,
+        invocation_id: &str,
+        copies: &mut StagedCopies,
+        policy: &MountPolicy,
+    ) {
+        let secret = |path: &str| {
+            policy
+                .blocked_name_in(&std::path::Path::new("/").join(path))
+                .is_some()
+        };
+        for grant in copies.take() {
+            match staging::collect(&grant.tree(), &grant.manifest, &secret) {
+                Ok(changes) if changes.is_empty() => {
+                    if let Err(err) = staging::discard(&grant.folder) {
+                        tracing::warn!(group = %group, "cannot remove an unchanged copy: {err}");
+                    }
+                }
+                Ok(changes) => {
+                    if let Err(err) = self.keep(group, invocation_id, &grant, &changes) {
+                        self.cannot_keep(group, &grant, &err.to_string());
+                    }
+                }
+                Err(err) => self.cannot_keep(group, &grant, &err.to_string()),
+            }
+        }
+    }
+
+    fn keep(
+        &self,
+        group: &GroupName,
+        invocation_id: &str,
+        grant: &StagedGrant,
+        changes: &[Change],
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let manifest = serde_json::to_vec(&grant.manifest)?;
+        Folder::open(&grant.folder)?.write_file(
+            std::ffi::OsStr::new(MANIFEST_FILE),
+            &mut manifest.as_slice(),
+            0o600,
+            None,
+        )?;
+        let real = grant.real.display().to_string();
+        let notice = format!(
+            "Group {group}'s agent changed {real} ({}). Nothing of it reaches the folder until \
+             you accept it: pincer changes show {{id}}",
+            counts(changes)
+        );
+        let store = &self.services.store;
+        let id = store.add_change_set(
+            NewChangeSet {
+                group: group.as_str(),
+                invocation: invocation_id,
+                real_path: &real,
+                target: &grant.target,
+                folder: &grant.folder.display().to_string(),
+                changes,
+            },
+            &notice,
+        )?;
+        store.audit_or_log(AuditRecord {
+            group: Some(group.as_str()),
+            kind: "changes",
+            action: "stage_changes",
+            target: Some(&real),
+            allowed: None,
+            detail: Some(format!("change set {id}: {}", counts(changes))),
+            ..Default::default()
+        });
+        tracing::info!(group = %group, invocation = invocation_id, "change set {id} waits for the owner: {real}");
+        Ok(())
+    }
+
+    fn cannot_keep(&self, group: &GroupName, grant: &StagedGrant, why: &str) {
+        let note = format!(
+            "the changes group {group}'s agent made to {} cannot be listed ({why}); nothing of \
+             them was applied, and the copy stays at {}",
+            grant.real.display(),
+            grant.tree().display()
+        );
+        tracing::warn!(group = %group, "{note}");
+        let store = &self.services.store;
+        store.audit_or_log(AuditRecord {
+            group: Some(group.as_str()),
+            kind: "changes",
+            action: "stage_changes",
+            target: Some(&grant.real.display().to_string()),
+            allowed: Some(false),
+            reason: Some(&note),
+            ..Default::default()
+        });
+        if let Err(err) = store.add_outgoing(pincer_store::MAIN_CHAT, "pincer", &note) {
+            tracing::error!("cannot tell the main chat: {err}");
+        }
+    }
+}
+
+/// `2 added, 1 changed, 3 deleted` (and how many can never be applied).
+pub fn counts(changes: &[Change]) -> String {
+    let count = |kind| changes.iter().filter(|c| c.kind == kind).count();
+    let mut said = format!(
+        "{} added, {} changed, {} deleted",
+        count(ChangeKind::Added),
+        count(ChangeKind::Changed),
+        count(ChangeKind::Deleted)
+    );
+    let refused = changes.iter().filter(|c| c.refused.is_some()).count();
+    if refused > 0 {
+        said.push_str(&format!("; {refused} never applied"));
+    }
+    said
+}

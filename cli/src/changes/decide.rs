@@ -1,0 +1,145 @@
+//! `pincer changes accept|reject ID [PATH…]`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use pincer_assistant::escape;
+use pincer_core::staging::{self, Change};
+use pincer_store::{AuditRecord, ChangeSet, Decision, Store};
+
+use super::show::{diff, entry_line};
+use super::{load, manifest};
+use crate::report;
+
+pub(super) fn decide(
+    store: &Store,
+    id: i64,
+    paths: &[String],
+    decision: Decision,
+) -> anyhow::Result<ExitCode> {
+    let set = load(store, id)?;
+    let chosen = match chosen(&set, paths) {
+        Ok(chosen) => chosen,
+        Err(message) => {
+            report(&anyhow::anyhow!(message));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if chosen.is_empty() {
+        println!("change set {id} has nothing waiting");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let real = Path::new(&set.real_path);
+    if decision == Decision::Accepted
+        && let Some(refusal) = accept(&set, &chosen, real)?
+    {
+        report(&anyhow::anyhow!(refusal));
+        return Ok(ExitCode::from(1));
+    }
+    let names: Vec<&str> = chosen.iter().map(|c| c.path.as_str()).collect();
+    let now = store.decide_changes(id, &names, decision)?;
+    let (verb, action) = match decision {
+        Decision::Accepted => ("accepted", "accept_changes"),
+        Decision::Rejected => ("rejected", "reject_changes"),
+    };
+    store.audit_or_log(AuditRecord {
+        group: Some(&set.group),
+        kind: "changes",
+        action,
+        target: Some(&set.real_path),
+        allowed: Some(decision == Decision::Accepted),
+        detail: Some(format!("change set {id}: {}", names.join(", "))),
+        ..Default::default()
+    });
+    for change in &chosen {
+        println!("{verb} {}", escape::line(&change.path));
+    }
+    if now.pending() {
+        let left = now.entries.iter().filter(|e| e.decision.is_none()).count();
+        println!("change set {id}: {left} entries still wait");
+    } else {
+        // Decided whole: the copy has served its purpose.
+        if let Err(err) = staging::discard(Path::new(&set.folder)) {
+            report(&anyhow::anyhow!(
+                "cannot remove change set {id}'s copy: {err}"
+            ));
+        }
+        println!("change set {id} is decided");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The waiting entries at or below `paths` (all waiting ones when none is
+/// given); a path that names no waiting entry is an error.
+fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, String> {
+    let waiting: Vec<&Change> = set
+        .entries
+        .iter()
+        .filter(|e| e.decision.is_none())
+        .map(|e| &e.change)
+        .collect();
+    if paths.is_empty() {
+        return Ok(waiting);
+    }
+    let mut chosen = Vec::new();
+    for path in paths {
+        let path = path.trim_start_matches("./").trim_end_matches('/');
+        let below = format!("{path}/");
+        let matched: Vec<&Change> = waiting
+            .iter()
+            .filter(|c| c.path == path || c.path.starts_with(&below) || path.is_empty())
+            .copied()
+            .collect();
+        if matched.is_empty() {
+            return Err(format!(
+                "change set {} has no waiting entry at {path} (`pincer changes show {}` lists them)",
+                set.id, set.id
+            ));
+        }
+        for change in matched {
+            if !chosen.iter().any(|c: &&Change| c.path == change.path) {
+                chosen.push(change);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// Applies `chosen` when none is refused and none conflicts; else says why
+/// (with both versions of each conflicting file), and nothing is applied.
+fn accept(set: &ChangeSet, chosen: &[&Change], real: &Path) -> anyhow::Result<Option<String>> {
+    let refused: Vec<String> = chosen
+        .iter()
+        .filter_map(|c| {
+            let reason = c.refused.as_deref()?;
+            Some(format!("cannot accept {}: {reason}", c.path))
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Ok(Some(format!(
+            "{}\nnothing was applied; reject these entries, or accept the others by path",
+            refused.join("\n")
+        )));
+    }
+    let manifest = manifest(set)?;
+    let conflicts = staging::conflicts(real, &manifest, chosen)?;
+    if !conflicts.is_empty() {
+        let mut said = String::new();
+        for conflict in &conflicts {
+            said.push_str(&format!(
+                "cannot accept {}: the host has {}\n",
+                conflict.path, conflict.now
+            ));
+            if let Some(entry) = set.entries.iter().find(|e| e.change.path == conflict.path) {
+                said.push_str(&format!("  {}\n{}", entry_line(entry), diff(set, entry)?));
+            }
+        }
+        said.push_str(
+            "nothing was applied: the host's files above changed since the agent began; \
+             accept the others by path, or reject these",
+        );
+        return Ok(Some(said));
+    }
+    staging::apply(real, Path::new(&set.folder).join("tree").as_path(), chosen)?;
+    Ok(None)
+}
