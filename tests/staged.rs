@@ -232,3 +232,100 @@ fn a_grant_left_unchanged_leaves_nothing_and_a_direct_grant_writes_at_once() {
     );
     assert!(changes(&install, &["--json"]).stdout.is_empty());
 }
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args([
+            "-c",
+            "user.name=Owner",
+            "-c",
+            "user.email=owner@example.org",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_git_repository_grant_yields_a_branch_the_owner_can_diff_and_merge() {
+    let install = Installation::new();
+    let repo = install.user_home().join("projects/site");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("README.md"), "site\n").unwrap();
+    std::fs::write(repo.join("old.txt"), "old\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    install.allow(r#"{"allowed_roots": [{"path": "~/projects", "allow_read_write": true}]}"#);
+
+    let (output, _) = clean_up(
+        &install,
+        "cd /workspace/extra/site && echo 'site, tidied' > README.md && rm old.txt && \
+         printf '#!/bin/sh\\necho run\\n' > run.sh && chmod +x run.sh && \
+         printf '#!/bin/sh\\ntouch /tmp/pwned\\n' > .git/hooks/post-merge && echo DONE",
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("DONE"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(
+        git(&repo, &["status", "--porcelain"]),
+        "",
+        "the checkout is untouched"
+    );
+    let branches = git(
+        &repo,
+        &["branch", "--list", "agent/*", "--format=%(refname:short)"],
+    );
+    let branch = branches
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no branch: {branches}"));
+    assert!(branch.starts_with("agent/main/"), "{branch}");
+    let diff = git(&repo, &["diff", "--name-status", "HEAD", branch]);
+    assert_eq!(diff, "M\tREADME.md\nD\told.txt\nA\trun.sh", "{diff}");
+    assert_eq!(git(&repo, &["log", "-1", "--format=%an", branch]), "Pincer");
+    let shown = changes(&install, &["show", "1"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(branch),
+        "{}",
+        text(&shown)
+    );
+
+    // Merged by the owner as any branch; git's own files never came with it.
+    git(&repo, &["merge", "-q", "--ff-only", branch]);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README.md")).unwrap(),
+        "site, tidied\n"
+    );
+    assert!(!repo.join("old.txt").exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(repo.join("run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o111, 0, "the execute bit came along");
+    assert!(!repo.join(".git/hooks/post-merge").exists());
+
+    // A set rejected whole takes its branch with it.
+    let (output, _) = clean_up(&install, "echo again >> /workspace/extra/site/README.md");
+    assert!(output.status.success(), "{}", text(&output));
+    let second = git(
+        &repo,
+        &["branch", "--list", "agent/*", "--format=%(refname:short)"],
+    );
+    assert_eq!(second.lines().count(), 2, "{second}");
+    let rejected = changes(&install, &["reject", "2"]);
+    assert!(rejected.status.success(), "{}", text(&rejected));
+    let left = git(
+        &repo,
+        &["branch", "--list", "agent/*", "--format=%(refname:short)"],
+    );
+    assert_eq!(left, branch, "only the merged one stays");
+}

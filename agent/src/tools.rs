@@ -107,6 +107,16 @@ const HOST_TOOLS: &[(&str, &str, &str, &[&str])] = &[
         &[],
     ),
     (
+        "request_access",
+        "Ask the owner for more access, with your reason: an egress host (kind \"egress\", what \
+         e.g. \"api.github.com\") or a host folder (kind \"folder\", what an absolute path, \
+         read_write if you must write). The owner decides later; nothing changes until then, \
+         and a refused request stays refused.",
+        r#"{"kind": {"type": "string", "enum": ["egress", "folder"]}, "what": {"type": "string"},
+            "reason": {"type": "string"}, "read_write": {"type": "boolean"}}"#,
+        &["kind", "what", "reason"],
+    ),
+    (
         "web_fetch",
         "Fetch a web page (http or https) through the host; only hosts in this group's \
          egress allowlist can be reached.",

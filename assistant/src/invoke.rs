@@ -30,6 +30,7 @@ use pincer_socket::egress::{Egress, EgressError, LeakGuard};
 use pincer_socket::gateway::{ApiKey, Caller, Gateway, GatewayError, Services, Upstream};
 use pincer_store::{AuditRecord, Store, StoreError};
 
+pub mod branch;
 pub mod output;
 mod quota;
 pub mod staged;

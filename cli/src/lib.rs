@@ -143,8 +143,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// What agents wrote to staged grants, waiting for you: list them (the
-    /// waiting ones), show one, accept or reject it, whole or in part.
+    /// What agents wrote to staged grants and the access they asked for,
+    /// waiting for you: list them (the waiting ones), show a change set,
+    /// accept or reject it (whole or in part), approve or refuse a request.
     Changes {
         #[command(subcommand)]
         command: Option<ChangesCommand>,

@@ -13,9 +13,12 @@
 //! | `list_tasks {}` | all tasks | its own group's |
 //! | `pause_task`/`resume_task`/`cancel_task {id}`, `update_task {id, …}` | any task | its own group's |
 //! | `register_group {name, chat, trigger?}`, `list_groups {}` | yes | no |
+//! | `request_access {kind, what, reason, read_write?}` | asks the owner | asks the owner (`[limits] access_requests_per_day`) |
 //!
 //! This module knows nothing about sockets or containers: it turns (caller,
 //! action, body) into a response, through the store.
+
+mod access;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -363,6 +366,10 @@ fn decide(
                 Reply::ok(json!(store.groups()?)),
                 None,
             ))
+        }
+        "request_access" => {
+            let request: access::RequestAccess = parse_or_deny!(body);
+            access::request_access(store, limits, &me, request)
         }
         other => Ok(Outcome::denied(
             other.to_owned(),

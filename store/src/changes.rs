@@ -38,6 +38,8 @@ pub struct ChangeSet {
     pub folder: String,
     pub created_at: String,
     pub entries: Vec<Entry>,
+    /// For a git repository: the branch with the changes, and its commit.
+    pub branch: Option<(String, String)>,
 }
 
 impl ChangeSet {
@@ -56,6 +58,8 @@ pub struct NewChangeSet<'a> {
     pub target: &'a str,
     pub folder: &'a str,
     pub changes: &'a [Change],
+    /// The git branch and commit made for it, if any.
+    pub branch: Option<(&'a str, &'a str)>,
 }
 
 impl Store {
@@ -76,7 +80,8 @@ impl Store {
             let tx = c.unchecked_transaction()?;
             tx.execute(
                 "INSERT INTO change_sets (group_name, invocation, real_path, target, folder,
-                     created_at, entries) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     created_at, entries, branch, branch_commit)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     new.group,
                     new.invocation,
@@ -84,7 +89,9 @@ impl Store {
                     new.target,
                     new.folder,
                     crate::time::now(),
-                    entries
+                    entries,
+                    new.branch.map(|b| b.0),
+                    new.branch.map(|b| b.1)
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -103,8 +110,8 @@ impl Store {
     ) -> Result<Vec<ChangeSet>, StoreError> {
         let rows = self.with(|c| {
             let mut statement = c.prepare(
-                "SELECT id, group_name, invocation, real_path, target, folder, created_at, entries
-                 FROM change_sets WHERE (?1 IS NULL OR group_name = ?1)
+                "SELECT id, group_name, invocation, real_path, target, folder, created_at, entries,
+                 branch, branch_commit FROM change_sets WHERE (?1 IS NULL OR group_name = ?1)
                  AND (?2 = 0 OR status = 'pending') ORDER BY id",
             )?;
             let rows = statement.query_map(params![group, pending_only], row)?;
@@ -117,8 +124,8 @@ impl Store {
     pub fn change_set(&self, id: i64) -> Result<Option<ChangeSet>, StoreError> {
         let row = self.with(|c| {
             c.query_row(
-                "SELECT id, group_name, invocation, real_path, target, folder, created_at, entries
-                 FROM change_sets WHERE id = ?1",
+                "SELECT id, group_name, invocation, real_path, target, folder, created_at, entries,
+                 branch, branch_commit FROM change_sets WHERE id = ?1",
                 params![id],
                 row,
             )
@@ -156,23 +163,33 @@ impl Store {
     }
 }
 
-type Row = (i64, String, String, String, String, String, String, String);
+type Row = (
+    (i64, String, String, String, String, String, String, String),
+    Option<(String, String)>,
+);
 
 fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let branch = match (row.get(8)?, row.get(9)?) {
+        (Some(name), Some(commit)) => Some((name, commit)),
+        _ => None,
+    };
     Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
+        (
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+        ),
+        branch,
     ))
 }
 
 fn parse(
-    (id, group, invocation, real_path, target, folder, created_at, entries): Row,
+    ((id, group, invocation, real_path, target, folder, created_at, entries), branch): Row,
 ) -> Result<ChangeSet, StoreError> {
     let entries = serde_json::from_str(&entries).map_err(|err| {
         StoreError::Refused(format!("change set {id}'s entries cannot be read: {err}"))
@@ -186,6 +203,7 @@ fn parse(
         folder,
         created_at,
         entries,
+        branch,
     })
 }
 
@@ -226,6 +244,7 @@ mod tests {
                     target: "/workspace/extra/site",
                     folder: "/x",
                     changes: &changes,
+                    branch: None,
                 },
                 "changes wait: pincer changes show {id}",
             )

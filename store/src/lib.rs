@@ -18,6 +18,7 @@ use rusqlite::{Connection, params};
 
 use pincer_core::group::MAIN_GROUP;
 
+mod access;
 mod audit;
 mod changes;
 mod groups;
@@ -28,6 +29,7 @@ mod schema;
 mod tasks;
 pub mod time;
 mod usage;
+pub use access::{AccessAsk, AccessRequest, Asked};
 pub use audit::{AuditEntry, AuditLimits, AuditRecord};
 pub use changes::{ChangeSet, Decision, Entry, NewChangeSet};
 pub use groups::{Group, validate_chat_id};

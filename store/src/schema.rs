@@ -155,7 +155,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         folder TEXT NOT NULL,
         created_at TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'decided')),
-        entries TEXT NOT NULL
+        entries TEXT NOT NULL,
+        branch TEXT,
+        branch_commit TEXT
     );
     CREATE INDEX change_sets_by_status ON change_sets (status, group_name);",
+    // 10: an agent's requests for more access (an egress rule, a folder),
+    // each decided once by the owner; a refusal is kept so that the same
+    // request is not asked again.
+    "CREATE TABLE access_requests (
+        id INTEGER PRIMARY KEY,
+        group_name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('egress', 'folder')),
+        what TEXT NOT NULL,
+        read_write INTEGER NOT NULL DEFAULT 0 CHECK (read_write IN (0, 1)),
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'approved', 'refused')),
+        created_at TEXT NOT NULL,
+        decided_at TEXT
+    );
+    CREATE INDEX access_requests_by_group ON access_requests (group_name, kind, what);",
 ];

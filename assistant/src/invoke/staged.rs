@@ -9,7 +9,7 @@ use pincer_core::mounts::{MountPolicy, StagedGrant};
 use pincer_core::staging::{self, Change, ChangeKind};
 use pincer_store::{AuditRecord, NewChangeSet};
 
-use super::Host;
+use super::{Host, branch};
 
 /// The file beside a staged copy that says what was copied.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -94,9 +94,14 @@ impl Host {
             None,
         )?;
         let real = grant.real.display().to_string();
+        let branch = self.offer_branch(group, invocation_id, grant, changes);
+        let as_branch = branch
+            .as_ref()
+            .map(|(name, _)| format!(", or merge the branch {name}"))
+            .unwrap_or_default();
         let notice = format!(
             "Group {group}'s agent changed {real} ({}). Nothing of it reaches the folder until \
-             you accept it: pincer changes show {{id}}",
+             you accept it: pincer changes show {{id}}{as_branch}",
             counts(changes)
         );
         let store = &self.services.store;
@@ -108,6 +113,7 @@ impl Host {
                 target: &grant.target,
                 folder: &grant.folder.display().to_string(),
                 changes,
+                branch: branch.as_ref().map(|(n, c)| (n.as_str(), c.as_str())),
             },
             &notice,
         )?;
@@ -122,6 +128,28 @@ impl Host {
         });
         tracing::info!(group = %group, invocation = invocation_id, "change set {id} waits for the owner: {real}");
         Ok(())
+    }
+
+    /// For a grant that is a git repository: the changes as a branch (its
+    /// name and commit); `None`, logged, when git cannot make one.
+    fn offer_branch(
+        &self,
+        group: &GroupName,
+        invocation_id: &str,
+        grant: &StagedGrant,
+        changes: &[Change],
+    ) -> Option<(String, String)> {
+        if !branch::is_repository(&grant.real) || changes.iter().all(|c| c.refused.is_some()) {
+            return None;
+        }
+        let name = branch::branch_name(group.as_str(), invocation_id);
+        match branch::make_branch(&grant.real, &grant.tree(), changes, &name, &grant.folder) {
+            Ok(commit) => Some((name, commit)),
+            Err(err) => {
+                tracing::warn!(group = %group, "no branch for the changes to {}: {err}", grant.real.display());
+                None
+            }
+        }
     }
 
     fn cannot_keep(&self, group: &GroupName, grant: &StagedGrant, why: &str) {

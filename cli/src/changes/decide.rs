@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use pincer_assistant::escape;
+use pincer_assistant::invoke::branch;
 use pincer_core::staging::{self, Change};
 use pincer_store::{AuditRecord, ChangeSet, Decision, Store};
 
@@ -53,6 +54,21 @@ pub(super) fn decide(
     });
     for change in &chosen {
         println!("{verb} {}", escape::line(&change.path));
+    }
+    if decision == Decision::Rejected
+        && !now
+            .entries
+            .iter()
+            .any(|e| e.decision == Some(Decision::Accepted))
+        && !now.pending()
+        && let Some((name, commit)) = &set.branch
+    {
+        // Rejected whole: the branch offered with it goes too, unless the
+        // owner moved it (then it is theirs).
+        match branch::drop_branch(real, name, commit) {
+            Ok(()) => println!("removed the branch {name}"),
+            Err(err) => report(&anyhow::anyhow!("the branch {name} stays: {err}")),
+        }
     }
     if now.pending() {
         let left = now.entries.iter().filter(|e| e.decision.is_none()).count();

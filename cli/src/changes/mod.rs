@@ -1,6 +1,8 @@
 //! `pincer changes`: what agents wrote to staged grants, reviewed and
-//! accepted (whole or in part) or rejected by the owner.
+//! accepted (whole or in part) or rejected by the owner; and what agents
+//! asked for (`request_access`), approved or refused.
 
+mod access;
 mod decide;
 mod show;
 
@@ -43,6 +45,18 @@ pub(crate) enum ChangesCommand {
         /// Paths within the set (a folder names everything below it).
         paths: Vec<String>,
     },
+    /// Grant an agent's access request: the egress rule or folder request
+    /// is written for its group, as `pincer egress allow` or `pincer groups
+    /// mount` would.
+    Approve {
+        /// The request's number.
+        id: i64,
+    },
+    /// Refuse an agent's access request; asking again gets the refusal.
+    Refuse {
+        /// The request's number.
+        id: i64,
+    },
 }
 
 pub(crate) fn changes_command(
@@ -68,6 +82,8 @@ pub(crate) fn changes_command(
         Some(ChangesCommand::Reject { id, paths }) => {
             decide::decide(&store, id, &paths, Decision::Rejected)
         }
+        Some(ChangesCommand::Approve { id }) => access::decide(&store, id, true),
+        Some(ChangesCommand::Refuse { id }) => access::decide(&store, id, false),
     };
     match result {
         Ok(code) => code,
@@ -84,15 +100,30 @@ fn list(
     all: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let sets = store.change_sets(group.map(GroupName::as_str), !all)?;
+    let group = group.map(GroupName::as_str);
+    let sets = store.change_sets(group, !all)?;
+    let requests = store.access_requests(group, !all)?;
     if json {
+        let typed = |kind: &str, value: serde_json::Value| {
+            let mut value = value;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("type".into(), kind.into());
+            }
+            value
+        };
         for set in &sets {
-            println!("{}", serde_json::to_string(set)?);
+            println!("{}", typed("change_set", serde_json::to_value(set)?));
+        }
+        for request in &requests {
+            println!(
+                "{}",
+                typed("access_request", serde_json::to_value(request)?)
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if sets.is_empty() {
-        println!("no change set waits for you");
+    if sets.is_empty() && requests.is_empty() {
+        println!("nothing waits for you");
         return Ok(ExitCode::SUCCESS);
     }
     for set in &sets {
@@ -113,6 +144,9 @@ fn list(
             counts(set),
             bytes
         );
+    }
+    for request in &requests {
+        println!("{}", access::line(request));
     }
     Ok(ExitCode::SUCCESS)
 }

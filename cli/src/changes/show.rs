@@ -27,6 +27,9 @@ pub(super) fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<ExitCod
         set.created_at,
         set.invocation
     );
+    if let Some((name, commit)) = &set.branch {
+        println!("also as the git branch {name} ({commit}): git diff HEAD...{name}");
+    }
     for entry in &set.entries {
         println!("  {}", entry_line(entry));
     }

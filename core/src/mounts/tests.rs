@@ -357,15 +357,32 @@ fn a_staged_grant_mounts_a_copy_and_one_too_large_to_copy_is_left_out() {
         .find(|m| m.target() == "/workspace/extra/site")
         .unwrap();
     assert!(!site_mount.read_only() && site_mount.staged());
-    assert_eq!(site_mount.source(), staging.canonicalize().unwrap().join("0/tree"));
+    assert_eq!(
+        site_mount.source(),
+        staging.canonicalize().unwrap().join("0/tree")
+    );
     assert!(site_mount.source().join("index.html").is_file());
     assert!(!site_mount.source().join(".env").exists());
     assert_eq!(mounts.staged.len(), 1);
     assert_eq!(mounts.staged[0].real, site.canonicalize().unwrap());
-    assert!(mounts.mounts.iter().all(|m| m.source() != site.canonicalize().unwrap()));
+    assert!(
+        mounts
+            .mounts
+            .iter()
+            .all(|m| m.source() != site.canonicalize().unwrap())
+    );
     // Too large to copy: left out, never mounted directly instead.
-    assert!(mounts.mounts.iter().all(|m| m.target() != "/workspace/extra/big"));
+    assert!(
+        mounts
+            .mounts
+            .iter()
+            .all(|m| m.target() != "/workspace/extra/big")
+    );
     assert_eq!(mounts.left_out.len(), 1);
-    assert!(mounts.left_out[0].contains("staged_copy_bytes"), "{:?}", mounts.left_out);
+    assert!(
+        mounts.left_out[0].contains("staged_copy_bytes"),
+        "{:?}",
+        mounts.left_out
+    );
     assert!(!staging.join("1").exists());
 }

@@ -63,6 +63,9 @@ pub struct Limits {
     /// toward its group's folders.
     #[serde(deserialize_with = "bytes")]
     pub staged_copy_bytes: u64,
+    /// Access requests (`request_access`) a non-main group may make in a
+    /// day; main's agent asks without a limit (the owner decides either way).
+    pub access_requests_per_day: u32,
 }
 
 impl Default for Limits {
@@ -81,6 +84,7 @@ impl Default for Limits {
             stdin_timeout: Duration::from_secs(30),
             group_folder_bytes: GIB,
             staged_copy_bytes: 256 * MIB,
+            access_requests_per_day: 5,
         }
     }
 }
