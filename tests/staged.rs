@@ -329,3 +329,91 @@ fn a_git_repository_grant_yields_a_branch_the_owner_can_diff_and_merge() {
     );
     assert_eq!(left, branch, "only the merged one stays");
 }
+
+#[test]
+fn the_owner_decides_from_the_main_chat_and_no_agent_sees_the_command() {
+    let install = Installation::new();
+    install.add_group("family");
+    let site = site(&install);
+    install.allow(r#"{"allowed_roots": [{"path": "~/projects", "allow_read_write": true}]}"#);
+    let model = ScriptedModel::always(Box::new(|request: &Recorded| {
+        if request.json()["messages"]
+            .to_string()
+            .contains("tool_result")
+        {
+            (200, message("done"))
+        } else {
+            tool_use(
+                "bash",
+                json!({"command": "cd /workspace/extra/site && echo new > new.txt && rm notes.md"}),
+            )(request)
+        }
+    }));
+    let mounted = install
+        .pincer(&model.url())
+        .args(["groups", "mount", "main", "host=~/projects/site,rw"])
+        .output()
+        .unwrap();
+    assert!(mounted.status.success(), "{}", text(&mounted));
+    let daemon = DaemonProcess::start(&install, &model.url(), &[]);
+    let mut control = daemon.control();
+    let reply = control.ask("main", "tidy the site");
+    assert_eq!(reply["text"], "done", "{reply}");
+    let told = store(&install).outgoing(pincer_store::MAIN_CHAT).unwrap();
+    assert!(
+        told.iter()
+            .any(|(_, text)| text.contains("(1 added, 0 changed, 1 deleted)")
+                && text.contains("pincer changes show 1")),
+        "{told:?}"
+    );
+
+    // In a non-main chat the words are a message for its agent, and decide nothing.
+    let family = control.ask("family", "@pincer /changes accept 1");
+    assert_eq!(family["text"], "done", "{family}");
+    assert!(!site.join("new.txt").exists());
+
+    let listed = control.ask("main", "/changes");
+    assert!(
+        listed["text"].as_str().unwrap().contains("2 waiting"),
+        "{listed}"
+    );
+    let accepted = control.ask("main", "/changes accept 1 new.txt");
+    assert_eq!(accepted["failed"], false, "{accepted}");
+    assert!(
+        accepted["text"]
+            .as_str()
+            .unwrap()
+            .contains("accepted new.txt"),
+        "{accepted}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.join("new.txt")).unwrap(),
+        "new\n"
+    );
+    let wrong = control.ask("main", "/changes accept 7");
+    assert_eq!(wrong["failed"], true, "{wrong}");
+    // Through `pincer send` as well.
+    let rejected = install
+        .pincer(&model.url())
+        .args(["send", "main", "/changes reject 1"])
+        .output()
+        .unwrap();
+    assert!(rejected.status.success(), "{}", text(&rejected));
+    assert!(
+        String::from_utf8_lossy(&rejected.stdout).contains("rejected notes.md"),
+        "{}",
+        text(&rejected)
+    );
+    assert!(site.join("notes.md").exists());
+    assert_eq!(daemon.terminate(), Some(0));
+    let seen: Vec<String> = model
+        .requests()
+        .iter()
+        .map(|r| r.json()["messages"].to_string())
+        .collect();
+    assert!(
+        seen.iter()
+            .all(|m| !m.contains("/changes reject") && !m.contains("/changes\"")),
+        "{seen:?}"
+    );
+}

@@ -6,6 +6,7 @@
 //! The assistant puts the core's containers and mounts and the socket
 //! together; it decides nothing about what an agent may see or reach.
 
+pub mod changes;
 pub mod channel;
 pub mod config;
 pub mod daemon;

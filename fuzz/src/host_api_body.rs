@@ -25,6 +25,7 @@ pub const ACTIONS: &[&str] = &[
     "update_task",
     "register_group",
     "list_groups",
+    "request_access",
     "no_such_action",
 ];
 
@@ -199,6 +200,11 @@ pub fn check_reply(
             let id = result["id"].as_i64().unwrap();
             let task = store.task(id).unwrap().unwrap();
             assert_eq!(task.group, GROUP, "{action} of {task:?}");
+        }
+        "request_access" => {
+            // Asking grants nothing: only the owner approves.
+            assert!(store.egress_rules(GROUP).unwrap().is_empty(), "{}", reply.body);
+            assert!(store.group_mounts(GROUP).unwrap().is_empty(), "{}", reply.body);
         }
         _ => {}
     }

@@ -5,6 +5,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::{Store, StoreError};
+use pincer_core::group::MAIN_GROUP;
 
 /// An accepted inbound message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,6 +95,39 @@ impl Store {
             id,
             group: group.name,
             wakes,
+        })
+    }
+
+    /// Stores an owner command the host answered itself (`/changes …` in
+    /// the main chat) with its answer, in one transaction: the command is
+    /// answered by `reply` and never reaches an agent; returns the ids of
+    /// both.
+    pub fn answer_owner_command(
+        &self,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+        reply: &str,
+    ) -> Result<(i64, i64), StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let answer = insert_outgoing(&tx, chat_id, "pincer", reply)?;
+            tx.execute(
+                "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name,
+                     status, answered_by)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, 'answered', ?6)",
+                params![
+                    chat_id,
+                    sender,
+                    text,
+                    crate::time::now(),
+                    MAIN_GROUP,
+                    answer
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok((id, answer))
         })
     }
 

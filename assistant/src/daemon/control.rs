@@ -327,6 +327,20 @@ impl ControlClient {
         self.request(&json!({"op": "send", "group": group, "text": text}))
             .await?;
         let mut mine = None;
+        // A reply can come before the message's own `accepted` (the host
+        // answers an owner command while it accepts it): kept until then.
+        let mut early: Vec<Value> = Vec::new();
+        let answers_to = |event: &Value, id: i64| {
+            event["answers"]
+                .as_array()
+                .is_some_and(|answers| answers.iter().any(|a| a.as_i64() == Some(id)))
+        };
+        let answer = |event: &Value| {
+            (
+                event["text"].as_str().unwrap_or_default().to_owned(),
+                event["failed"].as_bool().unwrap_or(false),
+            )
+        };
         while let Some(event) = self.next().await? {
             match event["event"].as_str() {
                 Some("accepted") if event["wakes"] == json!(false) => {
@@ -339,6 +353,10 @@ impl ControlClient {
                     mine = event["id"].as_i64();
                     if let Some(id) = mine {
                         accepted(id);
+                        if let Some(reply) = early.iter().find(|e| answers_to(e, id)) {
+                            return Ok(answer(reply));
+                        }
+                        early.drain(..).for_each(|e| meanwhile(&e));
                     }
                 }
                 Some("error") => {
@@ -346,16 +364,11 @@ impl ControlClient {
                         event["error"].as_str().unwrap_or("error").to_owned(),
                     ));
                 }
-                Some("reply") => {
-                    let answers = event["answers"].as_array().cloned().unwrap_or_default();
-                    if mine.is_some_and(|id| answers.iter().any(|a| a.as_i64() == Some(id))) {
-                        return Ok((
-                            event["text"].as_str().unwrap_or_default().to_owned(),
-                            event["failed"].as_bool().unwrap_or(false),
-                        ));
-                    }
-                    meanwhile(&event);
-                }
+                Some("reply") => match mine {
+                    Some(id) if answers_to(&event, id) => return Ok(answer(&event)),
+                    Some(_) => meanwhile(&event),
+                    None => early.push(event),
+                },
                 _ => meanwhile(&event),
             }
         }

@@ -21,6 +21,7 @@
 mod activity;
 mod batch;
 mod control;
+mod owner;
 mod status;
 
 use std::collections::HashMap;
@@ -543,6 +544,9 @@ impl Daemon {
         sender: &str,
         text: &str,
     ) -> Result<pincer_store::Accepted, ChannelError> {
+        if let Some(answered) = self.owner_command(chat_id, sender, text) {
+            return answered;
+        }
         let accepted = self
             .store
             .accept_message(chat_id, sender, text)

@@ -20,6 +20,9 @@ pub struct BranchError {
     message: String,
 }
 
+/// The private index, beside the copy (never in the owner's `.git`).
+const INDEX_FILE: &str = "git-index";
+
 /// Most of one file put in a branch (the staged copy's limit bounds them all).
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
@@ -30,7 +33,9 @@ pub fn branch_name(group: &str, invocation: &str) -> String {
 
 /// Whether `real` is the top of a git work tree (its own `.git`).
 pub fn is_repository(real: &Path) -> bool {
-    std::fs::symlink_metadata(real.join(".git")).is_ok_and(|m| m.is_dir())
+    Folder::open(real)
+        .and_then(|folder| folder.stat(std::ffi::OsStr::new(".git")))
+        .is_ok_and(|stat| stat.is_some_and(|s| s.kind == Kind::Dir))
 }
 
 /// Commits the applicable `changes` (from the copy at `tree`) on top of
@@ -43,7 +48,7 @@ pub fn make_branch(
     name: &str,
     scratch: &Path,
 ) -> Result<String, BranchError> {
-    let index = scratch.join("git-index");
+    let index = scratch.join(INDEX_FILE);
     let git = |step: &'static str, args: &[&str], input: Option<&[u8]>| {
         run(real, &index, step, args, input)
     };
@@ -96,7 +101,9 @@ pub fn make_branch(
         &["update-ref", &format!("refs/heads/{name}"), &commit, ""],
         None,
     )?;
-    let _ = std::fs::remove_file(&index);
+    if let Ok(folder) = Folder::open(scratch) {
+        let _ = folder.remove_file(std::ffi::OsStr::new(INDEX_FILE));
+    }
     Ok(commit)
 }
 

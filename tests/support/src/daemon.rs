@@ -129,11 +129,32 @@ impl Control {
         }
     }
 
-    /// Watches, sends, and waits for the reply answering the message.
+    /// Watches, sends, and waits for the reply answering the message (which
+    /// may come before its `accepted`: an owner command is answered at once).
     pub fn ask(&mut self, group: &str, text: &str) -> Value {
         self.request(json!({"op": "watch"}));
-        let id = self.send(group, text);
-        self.reply_to(id)
+        self.request(json!({"op": "send", "group": group, "text": text}));
+        let mut early = Vec::new();
+        let id = loop {
+            let event = self.next_event();
+            match event["event"].as_str() {
+                Some("accepted") => break event["id"].as_i64().unwrap(),
+                Some("error") => panic!("send refused: {event}"),
+                Some("reply") => early.push(event),
+                _ => {}
+            }
+        };
+        let answers = |event: &Value| {
+            event["answers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a.as_i64() == Some(id))
+        };
+        match early.into_iter().find(answers) {
+            Some(reply) => reply,
+            None => self.reply_to(id),
+        }
     }
 
     /// Waits (watching) for the reply answering message `id`.

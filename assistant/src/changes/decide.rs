@@ -1,41 +1,39 @@
-//! `pincer changes accept|reject ID [PATH…]`.
+//! Accepting or rejecting a change set's entries, whole or by path.
 
 use std::path::Path;
-use std::process::ExitCode;
 
-use pincer_assistant::escape;
-use pincer_assistant::invoke::branch;
 use pincer_core::staging::{self, Change};
 use pincer_store::{AuditRecord, ChangeSet, Decision, Store};
 
-use super::show::{diff, entry_line};
-use super::{load, manifest};
-use crate::report;
+use super::show::{diff, entry_line, no_such_set};
+use super::{ChangesError, Said, manifest};
+use crate::invoke::branch;
 
-pub(super) fn decide(
+/// Accepts or rejects the waiting entries of set `id` at or below `paths`
+/// (all waiting ones when none is given). An accept is refused whole, and
+/// nothing applied, when an entry can never be applied or a real file
+/// changed since the agent began.
+pub fn decide(
     store: &Store,
     id: i64,
     paths: &[String],
     decision: Decision,
-) -> anyhow::Result<ExitCode> {
-    let set = load(store, id)?;
+) -> Result<Said, ChangesError> {
+    let Some(set) = store.change_set(id)? else {
+        return Ok(Said::Usage(no_such_set(id)));
+    };
     let chosen = match chosen(&set, paths) {
         Ok(chosen) => chosen,
-        Err(message) => {
-            report(&anyhow::anyhow!(message));
-            return Ok(ExitCode::from(2));
-        }
+        Err(message) => return Ok(Said::Usage(message)),
     };
     if chosen.is_empty() {
-        println!("change set {id} has nothing waiting");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Said::Done(format!("change set {id} has nothing waiting")));
     }
     let real = Path::new(&set.real_path);
     if decision == Decision::Accepted
         && let Some(refusal) = accept(&set, &chosen, real)?
     {
-        report(&anyhow::anyhow!(refusal));
-        return Ok(ExitCode::from(1));
+        return Ok(Said::Refused(refusal));
     }
     let names: Vec<&str> = chosen.iter().map(|c| c.path.as_str()).collect();
     let now = store.decide_changes(id, &names, decision)?;
@@ -52,37 +50,37 @@ pub(super) fn decide(
         detail: Some(format!("change set {id}: {}", names.join(", "))),
         ..Default::default()
     });
-    for change in &chosen {
-        println!("{verb} {}", escape::line(&change.path));
-    }
+    let mut said: Vec<String> = chosen
+        .iter()
+        .map(|c| format!("{verb} {}", c.path))
+        .collect();
+    let none_accepted = !now
+        .entries
+        .iter()
+        .any(|e| e.decision == Some(Decision::Accepted));
     if decision == Decision::Rejected
-        && !now
-            .entries
-            .iter()
-            .any(|e| e.decision == Some(Decision::Accepted))
+        && none_accepted
         && !now.pending()
         && let Some((name, commit)) = &set.branch
     {
         // Rejected whole: the branch offered with it goes too, unless the
         // owner moved it (then it is theirs).
-        match branch::drop_branch(real, name, commit) {
-            Ok(()) => println!("removed the branch {name}"),
-            Err(err) => report(&anyhow::anyhow!("the branch {name} stays: {err}")),
-        }
+        said.push(match branch::drop_branch(real, name, commit) {
+            Ok(()) => format!("removed the branch {name}"),
+            Err(err) => format!("the branch {name} stays: {err}"),
+        });
     }
     if now.pending() {
         let left = now.entries.iter().filter(|e| e.decision.is_none()).count();
-        println!("change set {id}: {left} entries still wait");
+        said.push(format!("change set {id}: {left} entries still wait"));
     } else {
         // Decided whole: the copy has served its purpose.
-        if let Err(err) = staging::discard(Path::new(&set.folder)) {
-            report(&anyhow::anyhow!(
-                "cannot remove change set {id}'s copy: {err}"
-            ));
-        }
-        println!("change set {id} is decided");
+        said.push(match staging::discard(Path::new(&set.folder)) {
+            Ok(()) => format!("change set {id} is decided"),
+            Err(err) => format!("change set {id} is decided; its copy stays: {err}"),
+        });
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Said::Done(said.join("\n")))
 }
 
 /// The waiting entries at or below `paths` (all waiting ones when none is
@@ -97,7 +95,7 @@ fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, S
     if paths.is_empty() {
         return Ok(waiting);
     }
-    let mut chosen = Vec::new();
+    let mut chosen: Vec<&Change> = Vec::new();
     for path in paths {
         let path = path.trim_start_matches("./").trim_end_matches('/');
         let below = format!("{path}/");
@@ -113,7 +111,7 @@ fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, S
             ));
         }
         for change in matched {
-            if !chosen.iter().any(|c: &&Change| c.path == change.path) {
+            if !chosen.iter().any(|c| c.path == change.path) {
                 chosen.push(change);
             }
         }
@@ -123,7 +121,11 @@ fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, S
 
 /// Applies `chosen` when none is refused and none conflicts; else says why
 /// (with both versions of each conflicting file), and nothing is applied.
-fn accept(set: &ChangeSet, chosen: &[&Change], real: &Path) -> anyhow::Result<Option<String>> {
+fn accept(
+    set: &ChangeSet,
+    chosen: &[&Change],
+    real: &Path,
+) -> Result<Option<String>, ChangesError> {
     let refused: Vec<String> = chosen
         .iter()
         .filter_map(|c| {
