@@ -165,6 +165,10 @@ fn a_refusal_is_remembered_and_a_group_asks_only_so_often() {
                 "request_access",
                 json!({"kind": "egress", "what": "x", "reason": "line\nbreak"}),
             ),
+            step(
+                "request_access",
+                json!({"kind": "folder", "what": "//home/.", "reason": "again", "read_write": true}),
+            ),
         ],
     );
     let error = |i: usize| results[i]["error"].as_str().unwrap_or_default().to_owned();
@@ -176,6 +180,10 @@ fn a_refusal_is_remembered_and_a_group_asks_only_so_often() {
     assert_eq!(results[1]["result"]["status"], "asked", "{}", results[1]);
     assert!(error(2).contains("2 times a day"), "{}", results[2]);
     assert!(error(3).contains("one line"), "{}", results[3]);
+    assert_eq!(
+        results[4]["result"]["status"], "waiting for the owner",
+        "one spelling per folder"
+    );
     // Two requests, two notices: the refused one was not asked again.
     assert_eq!(told(&install).len(), 2, "{:?}", told(&install));
 

@@ -170,7 +170,7 @@ fn an_agents_clean_up_waits_for_the_owner_who_accepts_half_of_it() {
     assert!(std::fs::symlink_metadata(site.join("passwd")).is_err());
 
     // Half of it: the old folder goes, about.html changes; the rest is untouched.
-    let half = changes(&install, &["accept", &id.to_string(), "old", "about.html"]);
+    let half = changes(&install, &["accept", &id.to_string(), "old/", "about.html"]);
     assert!(half.status.success(), "{}", text(&half));
     assert!(!site.join("old").exists());
     assert_eq!(

@@ -371,7 +371,7 @@ impl Host {
         )
         .inspect_err(|_| {
             // Copies made before the refusal; the folder is this invocation's alone.
-            let _ = std::fs::remove_dir_all(&staging);
+            let _ = pincer_core::staging::discard(&staging);
         })?;
         let mut staged = staged::StagedCopies::new(staged, staging);
         self.tell_left_out(group, &left_out);

@@ -25,21 +25,21 @@ pub(crate) enum ChangesCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Apply a change set's waiting entries (or those at or below PATHs) to
-    /// the real folder. Refused, and nothing applied, when a file there
+    /// Apply a change set's waiting entries (or those at PATHs; a PATH
+    /// ending in / names everything below it) to the real folder. Refused, and nothing applied, when a file there
     /// changed since the agent began (both versions are shown).
     Accept {
         /// The change set's number.
         id: i64,
-        /// Paths within the set (a folder names everything below it).
+        /// Paths within the set (`dir/` names everything below it).
         paths: Vec<String>,
     },
-    /// Drop a change set's waiting entries (or those at or below PATHs);
-    /// the real folder is not touched.
+    /// Drop a change set's waiting entries (or those at PATHs; a PATH
+    /// ending in / names everything below it); the real folder is not touched.
     Reject {
         /// The change set's number.
         id: i64,
-        /// Paths within the set (a folder names everything below it).
+        /// Paths within the set (`dir/` names everything below it).
         paths: Vec<String>,
     },
     /// Grant an agent's access request: the egress rule or folder request

@@ -143,23 +143,33 @@ impl Store {
         paths: &[&str],
         decision: Decision,
     ) -> Result<ChangeSet, StoreError> {
-        let mut set = self
-            .change_set(id)?
-            .ok_or_else(|| StoreError::Refused(format!("no change set {id}")))?;
-        for entry in &mut set.entries {
-            if entry.decision.is_none() && paths.contains(&entry.change.path.as_str()) {
-                entry.decision = Some(decision);
+        // Read, decide, write only if nobody wrote in between (the owner's
+        // terminal and chat may decide at once): else read again.
+        for _ in 0..8 {
+            let mut set = self
+                .change_set(id)?
+                .ok_or_else(|| StoreError::Refused(format!("no change set {id}")))?;
+            let before = to_json(&set.entries)?;
+            for entry in &mut set.entries {
+                if entry.decision.is_none() && paths.contains(&entry.change.path.as_str()) {
+                    entry.decision = Some(decision);
+                }
+            }
+            let status = if set.pending() { "pending" } else { "decided" };
+            let entries = to_json(&set.entries)?;
+            let written = self.with(|c| {
+                c.execute(
+                    "UPDATE change_sets SET entries = ?2, status = ?3 WHERE id = ?1 AND entries = ?4",
+                    params![id, entries, status, before],
+                )
+            })?;
+            if written == 1 {
+                return Ok(set);
             }
         }
-        let status = if set.pending() { "pending" } else { "decided" };
-        let entries = to_json(&set.entries)?;
-        self.with(|c| {
-            c.execute(
-                "UPDATE change_sets SET entries = ?2, status = ?3 WHERE id = ?1",
-                params![id, entries, status],
-            )
-        })?;
-        Ok(set)
+        Err(StoreError::Refused(format!(
+            "change set {id} keeps changing under this decision: try again"
+        )))
     }
 }
 

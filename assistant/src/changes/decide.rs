@@ -9,8 +9,8 @@ use super::show::{diff, entry_line, no_such_set};
 use super::{ChangesError, Said, manifest};
 use crate::invoke::branch;
 
-/// Accepts or rejects the waiting entries of set `id` at or below `paths`
-/// (all waiting ones when none is given). An accept is refused whole, and
+/// Accepts or rejects the waiting entries of set `id` at `paths` (a path
+/// ending in `/`: everything below it; none: all waiting ones). An accept is refused whole, and
 /// nothing applied, when an entry can never be applied or a real file
 /// changed since the agent began.
 pub fn decide(
@@ -83,8 +83,10 @@ pub fn decide(
     Ok(Said::Done(said.join("\n")))
 }
 
-/// The waiting entries at or below `paths` (all waiting ones when none is
-/// given); a path that names no waiting entry is an error.
+/// The waiting entries at `paths` (all waiting ones when none is given): a
+/// path names its own entry, and one ending in `/` everything below it (so
+/// that `notes` never picks up an agent's `notes/evil`); a path that names
+/// no waiting entry is an error.
 fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, String> {
     let waiting: Vec<&Change> = set
         .entries
@@ -97,11 +99,14 @@ fn chosen<'a>(set: &'a ChangeSet, paths: &[String]) -> Result<Vec<&'a Change>, S
     }
     let mut chosen: Vec<&Change> = Vec::new();
     for path in paths {
-        let path = path.trim_start_matches("./").trim_end_matches('/');
-        let below = format!("{path}/");
+        let path = path.trim_start_matches("./");
         let matched: Vec<&Change> = waiting
             .iter()
-            .filter(|c| c.path == path || c.path.starts_with(&below) || path.is_empty())
+            .filter(|c| match path.strip_suffix('/') {
+                Some("") => true,
+                Some(folder) => c.path.starts_with(&format!("{folder}/")),
+                None => c.path == path,
+            })
             .copied()
             .collect();
         if matched.is_empty() {
@@ -158,6 +163,52 @@ fn accept(
         );
         return Ok(Some(said));
     }
-    staging::apply(real, Path::new(&set.folder).join("tree").as_path(), chosen)?;
+    let tree = Path::new(&set.folder).join("tree");
+    staging::apply(real, &manifest, &tree, chosen)?;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pincer_core::staging::ChangeKind;
+    use pincer_store::Entry;
+
+    #[test]
+    fn a_path_names_its_entry_and_a_path_with_a_slash_what_is_below() {
+        let entry = |path: &str| Entry {
+            change: Change {
+                path: path.into(),
+                kind: ChangeKind::Added,
+                len: Some(1),
+                sha256: None,
+                refused: None,
+            },
+            decision: None,
+        };
+        let set = ChangeSet {
+            id: 1,
+            group: "main".into(),
+            invocation: "x".into(),
+            real_path: "/r".into(),
+            target: "/t".into(),
+            folder: "/f".into(),
+            created_at: "now".into(),
+            entries: vec![entry("notes"), entry("notes/evil"), entry("old/a")],
+            branch: None,
+        };
+        let paths = |given: &[&str]| -> Result<Vec<String>, String> {
+            let given: Vec<String> = given.iter().map(|p| (*p).to_owned()).collect();
+            chosen(&set, &given).map(|c| c.iter().map(|c| c.path.clone()).collect())
+        };
+        assert_eq!(paths(&["notes"]).unwrap(), ["notes"]);
+        assert_eq!(paths(&["notes/"]).unwrap(), ["notes/evil"]);
+        assert_eq!(paths(&["./old/", "notes"]).unwrap(), ["old/a", "notes"]);
+        assert_eq!(paths(&[]).unwrap().len(), 3);
+        assert!(
+            paths(&["old"])
+                .unwrap_err()
+                .contains("no waiting entry at old")
+        );
+    }
 }

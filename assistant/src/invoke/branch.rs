@@ -5,12 +5,13 @@
 //! can `git diff` and `git merge` it. The branch is an offer, like the
 //! change set: nothing of it is in the owner's checkout until they merge.
 
-use std::io::Write;
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use pincer_core::beneath::{Folder, Kind};
-use pincer_core::staging::{Change, ChangeKind, read_below};
+use pincer_core::staging::{Change, ChangeKind};
 
 /// Why no branch was made (the change set stands without one).
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +23,6 @@ pub struct BranchError {
 
 /// The private index, beside the copy (never in the owner's `.git`).
 const INDEX_FILE: &str = "git-index";
-
-/// Most of one file put in a branch (the staged copy's limit bounds them all).
-const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// The branch for `group`'s invocation `invocation`.
 pub fn branch_name(group: &str, invocation: &str) -> String {
@@ -38,62 +36,80 @@ pub fn is_repository(real: &Path) -> bool {
         .is_ok_and(|stat| stat.is_some_and(|s| s.kind == Kind::Dir))
 }
 
+/// `real`'s HEAD commit now (taken before the agent starts: the branch's
+/// parent, so that merging it never undoes what the owner committed while
+/// the agent worked); `None` when there is none (no commit yet, no git).
+pub fn head(real: &Path) -> Option<String> {
+    let index = Path::new("/nonexistent");
+    run(
+        real,
+        index,
+        "rev-parse",
+        &["rev-parse", "--verify", "-q", "HEAD^{commit}"],
+        None,
+    )
+    .ok()
+}
+
 /// Commits the applicable `changes` (from the copy at `tree`) on top of
-/// `real`'s HEAD as branch `name`, with `scratch` (a host folder) for the
-/// private index; returns the commit.
+/// `parent` (see [`head`]) as branch `name`, with `scratch` (a host folder)
+/// for the private index; returns the commit.
 pub fn make_branch(
     real: &Path,
     tree: &Path,
     changes: &[Change],
     name: &str,
+    parent: &str,
     scratch: &Path,
 ) -> Result<String, BranchError> {
     let index = scratch.join(INDEX_FILE);
-    let git = |step: &'static str, args: &[&str], input: Option<&[u8]>| {
+    let git = |step: &'static str, args: &[&str], input: Option<&mut dyn Read>| {
         run(real, &index, step, args, input)
     };
-    let head = git(
-        "rev-parse",
-        &["rev-parse", "--verify", "HEAD^{commit}"],
-        None,
-    )?;
-    git("read-tree", &["read-tree", &head], None)?;
+    git("read-tree", &["read-tree", parent], None)?;
+    let copy = Folder::open(tree).map_err(|err| BranchError {
+        step: "hash-object",
+        message: err.to_string(),
+    })?;
     let mut info = String::new();
     for change in changes.iter().filter(|c| c.refused.is_none()) {
         if change.kind == ChangeKind::Deleted {
             info.push_str(&format!("0 {}\t{}\0", "0".repeat(40), change.path));
             continue;
         }
-        let Some((bytes, false)) =
-            read_below(tree, &change.path, MAX_FILE_BYTES).map_err(|err| BranchError {
-                step: "hash-object",
-                message: err.to_string(),
-            })?
-        else {
-            continue;
-        };
+        let (folder, name) = change.path.rsplit_once('/').unwrap_or(("", &change.path));
+        let opened = copy.open_dir(folder).and_then(|folder| {
+            let mode = folder.stat(OsStr::new(name))?.map_or(0, |s| s.mode);
+            Ok((folder.open_file(OsStr::new(name))?, mode))
+        });
+        let (mut file, mode) = opened.map_err(|err| BranchError {
+            step: "hash-object",
+            message: err.to_string(),
+        })?;
+        // Streamed from the copy, never through a path git would resolve.
         let blob = git(
             "hash-object",
             &["hash-object", "-w", "--stdin"],
-            Some(&bytes),
+            Some(&mut file),
         )?;
-        let mode = if executable(tree, &change.path) {
+        let mode = if mode & 0o111 != 0 {
             "100755"
         } else {
             "100644"
         };
         info.push_str(&format!("{mode} {blob}\t{}\0", change.path));
     }
+    let mut info = info.as_bytes();
     git(
         "update-index",
         &["update-index", "-z", "--index-info"],
-        Some(info.as_bytes()),
+        Some(&mut info),
     )?;
     let written = git("write-tree", &["write-tree"], None)?;
     let message = format!("{name}: the agent's changes, staged by Pincer");
     let commit = git(
         "commit-tree",
-        &["commit-tree", &written, "-p", &head, "-m", &message],
+        &["commit-tree", &written, "-p", parent, "-m", &message],
         None,
     )?;
     git(
@@ -102,7 +118,7 @@ pub fn make_branch(
         None,
     )?;
     if let Ok(folder) = Folder::open(scratch) {
-        let _ = folder.remove_file(std::ffi::OsStr::new(INDEX_FILE));
+        let _ = folder.remove_file(OsStr::new(INDEX_FILE));
     }
     Ok(commit)
 }
@@ -120,30 +136,31 @@ pub fn drop_branch(real: &Path, name: &str, commit: &str) -> Result<(), BranchEr
     .map(|_| ())
 }
 
-/// Whether the copy's file at `path` has an execute bit (read without
-/// following a link, like its content).
-fn executable(tree: &Path, path: &str) -> bool {
-    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-    Folder::open(tree)
-        .and_then(|top| top.open_dir(parent))
-        .and_then(|folder| folder.stat(std::ffi::OsStr::new(name)))
-        .is_ok_and(|stat| stat.is_some_and(|s| s.kind == Kind::File && s.mode & 0o111 != 0))
-}
-
-/// One git command in `real` with the private index, no hooks and no
-/// prompts; its trimmed stdout.
+/// One git command in `real` with the private index, no hooks, no
+/// fsmonitor, no prompts, and nothing of this process's environment but
+/// `PATH` (a `GIT_DIR` or `GIT_CONFIG_*` here must not steer it); its
+/// trimmed stdout.
 fn run(
     real: &Path,
     index: &Path,
     step: &'static str,
     args: &[&str],
-    input: Option<&[u8]>,
+    input: Option<&mut dyn Read>,
 ) -> Result<String, BranchError> {
     let fail = |message: String| BranchError { step, message };
-    let mut child = Command::new("git")
+    let mut command = Command::new("git");
+    command
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         .arg("-C")
         .arg(real)
-        .args(["-c", "core.hooksPath=/dev/null", "-c", "safe.directory=*"])
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+        ])
+        .args(["-c", "safe.directory=*"])
         .args(args)
         .env("GIT_INDEX_FILE", index)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -157,13 +174,10 @@ fn run(
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| fail(err.to_string()))?;
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().map_err(|err| fail(err.to_string()))?;
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        stdin
-            .write_all(input)
-            .map_err(|err| fail(err.to_string()))?;
+        std::io::copy(input, &mut stdin).map_err(|err| fail(err.to_string()))?;
     }
     let output = child
         .wait_with_output()

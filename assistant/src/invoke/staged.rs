@@ -17,23 +17,34 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// An invocation's staged copies; removed when dropped unless they were
 /// compared (a failure before the container ran leaves nothing behind).
 pub(super) struct StagedCopies {
-    grants: Vec<StagedGrant>,
+    /// Each copy, and for a git repository its HEAD before the agent began.
+    grants: Vec<(StagedGrant, Option<String>)>,
     folder: PathBuf,
 }
 
 impl StagedCopies {
+    /// Made right after the copies, before the container starts.
     pub(super) fn new(grants: Vec<StagedGrant>, folder: PathBuf) -> Self {
+        let grants = grants
+            .into_iter()
+            .map(|grant| {
+                let head = branch::is_repository(&grant.real)
+                    .then(|| branch::head(&grant.real))
+                    .flatten();
+                (grant, head)
+            })
+            .collect();
         Self { grants, folder }
     }
 
-    fn take(&mut self) -> Vec<StagedGrant> {
+    fn take(&mut self) -> Vec<(StagedGrant, Option<String>)> {
         std::mem::take(&mut self.grants)
     }
 }
 
 impl Drop for StagedCopies {
     fn drop(&mut self) {
-        for grant in &self.grants {
+        for (grant, _) in &self.grants {
             let _ = staging::discard(&grant.folder);
         }
         // Empty once every copy went (or none was made).
@@ -62,15 +73,17 @@ impl Host {
                 .blocked_name_in(&std::path::Path::new("/").join(path))
                 .is_some()
         };
-        for grant in copies.take() {
-            match staging::collect(&grant.tree(), &grant.manifest, &secret) {
+        for (grant, head) in copies.take() {
+            let limit = self.settings.limits.staged_copy_bytes;
+            match staging::collect(&grant.tree(), &grant.manifest, &secret, limit) {
                 Ok(changes) if changes.is_empty() => {
                     if let Err(err) = staging::discard(&grant.folder) {
                         tracing::warn!(group = %group, "cannot remove an unchanged copy: {err}");
                     }
                 }
                 Ok(changes) => {
-                    if let Err(err) = self.keep(group, invocation_id, &grant, &changes) {
+                    let kept = self.keep(group, invocation_id, &grant, head.as_deref(), &changes);
+                    if let Err(err) = kept {
                         self.cannot_keep(group, &grant, &err.to_string());
                     }
                 }
@@ -84,6 +97,7 @@ impl Host {
         group: &GroupName,
         invocation_id: &str,
         grant: &StagedGrant,
+        head: Option<&str>,
         changes: &[Change],
     ) -> Result<(), Box<dyn std::error::Error>> {
         let manifest = serde_json::to_vec(&grant.manifest)?;
@@ -94,7 +108,8 @@ impl Host {
             None,
         )?;
         let real = grant.real.display().to_string();
-        let branch = self.offer_branch(group, invocation_id, grant, changes);
+        let branch =
+            head.and_then(|head| self.offer_branch(group, invocation_id, grant, head, changes));
         let as_branch = branch
             .as_ref()
             .map(|(name, _)| format!(", or merge the branch {name}"))
@@ -130,20 +145,23 @@ impl Host {
         Ok(())
     }
 
-    /// For a grant that is a git repository: the changes as a branch (its
-    /// name and commit); `None`, logged, when git cannot make one.
+    /// For a grant that is a git repository (`head`: its HEAD before the
+    /// agent began): the changes as a branch (its name and commit); `None`,
+    /// logged, when git cannot make one.
     fn offer_branch(
         &self,
         group: &GroupName,
         invocation_id: &str,
         grant: &StagedGrant,
+        head: &str,
         changes: &[Change],
     ) -> Option<(String, String)> {
-        if !branch::is_repository(&grant.real) || changes.iter().all(|c| c.refused.is_some()) {
+        if changes.iter().all(|c| c.refused.is_some()) {
             return None;
         }
         let name = branch::branch_name(group.as_str(), invocation_id);
-        match branch::make_branch(&grant.real, &grant.tree(), changes, &name, &grant.folder) {
+        let tree = grant.tree();
+        match branch::make_branch(&grant.real, &tree, changes, &name, head, &grant.folder) {
             Ok(commit) => Some((name, commit)),
             Err(err) => {
                 tracing::warn!(group = %group, "no branch for the changes to {}: {err}", grant.real.display());

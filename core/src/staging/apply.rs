@@ -17,20 +17,26 @@ pub struct Conflict {
 
 /// The changes among `changes` that cannot be applied to `real` as they
 /// stand: the real file changed, appeared or went away since the copy
-/// was made, or a link or a file is in the way of its folder.
+/// was made, or a link or a file is in the way of its folder. A real file
+/// that already is what the change makes it (an accept that stopped half
+/// way, say) is no conflict: applying it again changes nothing.
 pub fn conflicts(
     real: &Path,
     manifest: &Manifest,
     changes: &[&Change],
 ) -> Result<Vec<Conflict>, StagingError> {
-    let top = Folder::open(real)?;
+    let top = same_folder(real, manifest)?;
     let mut found = Vec::new();
     for change in changes {
         let expected = match change.kind {
             ChangeKind::Added => None,
             ChangeKind::Changed | ChangeKind::Deleted => manifest.entries.get(&change.path),
         };
-        let now = match (current(&top, &change.path)?, expected) {
+        let now = current(&top, &change.path)?;
+        if already(&now, change) {
+            continue;
+        }
+        let now = match (now, expected) {
             (Now::Nothing, None) => continue,
             (Now::Is(base, _), Some(expected)) if &base == expected => continue,
             (Now::Nothing, Some(_)) => "nothing: it was removed on the host".to_owned(),
@@ -44,6 +50,29 @@ pub fn conflicts(
         });
     }
     Ok(found)
+}
+
+/// The real folder, if it is still the one that was copied (a folder
+/// removed and another put at its path is not the one the owner granted).
+fn same_folder(real: &Path, manifest: &Manifest) -> Result<Folder, StagingError> {
+    let folder = Folder::open(real)?;
+    match manifest.real {
+        Some(identity) if folder.identity()? != identity => {
+            Err(StagingError::Swapped(real.to_owned()))
+        }
+        _ => Ok(folder),
+    }
+}
+
+/// Whether the real folder already has what `change` would make.
+fn already(now: &Now, change: &Change) -> bool {
+    match (now, change.kind) {
+        (Now::Nothing, ChangeKind::Deleted) => true,
+        (Now::Is(Base::File { sha256, .. }, _), ChangeKind::Added | ChangeKind::Changed) => {
+            change.sha256.as_ref() == Some(sha256)
+        }
+        _ => false,
+    }
 }
 
 /// What a real folder has at a path.
@@ -91,8 +120,13 @@ fn current(top: &Folder, path: &str) -> Result<Now, StagingError> {
 /// copy no longer has go too. The caller checked [`conflicts`] first; a
 /// refused change, or a copied file that is not what was reviewed, stops
 /// before anything is written.
-pub fn apply(real: &Path, tree: &Path, changes: &[&Change]) -> Result<(), StagingError> {
-    let (top, copy) = (Folder::open(real)?, Folder::open(tree)?);
+pub fn apply(
+    real: &Path,
+    manifest: &Manifest,
+    tree: &Path,
+    changes: &[&Change],
+) -> Result<(), StagingError> {
+    let (top, copy) = (same_folder(real, manifest)?, Folder::open(tree)?);
     for change in changes {
         if let Some(reason) = &change.refused {
             return Err(StagingError::Refused {
@@ -114,37 +148,39 @@ pub fn apply(real: &Path, tree: &Path, changes: &[&Change]) -> Result<(), Stagin
     }
     for change in changes.iter().filter(|c| c.kind == ChangeKind::Deleted) {
         let (parent, name) = split(&change.path);
-        top.open_dir(parent)?.remove_file(name)?;
+        // Gone already (an accept that stopped half way): nothing to do.
+        let removed = top
+            .open_dir(parent)
+            .and_then(|folder| folder.remove_file(name));
+        match removed {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            other => other?,
+        }
         remove_emptied(&top, &copy, parent)?;
     }
     let root_owner = top.owner()?;
     let may_chown = rustix::process::geteuid().is_root();
     for change in changes.iter().filter(|c| c.kind != ChangeKind::Deleted) {
         let (parent, name) = split(&change.path);
-        let folder = ensure_dirs(&top, &copy, parent)?;
+        let folder = ensure_dirs(&top, parent)?;
         let source = copy.open_dir(parent)?;
-        let mode = source.stat(name)?.map_or(0o644, |s| s.mode & 0o777);
+        // Permission bits are not the agent's to choose (nor shown for
+        // review): a changed file keeps the host's, a new one is 0644.
+        let mode = match folder.stat(name)? {
+            Some(stat) if stat.kind == Kind::File => stat.mode & 0o777,
+            _ => 0o644,
+        };
         let owner = may_chown.then_some(folder.owner().unwrap_or(root_owner));
         folder.write_file(name, &mut source.open_file(name)?, mode, owner)?;
     }
     Ok(())
 }
 
-/// The folder `parent` below `top`, made (with the copy's permission bits)
-/// where missing.
-fn ensure_dirs(top: &Folder, copy: &Folder, parent: &str) -> Result<Folder, StagingError> {
+/// The folder `parent` below `top`, made (0755, less the umask) where missing.
+fn ensure_dirs(top: &Folder, parent: &str) -> Result<Folder, StagingError> {
     let mut folder = top.open_dir("")?;
-    let mut walked = String::new();
     for part in parent.split('/').filter(|p| !p.is_empty()) {
-        let mode = copy
-            .open_dir(&walked)?
-            .stat(std::ffi::OsStr::new(part))?
-            .map_or(0o755, |s| s.mode & 0o777);
-        folder = folder.ensure_dir(part, mode)?;
-        if !walked.is_empty() {
-            walked.push('/');
-        }
-        walked.push_str(part);
+        folder = folder.ensure_dir(part, 0o755)?;
     }
     Ok(folder)
 }
@@ -181,7 +217,17 @@ pub fn read_below(
     let (parent, name) = split(path);
     let folder = match Folder::open(root).and_then(|top| top.open_dir(parent)) {
         Ok(folder) => folder,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Nothing there, a file where a folder was, or a link on the way:
+        // no regular file to show (and no reason to show nothing else).
+        Err(err)
+            if err.is_link()
+                || matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+        {
+            return Ok(None);
+        }
         Err(err) => return Err(err.into()),
     };
     if folder.stat(name)?.map(|s| s.kind) != Some(Kind::File) {

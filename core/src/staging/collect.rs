@@ -10,15 +10,19 @@ use super::{
 use crate::beneath::{Folder, Kind};
 
 /// What the agent added, changed and deleted in the copy at `tree`, by path;
-/// links, fifos, devices and secrets' names among them are marked refused.
-/// Nothing inside `.git` is listed. A copy with more than
-/// [`MAX_ENTRIES`] entries, or nested deeper than a walk goes, is an error:
-/// such a change set is not one an owner can review.
+/// links, fifos, devices, secrets' names and names with control characters
+/// among them are marked refused. Nothing inside `.git` is listed. A copy
+/// with more than [`MAX_ENTRIES`] entries, more than `limit` bytes of new
+/// content (counted by length before anything is read), or nested deeper
+/// than a walk goes, is an error: such a change set is not one an owner can
+/// review, and the host does not read its way through it.
 pub fn collect(
     tree: &Path,
     manifest: &Manifest,
     secret: Secret<'_>,
+    limit: u64,
 ) -> Result<Vec<Change>, StagingError> {
+    let mut new_bytes = 0u64;
     let top = Folder::open(tree)?;
     let mut changes = Vec::new();
     let mut seen = BTreeSet::new();
@@ -65,7 +69,24 @@ pub fn collect(
             };
             let change = match kind {
                 Kind::File => {
-                    let mut reader = Hashing::new(folder.open_file(&name)?);
+                    let len = folder.stat(&name)?.map_or(0, |stat| stat.len);
+                    let same_length =
+                        matches!(base, Some(Base::File { len: was, .. }) if *was == len);
+                    if !same_length {
+                        // New content is counted before it is read: a sparse
+                        // terabyte costs its length, not its blocks.
+                        new_bytes = new_bytes.saturating_add(len);
+                        if new_bytes > limit {
+                            return Err(StagingError::TooLarge {
+                                path: tree.to_owned(),
+                                limit,
+                                entries: MAX_ENTRIES,
+                            });
+                        }
+                    }
+                    // Never more than was counted, should it grow meanwhile.
+                    let file = std::io::Read::take(folder.open_file(&name)?, len);
+                    let mut reader = Hashing::new(file);
                     std::io::copy(&mut reader, &mut std::io::sink()).map_err(|source| {
                         StagingError::Read {
                             path: folder.path().join(&name),
@@ -125,7 +146,13 @@ pub fn collect(
         }
     }
     for change in &mut changes {
-        if change.refused.is_none() && secret(&change.path) {
+        if change.refused.is_some() {
+            continue;
+        }
+        if change.path.chars().any(char::is_control) {
+            // A name that could print as more than one line of a listing.
+            change.refused = Some("its name has control characters".into());
+        } else if secret(&change.path) {
             change.refused = Some("a secret file's name: never applied".into());
         }
     }

@@ -73,8 +73,8 @@ pub enum StagingError {
         /// The folder.
         path: PathBuf,
     },
-    /// The granted folder is not the one that was checked.
-    #[error("{0} was swapped for another folder while it was checked")]
+    /// The granted folder is not the one that was checked (or copied).
+    #[error("{0} is no longer the folder that was granted and copied")]
     Swapped(PathBuf),
     /// A file could not be read or hashed.
     #[error("cannot read {path}: {source}")]
@@ -122,6 +122,9 @@ pub struct Manifest {
     pub dirs: BTreeSet<String>,
     /// Paths not copied: secrets, names that are not UTF-8, fifos and devices.
     pub withheld: usize,
+    /// The real folder that was copied: changes go to it or nowhere.
+    #[serde(default)]
+    pub real: Option<Identity>,
 }
 
 /// How a path differs between the real folder (when copied) and the copy.
@@ -188,7 +191,10 @@ pub fn stage(
         return Err(StagingError::Swapped(real.to_owned()));
     }
     let to = Folder::create(tree, 0o700)?;
-    let mut manifest = Manifest::default();
+    let mut manifest = Manifest {
+        real: Some(identity),
+        ..Manifest::default()
+    };
     let mut copied = Copied::default();
     let mut stack = vec![String::new()];
     while let Some(relative) = stack.pop() {

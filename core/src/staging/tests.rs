@@ -49,7 +49,7 @@ impl Fixture {
     }
 
     fn collect(&self, manifest: &Manifest) -> Vec<Change> {
-        collect(&self.tree(), manifest, &|p| self.secret(p)).unwrap()
+        collect(&self.tree(), manifest, &|p| self.secret(p), 1 << 20).unwrap()
     }
 
     /// What the mount policy would call a secret, as far as these tests go.
@@ -94,6 +94,24 @@ fn the_copy_holds_everything_but_secrets_and_links_stay_links() {
     );
     // Nothing changed yet.
     assert_eq!(f.collect(&manifest), []);
+}
+
+#[test]
+fn new_content_past_the_limit_is_refused_before_it_is_read() {
+    let f = Fixture::new();
+    let manifest = f.stage(StageLimits::with_bytes(1 << 20)).unwrap();
+    // A sparse terabyte: no blocks, all length.
+    let file = std::fs::File::create(f.tree().join("huge")).unwrap();
+    file.set_len(1 << 40).unwrap();
+    let err = collect(&f.tree(), &manifest, &|p| f.secret(p), 1 << 20).unwrap_err();
+    assert!(matches!(err, StagingError::TooLarge { .. }), "{err}");
+    std::fs::remove_file(f.tree().join("huge")).unwrap();
+    std::fs::write(f.tree().join("two\nlines"), "x").unwrap();
+    let changes = f.collect(&manifest);
+    assert_eq!(
+        changes[0].refused.as_deref(),
+        Some("its name has control characters")
+    );
 }
 
 #[test]
@@ -144,7 +162,7 @@ fn additions_edits_deletions_and_what_is_never_applied_are_told_apart() {
         ]
     );
     let refused: Vec<&Change> = changes.iter().filter(|c| c.refused.is_some()).collect();
-    let err = apply(&f.real(), &tree, &refused[..1]).unwrap_err();
+    let err = apply(&f.real(), &manifest, &tree, &refused[..1]).unwrap_err();
     assert!(err.to_string().contains("links are never applied"), "{err}");
     assert!(!f.real().join("escape").exists());
 }
@@ -177,7 +195,7 @@ fn a_partial_accept_applies_only_what_was_named_and_keeps_the_owners_edits() {
         .filter(|c| c.path.starts_with("new/") || c.path.starts_with("src/old/"))
         .collect();
     assert_eq!(conflicts(&real, &manifest, &chosen).unwrap(), []);
-    apply(&real, &tree, &chosen).unwrap();
+    apply(&real, &manifest, &tree, &chosen).unwrap();
     assert_eq!(
         std::fs::read_to_string(real.join("new/deep/file.txt")).unwrap(),
         "deep\n"
@@ -196,10 +214,18 @@ fn a_partial_accept_applies_only_what_was_named_and_keeps_the_owners_edits() {
     );
     assert!(real.join(".env").exists());
 
+    // Applied already (an accept that stopped half way): no conflict, nothing changes.
+    assert_eq!(conflicts(&real, &manifest, &chosen).unwrap(), []);
+    apply(&real, &manifest, &tree, &chosen).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(real.join("new/deep/file.txt")).unwrap(),
+        "deep\n"
+    );
+
     // A file changed in the copy after it was listed is not applied.
     let main_rs: Vec<&Change> = changes.iter().filter(|c| c.path == "src/main.rs").collect();
     std::fs::write(tree.join("src/main.rs"), "fn main() { other() }\n").unwrap();
-    let err = apply(&real, &tree, &main_rs).unwrap_err();
+    let err = apply(&real, &manifest, &tree, &main_rs).unwrap_err();
     assert!(
         err.to_string().contains("not the one that was listed"),
         "{err}"
@@ -233,6 +259,63 @@ fn a_link_swapped_into_the_real_folder_is_a_conflict_not_a_way_out() {
         .iter()
         .filter(|c| c.path == "docs/new.txt")
         .collect();
-    assert!(apply(&real, &tree, &added).is_err());
+    assert!(apply(&real, &manifest, &tree, &added).is_err());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+}
+
+#[test]
+fn permission_bits_are_the_hosts_and_a_replaced_folder_gets_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let manifest = f.stage(StageLimits::with_bytes(1 << 20)).unwrap();
+    let (tree, real) = (f.tree(), f.real());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    std::fs::set_permissions(
+        real.join("README.md"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::write(tree.join("README.md"), "edited\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("README.md"),
+        std::fs::Permissions::from_mode(0o4777),
+    )
+    .unwrap();
+    std::fs::create_dir_all(tree.join("tools")).unwrap();
+    std::fs::set_permissions(tree.join("tools"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(tree.join("tools/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        tree.join("tools/run.sh"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let changes = f.collect(&manifest);
+    let all: Vec<&Change> = changes.iter().collect();
+    apply(&real, &manifest, &tree, &all).unwrap();
+    assert_eq!(
+        mode(&real.join("README.md")),
+        0o640,
+        "a changed file keeps the host's bits"
+    );
+    assert_eq!(
+        mode(&real.join("tools/run.sh")),
+        0o644,
+        "a new file is 0644"
+    );
+    assert_eq!(
+        mode(&real.join("tools")) & 0o022,
+        0,
+        "a new folder is not world-writable"
+    );
+
+    // The granted folder replaced by another at its path: nothing is written there.
+    std::fs::rename(&real, f.root.path().join("moved")).unwrap();
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::write(tree.join("later.txt"), "later\n").unwrap();
+    let changes = f.collect(&manifest);
+    let later: Vec<&Change> = changes.iter().filter(|c| c.path == "later.txt").collect();
+    let err = apply(&real, &manifest, &tree, &later).unwrap_err();
+    assert!(matches!(err, StagingError::Swapped(_)), "{err}");
+    assert!(conflicts(&real, &manifest, &later).is_err());
+    assert!(!real.join("later.txt").exists());
 }

@@ -61,10 +61,15 @@ pub(super) fn request_access(
             Err(err) => return deny(400, &format!("`what` is not an egress rule: {err}")),
         },
         "folder" => {
-            let path = request.what.trim();
-            if let Err(message) = folder_path(path) {
+            let written = request.what.trim();
+            if let Err(message) = folder_path(written) {
                 return deny(400, &message);
             }
+            // One spelling per folder (`/x/`, `//x` and `/x/.` are `/x`), so
+            // that a refusal cannot be stepped round by respelling.
+            let normal: std::path::PathBuf = std::path::Path::new(written).components().collect();
+            let normal = normal.to_string_lossy().into_owned();
+            let path = normal.as_str();
             let mounts = store.group_mounts(&me.name)?;
             if mounts
                 .iter()
