@@ -39,12 +39,7 @@ fn step(tool: &str, input: Value) -> Value {
 }
 
 fn changes(install: &Installation, args: &[&str]) -> std::process::Output {
-    install
-        .pincer("http://127.0.0.1:1")
-        .arg("changes")
-        .args(args)
-        .output()
-        .unwrap()
+    install.owner(&[&["changes"], args].concat())
 }
 
 fn told(install: &Installation) -> Vec<String> {

@@ -35,12 +35,7 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn changes(install: &Installation, args: &[&str]) -> Output {
-    install
-        .pincer("http://127.0.0.1:1")
-        .arg("changes")
-        .args(args)
-        .output()
-        .unwrap()
+    install.owner(&[&["changes"], args].concat())
 }
 
 fn site(install: &Installation) -> std::path::PathBuf {

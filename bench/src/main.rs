@@ -18,6 +18,9 @@
 //! * `bench flood [--runs N]`: `main`'s reply while another group's agent
 //!   floods its host socket, against the same reply with no flood.
 //!
+//! * `bench staging [--runs N]`: a staged read-write grant's copy and
+//!   comparison of a 31 MiB project, against `cp -a` of the same folder.
+//!
 //! * `bench tokens`: the share of model input that prompt caching would
 //!   serve from cache, for a 20-turn invocation and a resumed one, with
 //!   Pincer's breakpoints against the same requests without them.
@@ -30,6 +33,7 @@ mod egress;
 mod flood;
 mod model_server;
 mod spawn;
+mod staging;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -44,7 +48,8 @@ use pincer_core::sandbox::{ContainerSpec, EngineEndpoint, Resources, Sandbox, de
 
 pub(crate) use e2e::{bench_host, serve_daemon};
 
-const USAGE: &str = "usage: cargo xtask bench spawn|egress|e2e|flood [--runs N] | bench tokens";
+const USAGE: &str =
+    "usage: cargo xtask bench spawn|egress|e2e|flood|staging [--runs N] | bench tokens";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,9 +57,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match words.as_slice() {
         ["tokens"] => runtime.block_on(tokens::run()),
-        [which @ ("spawn" | "egress" | "e2e" | "flood"), rest @ ..] => {
+        [
+            which @ ("spawn" | "egress" | "e2e" | "flood" | "staging"),
+            rest @ ..,
+        ] => {
             let runs = match rest {
-                [] if *which == "flood" => 20,
+                [] if *which == "flood" || *which == "staging" => 20,
                 [] if *which == "spawn" || *which == "e2e" => 30,
                 [] => 300,
                 ["--runs", n] => n.parse().context("--runs takes a whole number")?,
@@ -64,6 +72,7 @@ fn main() -> anyhow::Result<()> {
                 "spawn" => runtime.block_on(spawn::bench_spawn(runs)),
                 "egress" => runtime.block_on(egress::bench_egress(runs)),
                 "flood" => runtime.block_on(flood::run(runs)),
+                "staging" => staging::run(runs),
                 _ => runtime.block_on(e2e::bench_e2e(runs)),
             }
         }

@@ -17,7 +17,7 @@
 //! Conflicts exit with 3, a wrong invocation with 2 (its usage on stderr).
 //!
 //! Benchmarks: `bench skills [--runs N]` (apply time on a fork 0 and 500
-//! commits from the skill's base) runs here; `bench spawn|egress|e2e|flood|tokens`
+//! commits from the skill's base) runs here; `bench spawn|egress|e2e|flood|staging|tokens`
 //! run the host's benchmarks in the `pincer-bench` crate (bench/src/main.rs
 //! says what each measures). Benchmarks print ratios against a baseline
 //! measured in the same run, never absolute thresholds.
@@ -120,8 +120,10 @@ fn bench<'a>(args: &Args<'a>) -> Result<Task<'a>, UsageError> {
         ("skills", runs) => Ok(Task::BenchSkills(
             runs.and_then(|n| n.parse().ok()).unwrap_or(5),
         )),
-        ("spawn" | "egress" | "e2e" | "flood", None) => Ok(Task::HostBench(vec![which])),
-        ("spawn" | "egress" | "e2e" | "flood", Some(n)) => {
+        ("spawn" | "egress" | "e2e" | "flood" | "staging", None) => {
+            Ok(Task::HostBench(vec![which]))
+        }
+        ("spawn" | "egress" | "e2e" | "flood" | "staging", Some(n)) => {
             Ok(Task::HostBench(vec![which, "--runs", n]))
         }
         ("tokens", None) => Ok(Task::HostBench(vec![which])),

@@ -205,7 +205,7 @@ pub(crate) const VERBS: &[Verb] = &[
     Verb {
         name: "bench",
         forms: &[
-            "bench spawn|egress|e2e|flood|skills [--runs N]",
+            "bench spawn|egress|e2e|flood|staging|skills [--runs N]",
             "bench tokens",
         ],
         summary: "benchmarks, as ratios against a baseline measured in the same run",
@@ -215,6 +215,7 @@ pub(crate) const VERBS: &[Verb] = &[
                   \x20 egress    a request through the egress proxy, against one sent directly\n\
                   \x20 e2e       a message's whole path, against the bare container round trip\n\
                   \x20 flood     main's reply while another group floods its host socket\n\
+                  \x20 staging   a staged grant's copy and comparison, against `cp -a`\n\
                   \x20 skills    apply-skill on a fork at the skill's base and 500 commits away\n\
                   \x20 tokens    the share of model input that prompt caching serves from cache\n\
                   \x20 --runs N  how many runs (each benchmark has its default)\n",

@@ -85,6 +85,15 @@ impl Installation {
         std::fs::write(self.config_dir().join("mount-allowlist.json"), json).unwrap();
     }
 
+    /// `pincer ARGS` run to its end, for a command that asks no model
+    /// (the owner's `changes`, `groups`, `egress`, …).
+    pub fn owner(&self, args: &[&str]) -> std::process::Output {
+        self.pincer("http://127.0.0.1:1")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// `pincer` with this installation's environment and the model at `model_url`.
     pub fn pincer(&self, model_url: &str) -> Command {
         let mut command = Command::new(host_binary());
