@@ -42,7 +42,8 @@ pub fn list(store: &Store, group: Option<&str>, all: bool) -> Result<String, Cha
     Ok(lines.join("\n"))
 }
 
-/// Change set `id`: its entries, then a diff of each that can be applied.
+/// Change set `id`: its entries, then a diff of each that waits and can be
+/// applied.
 pub fn show(store: &Store, id: i64) -> Result<Said, ChangesError> {
     let Some(set) = store.change_set(id)? else {
         return Ok(Said::Usage(no_such_set(id)));
@@ -59,7 +60,9 @@ pub fn show(store: &Store, id: i64) -> Result<Said, ChangesError> {
     for entry in &set.entries {
         text.push_str(&format!("  {}\n", entry_line(entry)));
     }
-    for entry in set.entries.iter().filter(|e| e.change.refused.is_none()) {
+    // Only what still waits: a decided entry's copy may be gone.
+    let waiting = set.entries.iter().filter(|e| e.decision.is_none());
+    for entry in waiting.filter(|e| e.change.refused.is_none()) {
         text.push_str(&diff(&set, entry)?);
     }
     Ok(Said::Done(text))

@@ -40,7 +40,7 @@ pub fn collect(
             if walked > MAX_ENTRIES {
                 return Err(StagingError::TooLarge {
                     path: tree.to_owned(),
-                    limit: 0,
+                    limit,
                     entries: MAX_ENTRIES,
                 });
             }
