@@ -522,6 +522,24 @@ impl Folder {
         renamed
     }
 
+    /// Creates the file `name` (a single component; nothing may be there)
+    /// with permission bits `mode`, for writing: a scratch file, written
+    /// once, that needs none of [`Self::write_file`]'s care (no sync, no
+    /// rename).
+    pub fn create_file(&self, name: &OsStr, mode: u32) -> Result<std::fs::File, BeneathError> {
+        let fail = |err: std::io::Error| BeneathError::new("create", &self.path.join(name), err);
+        let fd = rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map_err(|err| fail(err.into()))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o777))
+            .map_err(|err| fail(err.into()))?;
+        Ok(std::fs::File::from(fd))
+    }
+
     /// Removes the file or link `name` (a single component; never a folder).
     pub fn remove_file(&self, name: &OsStr) -> Result<(), BeneathError> {
         rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())

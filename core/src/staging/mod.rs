@@ -230,7 +230,13 @@ pub fn stage(
                     // Never more than was counted, should it grow meanwhile.
                     let file = std::io::Read::take(source.open_file(&name)?, len);
                     let mut reader = Hashing::new(file);
-                    target.write_file(&name, &mut reader, mode, None)?;
+                    // A scratch copy: no sync, no rename (the owner's files
+                    // get both, at accept).
+                    let mut copy = target.create_file(&name, mode)?;
+                    std::io::copy(&mut reader, &mut copy).map_err(|source| StagingError::Read {
+                        path: real.join(&path),
+                        source,
+                    })?;
                     manifest.entries.insert(path, reader.base());
                 }
                 Kind::Link => {

@@ -119,6 +119,8 @@ fn a_folder_larger_than_the_limit_is_not_staged() {
     let f = Fixture::new();
     let err = f.stage(StageLimits::with_bytes(10)).unwrap_err();
     assert!(matches!(err, StagingError::TooLarge { .. }), "{err}");
+    // The caller discards a copy that failed (each invocation's is fresh).
+    discard(&f.tree()).unwrap();
     let err = f
         .stage(StageLimits {
             bytes: 1 << 20,
