@@ -68,11 +68,7 @@ impl Host {
         copies: &mut StagedCopies,
         policy: &MountPolicy,
     ) {
-        let secret = |path: &str| {
-            policy
-                .blocked_name_in(&std::path::Path::new("/").join(path))
-                .is_some()
-        };
+        let secret = |path: &str| policy.blocks_below(path);
         for (grant, head) in copies.take() {
             let limit = self.settings.limits.staged_copy_bytes;
             match staging::collect(&grant.tree(), &grant.manifest, &secret, limit) {

@@ -440,11 +440,7 @@ fn stage_copy(
     let folder = plan.staging.join(index.to_string());
     Folder::create(&folder, 0o700)?;
     let tree = folder.join("tree");
-    let secret = |path: &str| {
-        plan.policy
-            .blocked_name_in(&Path::new("/").join(path))
-            .is_some()
-    };
+    let secret = |path: &str| plan.policy.blocks_below(path);
     match staging::stage(
         &mount.source,
         mount.identity,

@@ -402,6 +402,13 @@ impl MountPolicy {
             .map(PathBuf::as_path)
     }
 
+    /// Whether `relative`, a path below a mounted folder, names a secret
+    /// (the scan's covers and a staged copy's withheld files alike).
+    pub fn blocks_below(&self, relative: impl AsRef<Path>) -> bool {
+        self.blocked_name_in(&Path::new("/").join(relative))
+            .is_some()
+    }
+
     /// The first blocked pattern that `path` matches: a plain name against
     /// each component, a pattern with a `/` against a run of components.
     pub fn blocked_name_in(&self, path: &Path) -> Option<&str> {

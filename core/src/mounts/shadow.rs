@@ -142,11 +142,7 @@ pub fn scan(
     policy: &MountPolicy,
     expected: Option<Identity>,
 ) -> Result<Vec<Secret>, MountError> {
-    let blocked = |relative: &Path| {
-        policy
-            .blocked_name_in(&Path::new("/").join(relative))
-            .is_some()
-    };
+    let blocked = |relative: &Path| policy.blocks_below(relative);
     let top = Folder::open(root)?;
     if let Some(expected) = expected
         && top.identity()? != expected
