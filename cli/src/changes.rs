@@ -145,8 +145,8 @@ fn list_json(
 }
 
 fn show_json(store: &Store, id: i64) -> anyhow::Result<Vec<serde_json::Value>> {
-    let set = store.change_set(id)?.ok_or_else(|| {
-        anyhow::anyhow!("there is no change set {id} (`pincer changes --all` lists them)")
-    })?;
+    let set = store
+        .change_set(id)?
+        .ok_or_else(|| anyhow::anyhow!(changes::no_such_set(id)))?;
     Ok(vec![serde_json::to_value(set)?])
 }

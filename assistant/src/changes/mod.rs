@@ -17,7 +17,7 @@ use pincer_store::{ChangeSet, StoreError};
 pub use access::answer_access;
 pub use command::{COMMAND, owner_command};
 pub use decide::decide;
-pub use show::{list, show};
+pub use show::{list, no_such_set, show};
 
 /// What the owner is told.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,7 +68,8 @@ pub fn show(store: &Store, id: i64) -> Result<Said, ChangesError> {
     Ok(Said::Done(text))
 }
 
-pub(super) fn no_such_set(id: i64) -> String {
+/// What the owner is told of a change set number that names none.
+pub fn no_such_set(id: i64) -> String {
     format!("there is no change set {id} (`pincer changes --all` lists them)")
 }
 
