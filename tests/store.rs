@@ -22,8 +22,10 @@ fn audit(store: &Store, action: &str) {
 }
 
 /// What migration 8 did, undone, as a database of before it had it.
-/// What migrations 9 and 10 made (change sets, access requests).
-const UNDO_10_9: &str = "DROP TABLE access_requests; DROP TABLE change_sets;";
+/// What migrations 9 to 11 made (change sets, access requests, message sources).
+const UNDO_11_9: &str = "DROP TABLE channel_state; DROP INDEX messages_by_source;
+    ALTER TABLE messages DROP COLUMN source;
+    DROP TABLE access_requests; DROP TABLE change_sets;";
 
 const UNDO_8: &str = "DROP TRIGGER audit_count_only_grows;
     DROP TRIGGER audit_is_append_only_delete; DROP TRIGGER audit_is_append_only_update;
@@ -39,7 +41,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pincer.db");
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 10);
+    assert_eq!(store.schema_version().unwrap(), 11);
     let groups = store.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert!(groups[0].is_main && groups[0].name == "main" && groups[0].chat_id == MAIN_CHAT);
@@ -47,7 +49,7 @@ fn migrations_run_from_empty_and_reopening_changes_nothing() {
     drop(store);
 
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 10);
+    assert_eq!(store.schema_version().unwrap(), 11);
     assert_eq!(
         store.groups().unwrap().len(),
         1,
@@ -203,7 +205,7 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
          INSERT INTO group_mounts (group_name, host_path) VALUES ('Work', '~/w');
          INSERT INTO egress_rules (group_name, rule, created_at) VALUES ('Work', 'example.org', 'then');
          DROP TABLE model_usage; DROP TABLE budget_notices;
-         {UNDO_10_9}
+         {UNDO_11_9}
          {UNDO_8}
          INSERT INTO audit (at, kind, action) VALUES ('then', 'test', 'before');
          PRAGMA user_version = 5;"
@@ -211,7 +213,7 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
     .unwrap();
     drop(raw);
     let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 10);
+    assert_eq!(store.schema_version().unwrap(), 11);
     assert!(store.group("work").unwrap().is_some());
     assert!(store.group("Work").unwrap().is_none());
     assert_eq!(store.group_mounts("work").unwrap().len(), 1);
@@ -227,7 +229,7 @@ fn group_names_stored_before_they_were_folded_are_folded_and_a_clash_is_named() 
         "INSERT INTO groups (name, chat_id, is_main, trigger, created_at)
              VALUES ('WORK', 'test:work2', 0, NULL, 'then');
          DROP TABLE model_usage; DROP TABLE budget_notices;
-         {UNDO_10_9}
+         {UNDO_11_9}
          {UNDO_8}
          PRAGMA user_version = 5;"
     ))

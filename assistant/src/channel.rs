@@ -27,6 +27,26 @@ pub trait Inbox: Send + Sync {
     /// Accepts a message: it is stored before this returns (the caller may
     /// acknowledge it then) and its group is woken if it should be.
     fn accept(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, ChannelError>;
+
+    /// Accepts a message its server names by `source` (a Matrix event id,
+    /// an IMAP mailbox's validity and uid), at most once: `Ok(None)` when
+    /// that source was accepted before. A channel that reads again from
+    /// where its server last confirmed, after a crash between storing and
+    /// confirming, then neither stores nor answers anything twice.
+    fn accept_from(
+        &self,
+        source: &str,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<Option<i64>, ChannelError>;
+
+    /// A value the channel saved under `key` (where it stopped reading: a
+    /// sync token, a last uid), kept in the store across restarts. Keys
+    /// start with the channel's name.
+    fn state(&self, key: &str) -> Result<Option<String>, ChannelError>;
+
+    fn save_state(&self, key: &str, value: &str) -> Result<(), ChannelError>;
 }
 
 /// A source of messages and a destination of replies.
@@ -47,4 +67,20 @@ pub trait Channel: Send + Sync {
         sender: &'a str,
         text: &'a str,
     ) -> BoxFuture<'a, Result<(), ChannelError>>;
+
+    /// Delivers the outbox's message `id`: the daemon's call. `id` is the
+    /// same on every retry, across restarts, so a channel whose server
+    /// takes an idempotency key (Matrix's transaction id) passes it, and a
+    /// reply retried after a crash between sending and marking it sent
+    /// arrives once. Others deliver as [`deliver`](Self::deliver).
+    fn deliver_keyed<'a>(
+        &'a self,
+        id: i64,
+        chat_id: &'a str,
+        sender: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        let _ = id;
+        self.deliver(chat_id, sender, text)
+    }
 }

@@ -1,7 +1,7 @@
 //! Messages: accepted before they are acknowledged, claimed in batches per
 //! group, answered in one transaction, and the outbox.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::{Store, StoreError};
@@ -72,6 +72,21 @@ impl Store {
         sender: &str,
         text: &str,
     ) -> Result<Accepted, StoreError> {
+        self.accept_message_from(None, chat_id, sender, text)?
+            .ok_or_else(|| StoreError::Refused("a message without a source was a duplicate".into()))
+    }
+
+    /// [`accept_message`](Self::accept_message) for a message its channel's
+    /// server names by `source` (a Matrix event id, an IMAP uid): `None`
+    /// when that source was stored before, so that a message handed over
+    /// again after a restart is neither stored nor answered twice.
+    pub fn accept_message_from(
+        &self,
+        source: Option<&str>,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<Option<Accepted>, StoreError> {
         let Some(group) = self.group_of_chat(chat_id)? else {
             return Err(StoreError::Refused(format!(
                 "chat {chat_id} is not registered"
@@ -84,17 +99,52 @@ impl Store {
                 .is_some_and(|t| matches_trigger(text, t));
         let status = if wakes { "pending" } else { "context" };
         let id = self.with(|c| {
-            c.execute(
-                "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name, status)
-                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6)",
-                params![chat_id, sender, text, crate::time::now(), group.name, status],
+            let added = c.execute(
+                "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name, status, source)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (source) WHERE source IS NOT NULL DO NOTHING",
+                params![chat_id, sender, text, crate::time::now(), group.name, status, source],
             )?;
-            Ok(c.last_insert_rowid())
+            Ok((added == 1).then(|| c.last_insert_rowid()))
         })?;
-        Ok(Accepted {
+        Ok(id.map(|id| Accepted {
             id,
             group: group.name,
             wakes,
+        }))
+    }
+
+    /// Whether a message from `source` was stored.
+    pub fn has_source(&self, source: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE source = ?1)",
+                [source],
+                |row| row.get(0),
+            )
+        })
+    }
+
+    /// A channel's own state under `key` (where it stopped reading).
+    pub fn channel_state(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value FROM channel_state WHERE key = ?1",
+                [key],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+    }
+
+    pub fn set_channel_state(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO channel_state (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![key, value, crate::time::now()],
+            )?;
+            Ok(())
         })
     }
 
@@ -108,21 +158,23 @@ impl Store {
         sender: &str,
         text: &str,
         reply: &str,
+        source: Option<&str>,
     ) -> Result<(i64, i64), StoreError> {
         self.with(|c| {
             let tx = c.unchecked_transaction()?;
             let answer = insert_outgoing(&tx, chat_id, "pincer", reply)?;
             tx.execute(
                 "INSERT INTO messages (chat_id, direction, sender, text, created_at, group_name,
-                     status, answered_by)
-                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, 'answered', ?6)",
+                     status, answered_by, source)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, 'answered', ?6, ?7)",
                 params![
                     chat_id,
                     sender,
                     text,
                     crate::time::now(),
                     MAIN_GROUP,
-                    answer
+                    answer,
+                    source
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -332,5 +384,54 @@ mod tests {
         assert!(!matches_trigger("@pincerbot hi", "@pincer"));
         assert!(!matches_trigger("@pin", "@pincer"));
         assert!(!matches_trigger("é@pincer", "@pincer"));
+    }
+
+    #[test]
+    fn a_message_from_a_source_is_stored_once_and_a_channel_keeps_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .add_group(
+                &pincer_core::group::GroupName::new("family").unwrap(),
+                "test:family",
+                Some("@pincer"),
+            )
+            .unwrap();
+        let first = store
+            .accept_message_from(Some("$event"), "test:family", "ann", "@pincer hi")
+            .unwrap();
+        assert!(first.is_some_and(|a| a.wakes));
+        assert!(store.has_source("$event").unwrap());
+        // Handed over again (the server's word, after a restart): not stored.
+        let again = store
+            .accept_message_from(Some("$event"), "test:family", "ann", "@pincer hi")
+            .unwrap();
+        assert_eq!(again, None);
+        assert_eq!(store.claim_batch("family").unwrap().len(), 1);
+        // Messages without a source never collide.
+        store.accept_message("test:family", "ann", "a").unwrap();
+        store.accept_message("test:family", "ann", "a").unwrap();
+        // An unregistered chat is refused whatever its source.
+        assert!(
+            store
+                .accept_message_from(Some("$other"), "test:nobody", "x", "y")
+                .is_err()
+        );
+        assert!(!store.has_source("$other").unwrap());
+
+        assert_eq!(store.channel_state("matrix:me:next_batch").unwrap(), None);
+        store
+            .set_channel_state("matrix:me:next_batch", "s1")
+            .unwrap();
+        store
+            .set_channel_state("matrix:me:next_batch", "s2")
+            .unwrap();
+        assert_eq!(
+            store
+                .channel_state("matrix:me:next_batch")
+                .unwrap()
+                .as_deref(),
+            Some("s2")
+        );
     }
 }

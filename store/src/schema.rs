@@ -175,4 +175,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         decided_at TEXT
     );
     CREATE INDEX access_requests_by_group ON access_requests (group_name, kind, what);",
+    // 11: where a channel's messages came from (a Matrix event id, an IMAP
+    // uid), so that one its server hands over again after a restart is
+    // stored once; and where each channel stopped reading (a sync token).
+    "ALTER TABLE messages ADD COLUMN source TEXT;
+    CREATE UNIQUE INDEX messages_by_source ON messages (source) WHERE source IS NOT NULL;
+    CREATE TABLE channel_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
 ];

@@ -216,16 +216,21 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
             Ok(Request::Ping) => json!({"event": "pong"}),
             Ok(Request::Status) => json!({"event": "status", "daemon": daemon.status()}),
             Ok(Request::Send { group, text }) => match daemon.store.group(&group) {
-                Ok(Some(found)) => match daemon.accept_message(&found.chat_id, "owner", &text) {
-                    Ok(accepted) => json!({
-                        "event": "accepted",
-                        "id": accepted.id,
-                        "group": group,
-                        "wakes": accepted.wakes,
-                        "trigger": found.trigger,
-                    }),
-                    Err(err) => json!({"event": "error", "error": err.to_string()}),
-                },
+                Ok(Some(found)) => {
+                    match daemon.accept_message(None, &found.chat_id, "owner", &text) {
+                        Ok(None) => {
+                            json!({"event": "error", "error": "the message was not stored"})
+                        }
+                        Ok(Some(accepted)) => json!({
+                            "event": "accepted",
+                            "id": accepted.id,
+                            "group": group,
+                            "wakes": accepted.wakes,
+                            "trigger": found.trigger,
+                        }),
+                        Err(err) => json!({"event": "error", "error": err.to_string()}),
+                    }
+                }
                 Ok(None) => json!({"event": "error", "error": format!("no group named {group}")}),
                 Err(err) => json!({"event": "error", "error": err.to_string()}),
             },

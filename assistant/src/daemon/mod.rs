@@ -411,7 +411,7 @@ impl Daemon {
             let mut delivered = true;
             for channel in owners {
                 if let Err(err) = channel
-                    .deliver(&message.chat_id, &message.sender, &message.text)
+                    .deliver_keyed(message.id, &message.chat_id, &message.sender, &message.text)
                     .await
                 {
                     tracing::warn!(
@@ -537,21 +537,33 @@ impl Daemon {
         Ok(Some(why))
     }
 
-    /// Stores an inbound message and wakes its group's worker if it should.
+    /// Stores an inbound message and wakes its group's worker if it should;
+    /// `None` when its `source` was stored before.
     fn accept_message(
         &self,
+        source: Option<&str>,
         chat_id: &str,
         sender: &str,
         text: &str,
-    ) -> Result<pincer_store::Accepted, ChannelError> {
-        if let Some(answered) = self.owner_command(chat_id, sender, text) {
-            return answered;
+    ) -> Result<Option<pincer_store::Accepted>, ChannelError> {
+        let failed = |err: pincer_store::StoreError| ChannelError(err.to_string());
+        // Before the owner's command runs, not only before it is stored: a
+        // command handed over again is not carried out again either.
+        if let Some(source) = source
+            && self.store.has_source(source).map_err(failed)?
+        {
+            return Ok(None);
+        }
+        if let Some(answered) = self.owner_command(source, chat_id, sender, text) {
+            return answered.map(Some);
         }
         let accepted = self
             .store
-            .accept_message(chat_id, sender, text)
-            .map_err(|err| ChannelError(err.to_string()))?;
-        if accepted.wakes {
+            .accept_message_from(source, chat_id, sender, text)
+            .map_err(failed)?;
+        if let Some(accepted) = &accepted
+            && accepted.wakes
+        {
             self.wake(&accepted.group);
         }
         Ok(accepted)
@@ -560,8 +572,33 @@ impl Daemon {
 
 impl Inbox for Daemon {
     fn accept(&self, chat_id: &str, sender: &str, text: &str) -> Result<i64, ChannelError> {
-        self.accept_message(chat_id, sender, text)
+        self.accept_message(None, chat_id, sender, text)?
             .map(|accepted| accepted.id)
+            .ok_or_else(|| ChannelError("a message without a source cannot repeat".into()))
+    }
+
+    fn accept_from(
+        &self,
+        source: &str,
+        chat_id: &str,
+        sender: &str,
+        text: &str,
+    ) -> Result<Option<i64>, ChannelError> {
+        Ok(self
+            .accept_message(Some(source), chat_id, sender, text)?
+            .map(|accepted| accepted.id))
+    }
+
+    fn state(&self, key: &str) -> Result<Option<String>, ChannelError> {
+        self.store
+            .channel_state(key)
+            .map_err(|err| ChannelError(err.to_string()))
+    }
+
+    fn save_state(&self, key: &str, value: &str) -> Result<(), ChannelError> {
+        self.store
+            .set_channel_state(key, value)
+            .map_err(|err| ChannelError(err.to_string()))
     }
 }
 

@@ -16,6 +16,7 @@ impl Daemon {
     /// when `text` is not one, or `chat_id` is not the main group's chat.
     pub(super) fn owner_command(
         &self,
+        source: Option<&str>,
         chat_id: &str,
         sender: &str,
         text: &str,
@@ -37,7 +38,7 @@ impl Daemon {
         tracing::info!(command = text, failed, "owner command in the main chat");
         let stored = self
             .store
-            .answer_owner_command(chat_id, sender, text, &reply)
+            .answer_owner_command(chat_id, sender, text, &reply, source)
             .map_err(|err| ChannelError(err.to_string()));
         Some(stored.map(|(id, reply_id)| {
             let _ = self.events.send(DaemonEvent::Reply {
