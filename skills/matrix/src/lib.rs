@@ -1,0 +1,372 @@
+//! The Matrix channel (skill `matrix`): the client-server API, as a bot
+//! account on the owner's homeserver, by `/sync` long polling.
+//!
+//! A room registered with `pincer groups add NAME --chat 'matrix:!id:server'`
+//! is that group; the owner's direct room with the bot is the main group
+//! (`MATRIX_OWNER_ROOM`, or the room of the owner's last direct-chat invite).
+//! The bot joins rooms only on the owner's invite; everything from rooms
+//! nobody registered is dropped, and its own messages never wake it.
+//!
+//! Nothing is lost or answered twice across a crash: each message is stored
+//! under its event id (once, whatever the server hands over again), and the
+//! sync token is saved only after the whole batch is stored. A reply is sent
+//! with its outbox id as the transaction id, which the server keeps, so a
+//! reply retried after a crash arrives once. Encrypted rooms are not read
+//! (the bot says so in the log): this first version serves unencrypted rooms.
+
+mod api;
+mod sync;
+
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use pincer_assistant::channel::MAIN_CHAT;
+use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
+use pincer_assistant::registry::Env;
+
+use api::{Api, SYNC_SECONDS, segment};
+use sync::{Batch, Reader};
+
+/// Bytes of one message's body: an event is at most 64 KiB of JSON, and an
+/// escaped control character takes six.
+const MAX_BODY_BYTES: usize = 8 * 1024;
+/// Events of a room one `/sync` carries: more, after a long stop, and the
+/// older ones are not read (a gap in the timeline).
+const TIMELINE_LIMIT: u32 = 100;
+
+/// Links the channel into a `pincer` build: the line `cargo xtask apply-skill
+/// matrix` writes in `pincer/src/skills.rs`. The channel runs only where
+/// `MATRIX_HOMESERVER` and `MATRIX_ACCESS_TOKEN` are set.
+pub fn register(registry: &mut pincer_assistant::Registry) {
+    registry.add_channel(MatrixChannel::from_env);
+}
+
+pub struct MatrixChannel {
+    api: Api,
+    owner: Option<String>,
+    /// The owner's direct room: from the setting, or learnt from an invite.
+    owner_room: Mutex<Option<String>>,
+    /// The bot's own user id, from the server (`whoami`).
+    me: OnceLock<String>,
+}
+
+impl MatrixChannel {
+    /// The channel, if `MATRIX_HOMESERVER` (a URL) and `MATRIX_ACCESS_TOKEN`
+    /// are set; `MATRIX_OWNER` is the owner's user id (whose invites the bot
+    /// accepts), `MATRIX_OWNER_ROOM` fixes the main room.
+    pub fn from_env(env: Env<'_>) -> Option<Arc<dyn Channel>> {
+        let homeserver = env("MATRIX_HOMESERVER").filter(|s| !s.trim().is_empty())?;
+        let token = env("MATRIX_ACCESS_TOKEN").filter(|s| !s.trim().is_empty())?;
+        let api = Api::new(homeserver.trim(), &token)
+            .map_err(|err| tracing::error!("{err}"))
+            .ok()?;
+        let setting = |name| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Some(Arc::new(Self {
+            api,
+            owner: setting("MATRIX_OWNER"),
+            owner_room: Mutex::new(setting("MATRIX_OWNER_ROOM")),
+            me: OnceLock::new(),
+        }))
+    }
+
+    fn owner_room(&self) -> Option<String> {
+        self.owner_room
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn key(&self, what: &str) -> String {
+        format!("matrix:{}:{what}", self.me.get().map_or("", String::as_str))
+    }
+
+    /// Learns who the bot is and where it stopped reading.
+    async fn start(&self, inbox: &Arc<dyn Inbox>) -> Result<Option<String>, ChannelError> {
+        if self.me.get().is_none() {
+            let whoami = self.api.call(Method::GET, "/account/whoami", None).await?;
+            let me = whoami["user_id"]
+                .as_str()
+                .ok_or_else(|| ChannelError("matrix: whoami named no user".into()))?;
+            let _ = self.me.set(me.to_owned());
+        }
+        let mut room = self
+            .owner_room
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if room.is_none() {
+            *room = inbox.state(&self.key("owner_room"))?;
+        }
+        drop(room);
+        inbox.state(&self.key("next_batch"))
+    }
+
+    async fn sync(&self, since: Option<&str>) -> Result<Value, ChannelError> {
+        let filter = json!({
+            "room": {
+                "timeline": {"limit": TIMELINE_LIMIT, "types": ["m.room.message", "m.room.encrypted", "m.room.member"]},
+                "state": {"types": ["m.room.member"], "lazy_load_members": true},
+                "ephemeral": {"not_types": ["*"]},
+                "account_data": {"not_types": ["*"]}
+            },
+            "presence": {"not_types": ["*"]},
+            "account_data": {"not_types": ["*"]}
+        });
+        let mut path = format!("/sync?filter={}", segment(&filter.to_string()));
+        match since {
+            Some(since) => path.push_str(&format!(
+                "&since={}&timeout={}",
+                segment(since),
+                SYNC_SECONDS * 1000
+            )),
+            None => path.push_str("&timeout=0"),
+        }
+        self.api.call(Method::GET, &path, None).await
+    }
+
+    /// Acts on one batch: joins the owner's invites, hands in the messages,
+    /// and only then saves the batch's token. A message the store could not
+    /// take stops the batch unsaved: the next sync hands it over again.
+    async fn take(
+        &self,
+        inbox: &Arc<dyn Inbox>,
+        batch: Batch,
+        first: bool,
+    ) -> Result<(), ChannelError> {
+        for invite in &batch.invites {
+            // A room that went away is not worth stopping for.
+            let path = format!("/join/{}", segment(&invite.room));
+            if let Err(err) = self.api.call(Method::POST, &path, Some(&json!({}))).await {
+                tracing::warn!("{err}");
+                continue;
+            }
+            tracing::info!(
+                room = invite.room,
+                direct = invite.direct,
+                "matrix: joined on the owner's invite"
+            );
+            if invite.direct {
+                inbox.save_state(&self.key("owner_room"), &invite.room)?;
+                *self
+                    .owner_room
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(invite.room.clone());
+            }
+        }
+        for room in &batch.encrypted {
+            tracing::warn!(
+                room,
+                "matrix: an encrypted message; this skill reads unencrypted rooms only"
+            );
+        }
+        // The first sync is the past: the bot answers what comes after it started.
+        if !first {
+            for message in &batch.messages {
+                self.hand_in(inbox, message).await?;
+            }
+        }
+        inbox.save_state(&self.key("next_batch"), &batch.next_batch)
+    }
+
+    async fn hand_in(
+        &self,
+        inbox: &Arc<dyn Inbox>,
+        message: &sync::Incoming,
+    ) -> Result<(), ChannelError> {
+        match inbox.accept_from(
+            &message.event,
+            &message.chat,
+            &message.sender,
+            &message.body,
+        ) {
+            Ok(Some(_)) => {
+                let me = self.me.get().map_or("", String::as_str);
+                let path = format!("/rooms/{}/typing/{}", segment(&message.room), segment(me));
+                if let Err(err) = self
+                    .api
+                    .call(
+                        Method::PUT,
+                        &path,
+                        Some(&json!({"typing": true, "timeout": 30_000})),
+                    )
+                    .await
+                {
+                    tracing::debug!("{err}");
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            // A room nobody registered: dropped, on purpose.
+            Err(err) if err.0.contains("not registered") => {
+                tracing::debug!("matrix: ignoring a message in {}: {err}", message.room);
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn session(&self, inbox: &Arc<dyn Inbox>) -> Result<(), ChannelError> {
+        let mut since = self.start(inbox).await?;
+        loop {
+            let answer = self.sync(since.as_deref()).await?;
+            let owner_room = self.owner_room();
+            let reader = Reader {
+                me: self.me.get().map_or("", String::as_str),
+                owner: self.owner.as_deref(),
+                owner_room: owner_room.as_deref(),
+            };
+            let batch = reader.read(&answer);
+            if batch.next_batch.is_empty() {
+                return Err(ChannelError("matrix: a sync without next_batch".into()));
+            }
+            let next = batch.next_batch.clone();
+            self.take(inbox, batch, since.is_none()).await?;
+            since = Some(next);
+        }
+    }
+
+    fn room_of(&self, chat_id: &str) -> Option<String> {
+        if chat_id == MAIN_CHAT {
+            return self.owner_room();
+        }
+        chat_id.strip_prefix("matrix:").map(str::to_owned)
+    }
+}
+
+impl Channel for MatrixChannel {
+    fn name(&self) -> &'static str {
+        "matrix"
+    }
+
+    fn owns(&self, chat_id: &str) -> bool {
+        chat_id.starts_with("matrix:") || (chat_id == MAIN_CHAT && self.owner_room().is_some())
+    }
+
+    fn run(&self, inbox: Arc<dyn Inbox>) -> BoxFuture<'_, Result<(), ChannelError>> {
+        Box::pin(async move {
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                if let Err(err) = self.session(&inbox).await {
+                    tracing::warn!("{err}; syncing again in {backoff:?}");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        })
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        chat_id: &'a str,
+        sender: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        // Without an outbox id, a transaction id of the moment: sent once per call.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Box::pin(async move {
+            self.send(&format!("pincer-t{now}"), chat_id, sender, text)
+                .await
+        })
+    }
+
+    fn deliver_keyed<'a>(
+        &'a self,
+        id: i64,
+        chat_id: &'a str,
+        sender: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(async move {
+            self.send(&format!("pincer-{id}"), chat_id, sender, text)
+                .await
+        })
+    }
+}
+
+impl MatrixChannel {
+    /// Sends `text` in parts, each under the transaction id `txn-N`: sent
+    /// again with the same ids, the server answers with the events it made
+    /// the first time and posts nothing new.
+    async fn send(
+        &self,
+        txn: &str,
+        chat_id: &str,
+        _sender: &str,
+        text: &str,
+    ) -> Result<(), ChannelError> {
+        let room = self
+            .room_of(chat_id)
+            .ok_or_else(|| ChannelError(format!("matrix: {chat_id} is not a Matrix room")))?;
+        for (n, part) in parts(text).into_iter().enumerate() {
+            let path = format!(
+                "/rooms/{}/send/m.room.message/{}",
+                segment(&room),
+                segment(&format!("{txn}-{n}"))
+            );
+            self.api
+                .call(
+                    Method::PUT,
+                    &path,
+                    Some(&json!({"msgtype": "m.text", "body": part})),
+                )
+                .await?;
+        }
+        if let Some(me) = self.me.get() {
+            let path = format!("/rooms/{}/typing/{}", segment(&room), segment(me));
+            let _ = self
+                .api
+                .call(Method::PUT, &path, Some(&json!({"typing": false})))
+                .await;
+        }
+        Ok(())
+    }
+}
+
+/// `text` cut at character boundaries into parts of at most
+/// [`MAX_BODY_BYTES`], preferring the last line break before the cut.
+fn parts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > MAX_BODY_BYTES {
+        let mut cut = MAX_BODY_BYTES;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if let Some(newline) = rest[..cut].rfind('\n').filter(|&at| at > 0) {
+            cut = newline + 1;
+        }
+        parts.push(&rest[..cut]);
+        rest = &rest[cut..];
+    }
+    if !rest.is_empty() || parts.is_empty() {
+        parts.push(rest);
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_answers_are_cut_at_lines_and_characters() {
+        assert_eq!(parts("short"), vec!["short"]);
+        let lines = format!("{}\n{}", "a".repeat(6000), "b".repeat(6000));
+        assert_eq!(parts(&lines), vec![&lines[..6001], &lines[6001..]]);
+        let wide = "é".repeat(MAX_BODY_BYTES);
+        let cut = parts(&wide);
+        assert!(
+            cut.iter()
+                .all(|p| p.len() <= MAX_BODY_BYTES && !p.is_empty())
+        );
+        assert_eq!(cut.concat(), wide);
+    }
+}
