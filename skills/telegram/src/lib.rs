@@ -4,7 +4,8 @@
 //! is that group; the owner's private chat with the bot (`TELEGRAM_OWNER_ID`)
 //! is the main group. Messages from chats nobody registered are dropped. An
 //! update is confirmed to Telegram (by the next `offset`) only after the
-//! daemon stored its message, so a crash loses none.
+//! daemon stored its message, so a crash loses none; it is stored under its
+//! update id, so one handed over again is not answered twice.
 //!
 //! A thin client of our own on hyper and rustls (the host's one TLS stack,
 //! rustls on ring) rather than a bot framework: three methods (`getUpdates`,
@@ -178,8 +179,13 @@ impl Channel for TelegramChannel {
                         } else {
                             format!("telegram:{chat}")
                         };
-                        match inbox.accept(&target, &sender, text) {
-                            Ok(_) => {
+                        // Under its update id: an update handed over again
+                        // (the offset not yet confirmed when the host stopped)
+                        // is neither stored nor answered twice.
+                        let source = format!("telegram:{id}");
+                        match inbox.accept_from(&source, &target, &sender, text) {
+                            Ok(None) => {}
+                            Ok(Some(_)) => {
                                 let _ = self
                                     .call(
                                         "sendChatAction",

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-/// A fake Bot API: hands out `updates` once, then long-polls empty; answers
+/// A fake Bot API: hands out `updates` twice, then long-polls empty; answers
 /// the first `sendMessage` with "429 Too Many Requests" (as the real API
 /// does when a bot sends too fast); records every call as (method, body).
 struct FakeTelegram {
@@ -26,7 +26,9 @@ impl FakeTelegram {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let calls = Arc::new(Mutex::new(Vec::new()));
-        let pending = Arc::new(Mutex::new(Some(updates)));
+        // Twice: the second as Telegram hands over updates whose offset was
+        // not confirmed (the host stopped before its next poll).
+        let pending = Arc::new(Mutex::new(vec![updates.clone(), updates]));
         let throttled = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let prefix = format!("/bot{token}/");
         let seen = Arc::clone(&calls);
@@ -86,7 +88,7 @@ impl FakeTelegram {
                             continue;
                         }
                         let result = match method {
-                            "getUpdates" => match pending.lock().unwrap().take() {
+                            "getUpdates" => match pending.lock().unwrap().pop() {
                                 Some(updates) => updates,
                                 None => {
                                     std::thread::sleep(Duration::from_millis(200));
