@@ -82,7 +82,10 @@ fn only_the_owners_touch_the_engine() {
     };
     for path in rust_files() {
         let name = relative(&path);
-        if name.starts_with("tests/") || name.starts_with("fuzz/") {
+        // Tests, a skill's among them, may open the database behind the
+        // store's back, as a crash or a tool would.
+        let a_skills_test = name.starts_with("skills/") && name.contains("/tests/");
+        if name.starts_with("tests/") || name.starts_with("fuzz/") || a_skills_test {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();

@@ -2,7 +2,7 @@
 //! rustls (the host's one TLS stack), with the access token as a bearer
 //! header. A rate-limited call (`M_LIMIT_EXCEEDED`) is waited out and made
 //! again: every call the channel makes is safe to repeat (a send carries
-//! its transaction id).
+//! its transaction id). A whole call, its answer read, is bounded in time.
 
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ pub(crate) const SYNC_SECONDS: u64 = 25;
 /// The largest answer read: a `/sync` of many busy rooms, not a flood.
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
 /// How often a rate-limited call is made again.
-const RETRIES: u32 = 5;
+const RETRIES: u32 = 3;
 
 pub(crate) struct Api {
     base: String,
@@ -63,24 +63,25 @@ impl Api {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ChannelError> {
+    ) -> Result<Value, CallError> {
         let what = format!("matrix {method} {}", path.split('?').next().unwrap_or(path));
         let mut attempts = 0;
         loop {
-            match self.call_once(&method, path, body).await {
+            let once = tokio::time::timeout(
+                Duration::from_secs(SYNC_SECONDS + 20),
+                self.call_once(&method, path, body),
+            )
+            .await
+            .unwrap_or_else(|_| Err("timed out".to_owned()));
+            match once {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err((refusal, Some(wait)))) if attempts < RETRIES => {
                     attempts += 1;
                     tracing::warn!("{what}: {}, waiting {wait:?}", refusal.error);
                     tokio::time::sleep(wait).await;
                 }
-                Ok(Err((refusal, _))) => {
-                    return Err(ChannelError(format!(
-                        "{what}: {} {}: {}",
-                        refusal.status, refusal.errcode, refusal.error
-                    )));
-                }
-                Err(err) => return Err(ChannelError(format!("{what}: {err}"))),
+                Ok(Err((refusal, _))) => return Err(CallError::Refused { what, refusal }),
+                Err(message) => return Err(CallError::Failed { what, message }),
             }
         }
     }
@@ -101,13 +102,11 @@ impl Api {
                 body.map(Value::to_string).unwrap_or_default(),
             )))
             .map_err(|err| err.to_string())?;
-        let response = tokio::time::timeout(
-            Duration::from_secs(SYNC_SECONDS + 20),
-            self.client.request(request),
-        )
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|err| err.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|err| err.to_string())?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
@@ -124,15 +123,58 @@ impl Api {
             errcode: answer["errcode"].as_str().unwrap_or("").to_owned(),
             error: answer["error"].as_str().unwrap_or("refused").to_owned(),
         };
+        // Waited out here, but briefly: a reply waiting longer holds up the
+        // outbox, which tries again anyway.
         let wait = (refusal.status == 429 || refusal.errcode == "M_LIMIT_EXCEEDED").then(|| {
             Duration::from_millis(
                 answer["retry_after_ms"]
                     .as_u64()
                     .unwrap_or(1000)
-                    .min(60_000),
+                    .min(10_000),
             )
         });
         Ok(Err((refusal, wait)))
+    }
+}
+
+/// A call that failed: refused by the server, or not answered.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    Refused { what: String, refusal: Refusal },
+    Failed { what: String, message: String },
+}
+
+impl CallError {
+    pub(crate) fn errcode(&self) -> Option<&str> {
+        match self {
+            Self::Refused { refusal, .. } => Some(&refusal.errcode),
+            Self::Failed { .. } => None,
+        }
+    }
+
+    /// The server said no for good (forbidden, no such room): trying
+    /// again changes nothing.
+    pub(crate) fn is_final(&self) -> bool {
+        matches!(self, Self::Refused { refusal, .. } if matches!(refusal.status, 400 | 403 | 404))
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused { what, refusal } => write!(
+                f,
+                "{what}: {} {}: {}",
+                refusal.status, refusal.errcode, refusal.error
+            ),
+            Self::Failed { what, message } => write!(f, "{what}: {message}"),
+        }
+    }
+}
+
+impl From<CallError> for ChannelError {
+    fn from(err: CallError) -> Self {
+        ChannelError(err.to_string())
     }
 }
 

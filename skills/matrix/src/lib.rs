@@ -3,18 +3,21 @@
 //!
 //! A room registered with `pincer groups add NAME --chat 'matrix:!id:server'`
 //! is that group; the owner's direct room with the bot is the main group
-//! (`MATRIX_OWNER_ROOM`, or the room of the owner's last direct-chat invite).
-//! The bot joins rooms only on the owner's invite; everything from rooms
+//! (`MATRIX_OWNER_ROOM`, or the room of the owner's last direct-chat invite
+//! where the owner and the bot are alone). The bot joins rooms only on the
+//! owner's invite, and stays only where the owner is; everything from rooms
 //! nobody registered is dropped, and its own messages never wake it.
 //!
 //! Nothing is lost or answered twice across a crash: each message is stored
 //! under its event id (once, whatever the server hands over again), and the
 //! sync token is saved only after the whole batch is stored. A reply is sent
-//! with its outbox id as the transaction id, which the server keeps, so a
-//! reply retried after a crash arrives once. Encrypted rooms are not read
+//! with its outbox id (after this database's own prefix) as the transaction
+//! id, which the server keeps for a day, so a reply retried after a crash
+//! arrives once. Encrypted rooms are not read
 //! (the bot says so in the log): this first version serves unencrypted rooms.
 
 mod api;
+mod rooms;
 mod sync;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -27,7 +30,8 @@ use pincer_assistant::channel::MAIN_CHAT;
 use pincer_assistant::channel::{BoxFuture, Channel, ChannelError, Inbox};
 use pincer_assistant::registry::Env;
 
-use api::{Api, SYNC_SECONDS, segment};
+use api::{Api, CallError, SYNC_SECONDS, segment};
+use rooms::Joined;
 use sync::{Batch, Reader};
 
 /// Bytes of one message's body: an event is at most 64 KiB of JSON, and an
@@ -47,10 +51,17 @@ pub fn register(registry: &mut pincer_assistant::Registry) {
 pub struct MatrixChannel {
     api: Api,
     owner: Option<String>,
-    /// The owner's direct room: from the setting, or learnt from an invite.
-    owner_room: Mutex<Option<String>>,
+    /// `MATRIX_OWNER_ROOM` was set: no invite replaces it.
+    fixed_room: bool,
+    /// The owner's direct room: `None` until `run` read the one it saved
+    /// (replies to main wait until then), `Some(None)` while there is none.
+    owner_room: Mutex<Option<Option<String>>>,
     /// The bot's own user id, from the server (`whoami`).
     me: OnceLock<String>,
+    /// What every transaction id starts with: this database's own, so that
+    /// the outbox ids of another installation with the same bot (which
+    /// start at 1 as well) are not taken for ours by the server.
+    txn_prefix: OnceLock<String>,
 }
 
 impl MatrixChannel {
@@ -68,26 +79,33 @@ impl MatrixChannel {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
+        let fixed = setting("MATRIX_OWNER_ROOM");
         Some(Arc::new(Self {
             api,
             owner: setting("MATRIX_OWNER"),
-            owner_room: Mutex::new(setting("MATRIX_OWNER_ROOM")),
+            fixed_room: fixed.is_some(),
+            owner_room: Mutex::new(fixed.map(Some)),
             me: OnceLock::new(),
+            txn_prefix: OnceLock::new(),
         }))
     }
 
-    fn owner_room(&self) -> Option<String> {
+    fn lock_room(&self) -> std::sync::MutexGuard<'_, Option<Option<String>>> {
         self.owner_room
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    }
+
+    fn me(&self) -> &str {
+        self.me.get().map_or("", String::as_str)
     }
 
     fn key(&self, what: &str) -> String {
-        format!("matrix:{}:{what}", self.me.get().map_or("", String::as_str))
+        format!("matrix:{}:{what}", self.me())
     }
 
-    /// Learns who the bot is and where it stopped reading.
+    /// Learns who the bot is, its owner's room, its transaction prefix and
+    /// where it stopped reading.
     async fn start(&self, inbox: &Arc<dyn Inbox>) -> Result<Option<String>, ChannelError> {
         if self.me.get().is_none() {
             let whoami = self.api.call(Method::GET, "/account/whoami", None).await?;
@@ -96,18 +114,26 @@ impl MatrixChannel {
                 .ok_or_else(|| ChannelError("matrix: whoami named no user".into()))?;
             let _ = self.me.set(me.to_owned());
         }
-        let mut room = self
-            .owner_room
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if room.is_none() {
-            *room = inbox.state(&self.key("owner_room"))?;
+        if self.lock_room().is_none() {
+            let saved = inbox.state(&self.key("owner_room"))?;
+            *self.lock_room() = Some(saved);
         }
-        drop(room);
+        if self.txn_prefix.get().is_none() {
+            let key = self.key("txn_prefix");
+            let prefix = match inbox.state(&key)? {
+                Some(prefix) => prefix,
+                None => {
+                    let prefix = fresh_prefix();
+                    inbox.save_state(&key, &prefix)?;
+                    prefix
+                }
+            };
+            let _ = self.txn_prefix.set(prefix);
+        }
         inbox.state(&self.key("next_batch"))
     }
 
-    async fn sync(&self, since: Option<&str>) -> Result<Value, ChannelError> {
+    async fn sync(&self, since: Option<&str>) -> Result<Value, CallError> {
         let filter = json!({
             "room": {
                 "timeline": {"limit": TIMELINE_LIMIT, "types": ["m.room.message", "m.room.encrypted", "m.room.member"]},
@@ -130,9 +156,10 @@ impl MatrixChannel {
         self.api.call(Method::GET, &path, None).await
     }
 
-    /// Acts on one batch: joins the owner's invites, hands in the messages,
-    /// and only then saves the batch's token. A message the store could not
-    /// take stops the batch unsaved: the next sync hands it over again.
+    /// Acts on one batch: joins the owner's invites and declines the rest,
+    /// hands in the messages, and only then saves the batch's token. A join
+    /// or a message that failed for now stops the batch unsaved: the next
+    /// sync hands it over again, and what was stored is not stored twice.
     async fn take(
         &self,
         inbox: &Arc<dyn Inbox>,
@@ -140,29 +167,32 @@ impl MatrixChannel {
         first: bool,
     ) -> Result<(), ChannelError> {
         for invite in &batch.invites {
-            // A room that went away is not worth stopping for.
-            let path = format!("/join/{}", segment(&invite.room));
-            if let Err(err) = self.api.call(Method::POST, &path, Some(&json!({}))).await {
-                tracing::warn!("{err}");
+            let Some(owner) = self.owner.as_deref() else {
                 continue;
-            }
+            };
+            let joined = rooms::join(&self.api, invite, self.me(), owner).await?;
             tracing::info!(
                 room = invite.room,
-                direct = invite.direct,
-                "matrix: joined on the owner's invite"
+                "matrix: on the owner's invite: {joined:?}"
             );
-            if invite.direct {
+            if joined == Joined::Direct && !self.fixed_room {
                 inbox.save_state(&self.key("owner_room"), &invite.room)?;
-                *self
-                    .owner_room
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(invite.room.clone());
+                *self.lock_room() = Some(Some(invite.room.clone()));
             }
+        }
+        for room in &batch.declined {
+            rooms::leave(&self.api, room).await;
         }
         for room in &batch.encrypted {
             tracing::warn!(
                 room,
                 "matrix: an encrypted message; this skill reads unencrypted rooms only"
+            );
+        }
+        for room in &batch.gaps {
+            tracing::warn!(
+                room,
+                "matrix: more news than one sync carries; the oldest of it is not read"
             );
         }
         // The first sync is the past: the bot answers what comes after it started.
@@ -179,24 +209,16 @@ impl MatrixChannel {
         inbox: &Arc<dyn Inbox>,
         message: &sync::Incoming,
     ) -> Result<(), ChannelError> {
-        match inbox.accept_from(
-            &message.event,
-            &message.chat,
-            &message.sender,
-            &message.body,
-        ) {
+        let source = format!("matrix:{}", message.event);
+        match inbox.accept_from(&source, &message.chat, &message.sender, &message.body) {
             Ok(Some(_)) => {
-                let me = self.me.get().map_or("", String::as_str);
-                let path = format!("/rooms/{}/typing/{}", segment(&message.room), segment(me));
-                if let Err(err) = self
-                    .api
-                    .call(
-                        Method::PUT,
-                        &path,
-                        Some(&json!({"typing": true, "timeout": 30_000})),
-                    )
-                    .await
-                {
+                let path = format!(
+                    "/rooms/{}/typing/{}",
+                    segment(&message.room),
+                    segment(self.me())
+                );
+                let typing = json!({"typing": true, "timeout": 30_000});
+                if let Err(err) = self.api.call(Method::PUT, &path, Some(&typing)).await {
                     tracing::debug!("{err}");
                 }
                 Ok(())
@@ -211,13 +233,32 @@ impl MatrixChannel {
         }
     }
 
-    async fn session(&self, inbox: &Arc<dyn Inbox>) -> Result<(), ChannelError> {
+    async fn session(
+        &self,
+        inbox: &Arc<dyn Inbox>,
+        backoff: &mut Duration,
+    ) -> Result<(), ChannelError> {
         let mut since = self.start(inbox).await?;
         loop {
-            let answer = self.sync(since.as_deref()).await?;
-            let owner_room = self.owner_room();
+            let answer = match self.sync(since.as_deref()).await {
+                Ok(answer) => answer,
+                Err(err) if since.is_some() && err.errcode() == Some("M_UNKNOWN_POS") => {
+                    tracing::warn!(
+                        "{err}: the server forgot where the bot was; reading on from now"
+                    );
+                    since = None;
+                    continue;
+                }
+                Err(err) if err.errcode() == Some("M_UNKNOWN_TOKEN") => {
+                    tracing::error!("{err}: MATRIX_ACCESS_TOKEN is not (or no longer) valid");
+                    return Err(err.into());
+                }
+                Err(err) => return Err(err.into()),
+            };
+            *backoff = Duration::from_secs(1);
+            let owner_room = self.lock_room().clone().flatten();
             let reader = Reader {
-                me: self.me.get().map_or("", String::as_str),
+                me: self.me(),
                 owner: self.owner.as_deref(),
                 owner_room: owner_room.as_deref(),
             };
@@ -231,11 +272,50 @@ impl MatrixChannel {
         }
     }
 
-    fn room_of(&self, chat_id: &str) -> Option<String> {
+    /// The room of `chat_id`: `None` for main while the owner has no direct
+    /// room with the bot; an error while the saved one is not read yet.
+    fn room_of(&self, chat_id: &str) -> Result<Option<String>, ChannelError> {
         if chat_id == MAIN_CHAT {
-            return self.owner_room();
+            return self
+                .lock_room()
+                .clone()
+                .ok_or_else(|| ChannelError("matrix: not connected yet".into()));
         }
-        chat_id.strip_prefix("matrix:").map(str::to_owned)
+        chat_id
+            .strip_prefix("matrix:")
+            .map(|room| Some(room.to_owned()))
+            .ok_or_else(|| ChannelError(format!("matrix: {chat_id} is not a Matrix room")))
+    }
+
+    /// Sends `text` in parts, each under the transaction id `txn-N`: sent
+    /// again with the same ids, the server answers with the events it made
+    /// the first time and posts nothing new.
+    async fn send(&self, txn: &str, chat_id: &str, text: &str) -> Result<(), ChannelError> {
+        let Some(room) = self.room_of(chat_id)? else {
+            tracing::warn!(
+                "matrix: no direct room with the owner yet: main's reply is not sent on Matrix"
+            );
+            return Ok(());
+        };
+        let prefix = self
+            .txn_prefix
+            .get()
+            .ok_or_else(|| ChannelError("matrix: not connected yet".into()))?;
+        for (n, part) in parts(text).into_iter().enumerate() {
+            let path = format!(
+                "/rooms/{}/send/m.room.message/{}",
+                segment(&room),
+                segment(&format!("{prefix}-{txn}-{n}"))
+            );
+            let body = json!({"msgtype": "m.text", "body": part});
+            self.api.call(Method::PUT, &path, Some(&body)).await?;
+        }
+        let path = format!("/rooms/{}/typing/{}", segment(&room), segment(self.me()));
+        let _ = self
+            .api
+            .call(Method::PUT, &path, Some(&json!({"typing": false})))
+            .await;
+        Ok(())
     }
 }
 
@@ -245,14 +325,15 @@ impl Channel for MatrixChannel {
     }
 
     fn owns(&self, chat_id: &str) -> bool {
-        chat_id.starts_with("matrix:") || (chat_id == MAIN_CHAT && self.owner_room().is_some())
+        chat_id.starts_with("matrix:")
+            || (chat_id == MAIN_CHAT && (self.owner.is_some() || self.fixed_room))
     }
 
     fn run(&self, inbox: Arc<dyn Inbox>) -> BoxFuture<'_, Result<(), ChannelError>> {
         Box::pin(async move {
             let mut backoff = Duration::from_secs(1);
             loop {
-                if let Err(err) = self.session(&inbox).await {
+                if let Err(err) = self.session(&inbox, &mut backoff).await {
                     tracing::warn!("{err}; syncing again in {backoff:?}");
                 }
                 tokio::time::sleep(backoff).await;
@@ -264,70 +345,33 @@ impl Channel for MatrixChannel {
     fn deliver<'a>(
         &'a self,
         chat_id: &'a str,
-        sender: &'a str,
+        _sender: &'a str,
         text: &'a str,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
         // Without an outbox id, a transaction id of the moment: sent once per call.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        Box::pin(async move {
-            self.send(&format!("pincer-t{now}"), chat_id, sender, text)
-                .await
-        })
+        Box::pin(async move { self.send(&format!("t{now}"), chat_id, text).await })
     }
 
     fn deliver_keyed<'a>(
         &'a self,
         id: i64,
         chat_id: &'a str,
-        sender: &'a str,
+        _sender: &'a str,
         text: &'a str,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
-        Box::pin(async move {
-            self.send(&format!("pincer-{id}"), chat_id, sender, text)
-                .await
-        })
+        Box::pin(async move { self.send(&id.to_string(), chat_id, text).await })
     }
 }
 
-impl MatrixChannel {
-    /// Sends `text` in parts, each under the transaction id `txn-N`: sent
-    /// again with the same ids, the server answers with the events it made
-    /// the first time and posts nothing new.
-    async fn send(
-        &self,
-        txn: &str,
-        chat_id: &str,
-        _sender: &str,
-        text: &str,
-    ) -> Result<(), ChannelError> {
-        let room = self
-            .room_of(chat_id)
-            .ok_or_else(|| ChannelError(format!("matrix: {chat_id} is not a Matrix room")))?;
-        for (n, part) in parts(text).into_iter().enumerate() {
-            let path = format!(
-                "/rooms/{}/send/m.room.message/{}",
-                segment(&room),
-                segment(&format!("{txn}-{n}"))
-            );
-            self.api
-                .call(
-                    Method::PUT,
-                    &path,
-                    Some(&json!({"msgtype": "m.text", "body": part})),
-                )
-                .await?;
-        }
-        if let Some(me) = self.me.get() {
-            let path = format!("/rooms/{}/typing/{}", segment(&room), segment(me));
-            let _ = self
-                .api
-                .call(Method::PUT, &path, Some(&json!({"typing": false})))
-                .await;
-        }
-        Ok(())
-    }
+/// A prefix no other database has: the time and the process, in hex.
+fn fresh_prefix() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("pincer{now:x}{:x}", std::process::id())
 }
 
 /// `text` cut at character boundaries into parts of at most

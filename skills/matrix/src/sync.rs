@@ -31,8 +31,13 @@ pub(crate) struct Batch {
     pub(crate) next_batch: String,
     pub(crate) messages: Vec<Incoming>,
     pub(crate) invites: Vec<Invite>,
-    /// Registered-or-not rooms that sent encrypted events this skill cannot read.
+    /// Invites from anyone but the owner: declined, so that they do not
+    /// pile up in every sync.
+    pub(crate) declined: Vec<String>,
+    /// Rooms that sent encrypted events this skill cannot read.
     pub(crate) encrypted: Vec<String>,
+    /// Rooms whose timeline had more news than one sync carries.
+    pub(crate) gaps: Vec<String>,
 }
 
 /// Who the channel is and whom it serves.
@@ -53,30 +58,51 @@ impl Reader<'_> {
         };
         if let Some(joined) = answer["rooms"]["join"].as_object() {
             for (room, state) in joined {
+                if state["timeline"]["limited"] == true {
+                    batch.gaps.push(room.clone());
+                }
+                let mut invited_at = None;
                 for event in state["timeline"]["events"].as_array().into_iter().flatten() {
-                    self.read_event(room, event, &mut batch);
+                    self.read_event(room, event, &mut invited_at, &mut batch);
                 }
             }
         }
         if let Some(invited) = answer["rooms"]["invite"].as_object() {
             for (room, state) in invited {
-                if let Some(invite) = self.read_invite(room, state) {
-                    batch.invites.push(invite);
+                match self.read_invite(room, state) {
+                    Some(invite) => batch.invites.push(invite),
+                    None => batch.declined.push(room.clone()),
                 }
             }
         }
         batch
     }
 
-    fn read_event(&self, room: &str, event: &Value, batch: &mut Batch) {
-        // The bot's own join: what the room said before it is history the
-        // server shows a newcomer, not messages for the bot.
-        if event["type"] == "m.room.member"
-            && event["state_key"] == self.me
-            && event["content"]["membership"] == "join"
-            && event["unsigned"]["prev_content"]["membership"] != "join"
-        {
-            batch.messages.retain(|m| m.room != room);
+    /// `invited_at`: how many of the batch's messages there were when the
+    /// bot was invited to `room` in this timeline.
+    fn read_event(
+        &self,
+        room: &str,
+        event: &Value,
+        invited_at: &mut Option<usize>,
+        batch: &mut Batch,
+    ) {
+        if event["type"] == "m.room.member" && event["state_key"] == self.me {
+            let membership = &event["content"]["membership"];
+            if membership == "invite" {
+                *invited_at = Some(batch.messages.len());
+            }
+            // The bot's own join: what the room said before it was invited
+            // is history the server shows a newcomer, not messages for it
+            // (what was said between the invite and the join is for it).
+            if membership == "join" && event["unsigned"]["prev_content"]["membership"] != "join" {
+                let cut = invited_at.unwrap_or(batch.messages.len());
+                let mut position = 0;
+                batch.messages.retain(|m| {
+                    position += 1;
+                    m.room != room || position > cut
+                });
+            }
             return;
         }
         let sender = event["sender"].as_str().unwrap_or_default();
@@ -89,7 +115,11 @@ impl Reader<'_> {
             }
             return;
         }
-        if event["type"] != "m.room.message" || event["content"]["msgtype"] != "m.text" {
+        // Edits ("* new words") are not new messages.
+        if event["type"] != "m.room.message"
+            || event["content"]["msgtype"] != "m.text"
+            || event["content"]["m.relates_to"]["rel_type"] == "m.replace"
+        {
             return;
         }
         let (Some(id), Some(body)) = (
@@ -115,13 +145,15 @@ impl Reader<'_> {
         });
     }
 
-    /// The invite of the bot in `state`, if the owner sent it. The sender of
-    /// an invite is the server's word, not the inviter's: it cannot be forged
-    /// by a third user.
+    /// The invite of the bot in `state`, if it names the owner as its
+    /// sender. The server appends the invite itself last; what comes before
+    /// it is the inviting server's word, so the last one counts. Even that is
+    /// only a claim (another homeserver may say anything): the channel joins,
+    /// then checks that the owner is in the room, and leaves if not.
     fn read_invite(&self, room: &str, state: &Value) -> Option<Invite> {
         let owner = self.owner?;
         let events = state["invite_state"]["events"].as_array()?;
-        let invite = events.iter().find(|e| {
+        let invite = events.iter().rev().find(|e| {
             e["type"] == "m.room.member"
                 && e["state_key"] == self.me
                 && e["content"]["membership"] == "invite"
@@ -162,8 +194,14 @@ mod tests {
                  "content": {"msgtype": "m.notice", "body": "a bot's notice"}},
                 {"type": "m.room.encrypted", "event_id": "$4", "sender": "@alice:hs", "content": {}}
             ]}},
-            "!dm:hs": {"timeline": {"events": [
+            "!dm:hs": {"timeline": {"limited": true, "events": [
                 message("$0", "@owner:hs", "said before the bot came"),
+                {"type": "m.room.member", "state_key": "@pincer:hs", "sender": "@owner:hs",
+                 "event_id": "$i", "content": {"membership": "invite", "is_direct": true}},
+                message("$00", "@owner:hs", "said between the invite and the join"),
+                {"type": "m.room.message", "event_id": "$e", "sender": "@owner:hs",
+                 "content": {"msgtype": "m.text", "body": "* hello, edited",
+                             "m.relates_to": {"rel_type": "m.replace", "event_id": "$00"}}},
                 {"type": "m.room.member", "state_key": "@pincer:hs", "sender": "@pincer:hs",
                  "event_id": "$j", "content": {"membership": "join"}},
                 message("$5", "@owner:hs", "hello"),
@@ -180,7 +218,15 @@ mod tests {
             .iter()
             .map(|m| (m.event.as_str(), m.chat.as_str()))
             .collect();
-        assert_eq!(got, vec![("$5", MAIN_CHAT), ("$1", "matrix:!family:hs")]);
+        assert_eq!(
+            got,
+            vec![
+                ("$00", MAIN_CHAT),
+                ("$5", MAIN_CHAT),
+                ("$1", "matrix:!family:hs")
+            ]
+        );
+        assert_eq!(batch.gaps, vec!["!dm:hs".to_owned()]);
         assert_eq!(batch.encrypted, vec!["!family:hs".to_owned()]);
     }
 
@@ -194,6 +240,9 @@ mod tests {
         let invite = |sender: &str, direct: bool| {
             json!({"invite_state": {"events": [
                 {"type": "m.room.create", "state_key": "", "sender": sender, "content": {}},
+                // What another server may put first: only the last counts.
+                {"type": "m.room.member", "state_key": "@pincer:hs", "sender": "@owner:hs",
+                 "content": {"membership": "invite", "is_direct": true}},
                 {"type": "m.room.member", "state_key": "@pincer:hs", "sender": sender,
                  "content": {"membership": "invite", "is_direct": direct}}
             ]}})
@@ -203,7 +252,9 @@ mod tests {
             "!b:hs": invite("@mallory:hs", true),
             "!c:hs": invite("@owner:hs", false)
         }}});
-        let mut invites = reader.read(&answer).invites;
+        let batch = reader.read(&answer);
+        assert_eq!(batch.declined, vec!["!b:hs".to_owned()]);
+        let mut invites = batch.invites;
         invites.sort_by(|a, b| a.room.cmp(&b.room));
         assert_eq!(
             invites,

@@ -147,6 +147,10 @@ impl Person {
         answer["room_id"].as_str().unwrap().to_owned()
     }
 
+    fn invite(&mut self, room: &str, user: &str) {
+        self.ask(json!({"op": "invite", "room": room, "user": user}));
+    }
+
     fn join(&mut self, room: &str) {
         self.ask(json!({"op": "join", "room": room}));
     }
@@ -243,11 +247,14 @@ fn registered_rooms_and_the_owners_direct_room_are_answered_and_nothing_else() {
         Person::new(&server, &server.register("alice")),
         Person::new(&server, &server.register("mallory")),
     );
-    let family = owner.create_room("Family", &[BOT, "@alice:localhost"], false);
+    let family = owner.create_room("Family", &["@alice:localhost"], false);
     alice.join(&family);
-    // Said before the bot is in the room: history, not a message for it.
+    // Said before the bot is invited: history, not a message for it.
     alice.send(&family, "@pincer said before you came");
+    owner.invite(&family, BOT);
+    // The owner writes at once, before the bot has even joined: for it.
     let direct = owner.create_room("", &[BOT], true);
+    owner.send(&direct, "hello from my phone");
     let random = owner.create_room("Random", &[BOT, "@alice:localhost"], false);
     alice.join(&random);
     let strangers = mallory.create_room("Strangers", &[BOT], false);
@@ -270,7 +277,6 @@ fn registered_rooms_and_the_owners_direct_room_are_answered_and_nothing_else() {
     alice.send(&family, "@pincer what's for dinner?");
     alice.send(&random, "@pincer a room nobody registered");
     mallory.send(&strangers, "@pincer let me in");
-    owner.send(&direct, "hello from my phone");
     alice.wait_for_bot(&family, "what's for dinner");
     owner.wait_for_bot(&direct, "hello from my phone");
     // Time for a reply that should not come (the bot's own answers, the rest).

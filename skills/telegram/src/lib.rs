@@ -5,7 +5,7 @@
 //! is the main group. Messages from chats nobody registered are dropped. An
 //! update is confirmed to Telegram (by the next `offset`) only after the
 //! daemon stored its message, so a crash loses none; it is stored under its
-//! update id, so one handed over again is not answered twice.
+//! chat and message id, so one handed over again is not answered twice.
 //!
 //! A thin client of our own on hyper and rustls (the host's one TLS stack,
 //! rustls on ring) rather than a bot framework: three methods (`getUpdates`,
@@ -179,12 +179,24 @@ impl Channel for TelegramChannel {
                         } else {
                             format!("telegram:{chat}")
                         };
-                        // Under its update id: an update handed over again
-                        // (the offset not yet confirmed when the host stopped)
-                        // is neither stored nor answered twice.
-                        let source = format!("telegram:{id}");
-                        match inbox.accept_from(&source, &target, &sender, text) {
-                            Ok(None) => {}
+                        // Under its chat and message id (update ids start
+                        // over at random after a quiet week): a message
+                        // handed over again (the offset not yet confirmed
+                        // when the host stopped) is neither stored nor
+                        // answered twice.
+                        let accepted = match message["message_id"].as_i64() {
+                            Some(number) => inbox.accept_from(
+                                &format!("telegram:{chat}:{number}"),
+                                &target,
+                                &sender,
+                                text,
+                            ),
+                            None => inbox.accept(&target, &sender, text).map(Some),
+                        };
+                        match accepted {
+                            Ok(None) => tracing::debug!(
+                                "telegram: a message from chat {chat} handed over again"
+                            ),
                             Ok(Some(_)) => {
                                 let _ = self
                                     .call(
