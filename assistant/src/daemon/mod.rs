@@ -21,6 +21,7 @@
 mod activity;
 mod batch;
 mod control;
+mod outbox;
 mod owner;
 mod status;
 
@@ -119,6 +120,7 @@ pub struct Daemon {
     /// One delivery pass at a time: two passes reading the same undelivered
     /// row would send it twice.
     delivering: tokio::sync::Mutex<()>,
+    retries: outbox::Retries,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -165,6 +167,7 @@ impl Daemon {
             workers: Mutex::new(JoinSet::new()),
             clock,
             delivering: tokio::sync::Mutex::new(()),
+            retries: outbox::Retries::default(),
         })
     }
 
@@ -384,57 +387,6 @@ impl Daemon {
                 group,
                 "cannot store the reply (the batch will run again): {err}"
             ),
-        }
-    }
-
-    async fn deliver_pending(&self) {
-        let _one_at_a_time = self.delivering.lock().await;
-        let pending = match self.store.undelivered() {
-            Ok(pending) => pending,
-            Err(err) => {
-                tracing::error!("cannot read the outbox: {err}");
-                return;
-            }
-        };
-        for message in pending {
-            // Every channel that owns the chat gets it (the owner's main chat
-            // can live in the terminal and in a chat app at once). It counts
-            // as delivered when all of them took it; a failure retries all.
-            let owners: Vec<&Arc<dyn Channel>> = self
-                .channels
-                .iter()
-                .filter(|c| c.owns(&message.chat_id))
-                .collect();
-            if owners.is_empty() {
-                continue;
-            }
-            let mut delivered = true;
-            for channel in owners {
-                if let Err(err) = channel
-                    .deliver_keyed(message.id, &message.chat_id, &message.sender, &message.text)
-                    .await
-                {
-                    tracing::warn!(
-                        chat = message.chat_id,
-                        channel = channel.name(),
-                        "delivery failed, will retry: {err}"
-                    );
-                    delivered = false;
-                }
-            }
-            if !delivered {
-                continue;
-            }
-            if let Err(err) = self.store.mark_delivered(message.id) {
-                tracing::error!("cannot mark message {} delivered: {err}", message.id);
-                continue;
-            }
-            let _ = self.events.send(DaemonEvent::Delivered {
-                chat: message.chat_id,
-                id: message.id,
-                sender: message.sender,
-                text: message.text,
-            });
         }
     }
 
