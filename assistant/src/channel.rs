@@ -60,27 +60,16 @@ pub trait Channel: Send + Sync {
     /// Receives messages until the daemon stops (the future is dropped then).
     fn run(&self, inbox: std::sync::Arc<dyn Inbox>) -> BoxFuture<'_, Result<(), ChannelError>>;
 
-    /// Delivers a reply. An error leaves it undelivered, to be tried again.
+    /// Delivers the outbox's message `id`. An error leaves it undelivered,
+    /// to be tried again. `id` is the same on every try, across restarts, so
+    /// a channel whose server takes an idempotency key (Matrix's transaction
+    /// id) passes it, and a reply retried after a crash between sending and
+    /// marking it sent arrives once.
     fn deliver<'a>(
-        &'a self,
-        chat_id: &'a str,
-        sender: &'a str,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<(), ChannelError>>;
-
-    /// Delivers the outbox's message `id`: the daemon's call. `id` is the
-    /// same on every retry, across restarts, so a channel whose server
-    /// takes an idempotency key (Matrix's transaction id) passes it, and a
-    /// reply retried after a crash between sending and marking it sent
-    /// arrives once. Others deliver as [`deliver`](Self::deliver).
-    fn deliver_keyed<'a>(
         &'a self,
         id: i64,
         chat_id: &'a str,
         sender: &'a str,
         text: &'a str,
-    ) -> BoxFuture<'a, Result<(), ChannelError>> {
-        let _ = id;
-        self.deliver(chat_id, sender, text)
-    }
+    ) -> BoxFuture<'a, Result<(), ChannelError>>;
 }

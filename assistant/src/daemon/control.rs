@@ -98,6 +98,7 @@ impl Channel for LocalChannel {
 
     fn deliver<'a>(
         &'a self,
+        _id: i64,
         _chat_id: &'a str,
         _sender: &'a str,
         _text: &'a str,

@@ -93,7 +93,7 @@ impl Daemon {
                     continue;
                 }
                 match channel
-                    .deliver_keyed(id, &message.chat_id, &message.sender, &message.text)
+                    .deliver(id, &message.chat_id, &message.sender, &message.text)
                     .await
                 {
                     Ok(()) => self.retries.took(id, channel.name()),

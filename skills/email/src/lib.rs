@@ -313,7 +313,7 @@ impl EmailChannel {
         Err(ChannelError("email: the channel has not started".into()))
     }
 
-    async fn send(&self, id: Option<i64>, chat_id: &str, text: &str) -> Result<(), ChannelError> {
+    async fn send(&self, id: i64, chat_id: &str, text: &str) -> Result<(), ChannelError> {
         let target = route::target_of(chat_id)
             .ok_or_else(|| ChannelError(format!("email: {chat_id} is not an email chat")))?;
         let thread = self.thread_of(chat_id).await?;
@@ -341,8 +341,7 @@ impl EmailChannel {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let message_id = format!(
-            "pincer-{}-{nanos:x}@{}",
-            id.unwrap_or(0),
+            "pincer-{id}-{nanos:x}@{}",
             route::domain_of(&self.settings.address).unwrap_or_else(|| "pincer.invalid".into())
         );
         let data = message::compose(
@@ -402,20 +401,11 @@ impl Channel for EmailChannel {
 
     fn deliver<'a>(
         &'a self,
-        chat_id: &'a str,
-        _sender: &'a str,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<(), ChannelError>> {
-        Box::pin(self.send(None, chat_id, text))
-    }
-
-    fn deliver_keyed<'a>(
-        &'a self,
         id: i64,
         chat_id: &'a str,
         _sender: &'a str,
         text: &'a str,
     ) -> BoxFuture<'a, Result<(), ChannelError>> {
-        Box::pin(self.send(Some(id), chat_id, text))
+        Box::pin(self.send(id, chat_id, text))
     }
 }

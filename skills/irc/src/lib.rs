@@ -177,6 +177,7 @@ impl Channel for IrcChannel {
 
     fn deliver<'a>(
         &'a self,
+        _id: i64,
         chat_id: &'a str,
         _sender: &'a str,
         text: &'a str,

@@ -344,19 +344,6 @@ impl Channel for MatrixChannel {
 
     fn deliver<'a>(
         &'a self,
-        chat_id: &'a str,
-        _sender: &'a str,
-        text: &'a str,
-    ) -> BoxFuture<'a, Result<(), ChannelError>> {
-        // Without an outbox id, a transaction id of the moment: sent once per call.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        Box::pin(async move { self.send(&format!("t{now}"), chat_id, text).await })
-    }
-
-    fn deliver_keyed<'a>(
-        &'a self,
         id: i64,
         chat_id: &'a str,
         _sender: &'a str,

@@ -219,6 +219,7 @@ impl Channel for TelegramChannel {
 
     fn deliver<'a>(
         &'a self,
+        _id: i64,
         chat_id: &'a str,
         _sender: &'a str,
         text: &'a str,
